@@ -1,0 +1,60 @@
+"""memflow: a memory far larger than any context window.
+
+Chunk and encode whole corpora into a FAISS + SQL store, keep a recurrent summary state per document, and
+answer questions with an attention decoder over the retrieved memory, through YAML plugin pipelines.
+"""
+
+from memflow.components.base import Component, Problem, RunContext, Socket
+from memflow.errors import (
+    InputError,
+    MemflowError,
+    MissingDependencyError,
+    ModelMismatchError,
+    PipelineError,
+    StoreError,
+    StoreLockedError,
+)
+from memflow.memory import IngestReport, Memory
+from memflow.pipeline import Pipeline
+from memflow.types import (
+    Answer,
+    Chunk,
+    Citation,
+    Document,
+    Evidence,
+    Hit,
+    Section,
+    Sentence,
+    SummarySlot,
+    SummaryState,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Memory",
+    "IngestReport",
+    "Pipeline",
+    "Component",
+    "Socket",
+    "RunContext",
+    "Problem",
+    "Document",
+    "Section",
+    "Sentence",
+    "Chunk",
+    "Hit",
+    "Citation",
+    "Evidence",
+    "Answer",
+    "SummarySlot",
+    "SummaryState",
+    "MemflowError",
+    "PipelineError",
+    "InputError",
+    "StoreError",
+    "ModelMismatchError",
+    "StoreLockedError",
+    "MissingDependencyError",
+    "__version__",
+]

@@ -1,0 +1,93 @@
+"""What every command shares: store options, opening a Memory, and printing errors as one line."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from memflow.errors import MemflowError
+from memflow.memory import Memory
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_STORE = "./storage"
+
+
+def store_options(func: F) -> F:
+    """--store/--db/--trust on every command that opens a store (a group option would have to come
+    before the command name, which nobody remembers)."""
+    func = click.option("--trust", "trusted", multiple=True, metavar="MODULE",
+                        help="Allow pipeline types given as dotted paths under MODULE (repeatable).")(func)
+    func = click.option("--db", "url", envvar="MEMFLOW_DB", metavar="URL",
+                        help="SQLAlchemy URL of the SQL store (default: SQLite in the store directory).")(func)
+    func = click.option("--store", "store", envvar="MEMFLOW_STORE", default=DEFAULT_STORE, show_default=True,
+                        type=click.Path(file_okay=False, path_type=Path),
+                        help="Store directory (or MEMFLOW_STORE).")(func)
+    return func
+
+
+def open_memory(store: Path, url: str | None, trusted: tuple[str, ...], **pipelines: Path | None) -> Memory:
+    return Memory(store, url=url, trusted_modules=trusted,
+                  ingest_pipeline=pipelines.get("ingest_pipeline"), ask_pipeline=pipelines.get("ask_pipeline"))
+
+
+def user_errors(func: F) -> F:
+    """MemflowError → its one-line message on stderr and exit status 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except MemflowError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def to_jsonable(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {k: to_jsonable(v) for k, v in asdict(value).items()}
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if hasattr(value, "tolist"):  # numpy arrays and scalars
+        return value.tolist()
+    return value
+
+
+def echo_json(value: Any) -> None:
+    click.echo(json.dumps(to_jsonable(value), indent=2, ensure_ascii=False))
+
+
+def display_path(uri: str) -> str:
+    """A document URI as a user reads it: relative to the working directory when inside it."""
+    try:
+        return os.path.relpath(uri) if not os.path.relpath(uri).startswith("..") else uri
+    except ValueError:
+        return uri
+
+
+def configure_logging(quiet: bool) -> None:
+    logging.basicConfig(level=logging.ERROR if quiet else logging.WARNING, format="warning: %(message)s")
+    # These libraries report model loading on stderr; a CLI user asked for an answer, not their progress.
+    for name in ("sentence_transformers", "transformers", "huggingface_hub", "faiss"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+    except ImportError:
+        pass

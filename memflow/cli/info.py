@@ -1,0 +1,44 @@
+"""memflow summary / stats."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from memflow.cli.common import display_path, echo_json, open_memory, store_options, user_errors
+
+
+@click.command()
+@click.argument("document")
+@click.option("--json", "as_json", is_flag=True)
+@store_options
+@user_errors
+def summary(document: str, as_json: bool, store: Path, url: str | None, trusted: tuple[str, ...]) -> None:
+    """Print DOCUMENT's summary state (by path, URI, file name or title)."""
+    with open_memory(store, url, trusted) as memory:
+        state = memory.summary(document)
+    if as_json:
+        echo_json({k: v for k, v in asdict(state).items() if k != "centroid_sum"} |
+                  {"slots": [{k: v for k, v in asdict(s).items() if k != "vector"} for s in state.slots]})
+        return
+    click.echo(f"{display_path(state.document)}: {len(state.slots)} of {state.capacity} slots after "
+               f"{state.chunks_seen} chunks, {state.sentences_seen} sentences")
+    for slot in state.slots:
+        click.echo(f"  [{slot.start}-{slot.end}] (chunk {slot.chunk_ordinal}, centrality {slot.score:.3f}) {slot.text}")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True)
+@store_options
+@user_errors
+def stats(as_json: bool, store: Path, url: str | None, trusted: tuple[str, ...]) -> None:
+    """Counts and settings of the store."""
+    with open_memory(store, url, trusted) as memory:
+        result = memory.stats()
+    if as_json:
+        echo_json(result)
+        return
+    for key, value in asdict(result).items():
+        click.echo(f"{key:>10}: {value}")

@@ -1,0 +1,44 @@
+"""memflow ingest / forget."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from memflow.cli.common import configure_logging, display_path, open_memory, store_options, user_errors
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--pipeline", "pipeline", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Ingest pipeline YAML (default: the built-in pipelines/ingest.yaml).")
+@click.option("--batch-files", default=16, show_default=True, help="Files per transaction.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no per-file warnings.")
+@store_options
+@user_errors
+def ingest(paths: tuple[Path, ...], pipeline: Path | None, batch_files: int, quiet: bool, store: Path,
+           url: str | None, trusted: tuple[str, ...]) -> None:
+    """Ingest files and folders (.txt .md .html .pdf .jsonl); unchanged files are skipped."""
+    configure_logging(quiet)
+    with open_memory(store, url, trusted, ingest_pipeline=pipeline) as memory:
+        progress = not quiet and sys.stderr.isatty()
+        report = memory.ingest([str(p) for p in paths], progress=progress, batch_files=batch_files)
+    for problem in report.problems:
+        if problem.kind == "failed" or not quiet:
+            click.echo(f"{problem.kind}: {display_path(problem.source)}: {problem.reason}", err=True)
+    click.echo(report.summary())
+    if not report.ingested and not report.unchanged and report.failed:
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("documents", nargs=-1, required=True)
+@store_options
+@user_errors
+def forget(documents: tuple[str, ...], store: Path, url: str | None, trusted: tuple[str, ...]) -> None:
+    """Remove documents (by path, URI or file name) with their chunks, vectors and summary states."""
+    with open_memory(store, url, trusted) as memory:
+        count = memory.forget(documents)
+    click.echo(f"forgot {count} documents")

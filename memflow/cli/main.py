@@ -1,0 +1,32 @@
+"""The memflow command line: `memflow --help`."""
+
+from __future__ import annotations
+
+import click
+
+from memflow import __version__
+from memflow.cli.info import stats, summary
+from memflow.cli.ingest import forget, ingest
+from memflow.cli.pipeline import components, pipeline
+from memflow.cli.query import ask, search
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="memflow")
+def cli() -> None:
+    """memflow: a memory far larger than any context window.
+
+    Exit status: 0 success, 1 a user error (one line on stderr), 2 a usage error.
+    """
+
+
+for command in (ingest, forget, ask, search, summary, stats, pipeline, components):
+    cli.add_command(command)
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""memflow ask / search."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from memflow.cli.common import (
+    configure_logging,
+    display_path,
+    echo_json,
+    open_memory,
+    store_options,
+    user_errors,
+)
+from memflow.types import Answer, Citation
+
+ask_pipeline_option = click.option(
+    "--pipeline", "pipeline", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Ask pipeline YAML (default: the built-in pipelines/ask.yaml).")
+
+
+def _cite(citation: Citation) -> str:
+    return (f"{display_path(citation.document)}  chunk {citation.chunk_ordinal} (id {citation.chunk_id})  "
+            f"chars {citation.start}-{citation.end}")
+
+
+@click.command()
+@click.argument("question")
+@click.option("-k", "k", type=click.IntRange(min=1), default=None, help="Chunks to retrieve (default: pipeline's).")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole answer as JSON.")
+@click.option("--explain", is_flag=True, help="Also print the attended evidence with its weights.")
+@ask_pipeline_option
+@store_options
+@user_errors
+def ask(question: str, k: int | None, as_json: bool, explain: bool, pipeline: Path | None, store: Path,
+        url: str | None, trusted: tuple[str, ...]) -> None:
+    """Answer QUESTION from the memory, with citations."""
+    configure_logging(quiet=True)
+    with open_memory(store, url, trusted, ask_pipeline=pipeline) as memory:
+        answer = memory.ask(question, k=k)
+    if as_json:
+        echo_json(answer)
+        return
+    _print_answer(answer, explain=explain)
+
+
+def _print_answer(answer: Answer, *, explain: bool) -> None:
+    if not answer.text:
+        click.echo("No answer: the memory holds nothing relevant (is the store empty?)")
+        return
+    click.echo(answer.text)
+    click.echo("\nCitations:")
+    weights = {(e.citation.chunk_id, e.citation.start): e.weight for e in answer.evidence}
+    for n, citation in enumerate(answer.citations, start=1):
+        weight = weights.get((citation.chunk_id, citation.start), 0.0)
+        click.echo(f"  [{n}] {_cite(citation)}  weight {weight:.3f}")
+    if explain:
+        click.echo("\nEvidence attended (final weight, per-hop weights):")
+        for i, evidence in enumerate(answer.evidence[:15]):
+            hops = ", ".join(f"{hop[i]:.3f}" for hop in answer.attention)
+            text = evidence.text if len(evidence.text) < 160 else evidence.text[:157] + "..."
+            click.echo(f"  {evidence.weight:.3f} [{hops}] ({evidence.origin}) {text}")
+            click.echo(f"        {_cite(evidence.citation)}")
+
+
+@click.command()
+@click.argument("query")
+@click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the hits as JSON.")
+@ask_pipeline_option
+@store_options
+@user_errors
+def search(query: str, k: int, as_json: bool, pipeline: Path | None, store: Path, url: str | None,
+           trusted: tuple[str, ...]) -> None:
+    """The chunks nearest to QUERY, best first."""
+    configure_logging(quiet=True)
+    with open_memory(store, url, trusted, ask_pipeline=pipeline) as memory:
+        hits = memory.search(query, k=k)
+    if as_json:
+        echo_json(hits)
+        return
+    for hit in hits:
+        preview = " ".join(hit.text.split())
+        preview = preview if len(preview) < 200 else preview[:197] + "..."
+        click.echo(f"{hit.rank:>3}. {hit.score:.3f}  {display_path(hit.document)}  chunk {hit.ordinal}  "
+                   f"chars {hit.start}-{hit.end}\n     {preview}")

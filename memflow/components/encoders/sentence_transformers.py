@@ -1,0 +1,191 @@
+"""The sentence-transformers encoder: chunk vectors and, from the same pass, one vector per sentence.
+
+Sentence vectors come from "late chunking": the chunk is encoded once, and each sentence's vector is the
+mean of the encoder's contextual token outputs over that sentence's tokens (found through the fast
+tokenizer's character offsets). Ingest therefore never runs the encoder twice, and every sentence vector
+has seen its whole chunk as context.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from memflow.components.base import Component, Socket
+from memflow.models import DEFAULT_MODEL, DeviceName, model_id, pick_device, pick_dtype, resolve_model_path
+from memflow.types import Chunk, Vector
+
+if TYPE_CHECKING:
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+__all__ = ["SentenceTransformersEncoder", "QueryEncoder", "EncoderModel", "load_encoder"]
+
+Precision = Literal["auto", "float32", "float16"]
+
+_CACHE: dict[tuple[str, str, str], EncoderModel] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+class EncoderModel:
+    """A loaded sentence-transformers model with memflow's chunk + sentence encoding on top."""
+
+    def __init__(self, name: str, *, device: DeviceName = "auto", precision: Precision = "auto") -> None:
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        self.name = name
+        self.model_id = model_id(name)
+        self.device = pick_device(device)
+        self.dtype = pick_dtype(self.device, precision)
+        path = resolve_model_path(name)
+        self.model: SentenceTransformer = SentenceTransformer(str(path), device=self.device, local_files_only=True)
+        if self.dtype == torch.float16:
+            self.model.half()
+        self.model.eval()
+        self.tokenizer: Any = self.model.tokenizer
+        self.max_length = int(self.model.max_seq_length or 512)
+        dim = self.model.get_embedding_dimension()
+        if dim is None:
+            raise ValueError(f"model {name!r} does not report its embedding dimension")
+        self.dimension = int(dim)
+
+    # -- queries ------------------------------------------------------------------------------------------
+
+    def encode_queries(self, texts: Sequence[str], *, batch_size: int = 64) -> npt.NDArray[np.float32]:
+        """Normalized embeddings, one row per text."""
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        for start in range(0, len(texts), batch_size):
+            batch = list(texts[start : start + batch_size])
+            features = self._tokenize(batch, offsets=False)
+            sentence, _ = self._forward(features)
+            out[start : start + len(batch)] = sentence.float().cpu().numpy()
+        return out
+
+    # -- chunks -------------------------------------------------------------------------------------------
+
+    def encode_chunks(self, chunks: Sequence[Chunk], *, batch_size: int = 32) -> None:
+        """Set ``vector`` and ``sentence_vectors`` on every chunk (in place), in length-sorted batches so
+        padding stays small."""
+        order = sorted(range(len(chunks)), key=lambda i: chunks[i].token_count or len(chunks[i].text))
+        for start in range(0, len(order), batch_size):
+            batch = [chunks[i] for i in order[start : start + batch_size]]
+            self._encode_batch(batch)
+
+    def _encode_batch(self, batch: Sequence[Chunk]) -> None:
+        import torch
+
+        features = self._tokenize([c.text for c in batch], offsets=True)
+        offsets = features.pop("offset_mapping")
+        special = features.pop("special_tokens_mask")
+        sentence, tokens = self._forward(features)
+        chunk_vectors = sentence.float().cpu().numpy()
+        tokens = tokens.float()
+        valid = (features["attention_mask"].bool() & ~special.bool()).to(tokens.device)
+        token_starts = offsets[..., 0].to(tokens.device)
+        for row, chunk in enumerate(batch):
+            chunk.vector = chunk_vectors[row]
+            n = len(chunk.sentences)
+            if n == 0:
+                chunk.sentence_vectors = np.zeros((0, self.dimension), dtype=np.float16)
+                continue
+            starts = torch.tensor([s.start - chunk.start for s in chunk.sentences], device=tokens.device)
+            ends = torch.tensor([s.end - chunk.start for s in chunk.sentences], device=tokens.device)
+            # A token belongs to the sentence whose span holds its first character.
+            idx = torch.searchsorted(starts, token_starts[row].contiguous(), right=True) - 1
+            inside = valid[row] & (idx >= 0) & (token_starts[row] < ends[idx.clamp(min=0)])
+            idx = idx.clamp(min=0)
+            sums = torch.zeros((n, tokens.shape[-1]), dtype=tokens.dtype, device=tokens.device)
+            sums.index_add_(0, idx[inside], tokens[row][inside])
+            counts = torch.bincount(idx[inside], minlength=n).unsqueeze(1)
+            pooled = sums / counts.clamp(min=1)
+            # A sentence cut off by truncation has no tokens: it falls back to its chunk's vector.
+            empty = (counts.squeeze(1) == 0).cpu().numpy()
+            vectors = torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy()
+            vectors[empty] = chunk.vector
+            chunk.sentence_vectors = vectors.astype(np.float16)
+
+    def _tokenize(self, texts: list[str], *, offsets: bool) -> dict[str, torch.Tensor]:
+        encoded = self.tokenizer(
+            texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt",
+            return_offsets_mapping=offsets, return_special_tokens_mask=offsets,
+        )
+        return dict(encoded)
+
+    def _forward(self, features: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        import torch
+
+        inputs = {k: v.to(self.model.device) for k, v in features.items()}
+        with torch.inference_mode():
+            out = self.model.forward(inputs)
+        sentence = torch.nn.functional.normalize(out["sentence_embedding"].float(), dim=-1)
+        return sentence, out["token_embeddings"]
+
+
+def load_encoder(name: str = DEFAULT_MODEL, *, device: DeviceName = "auto", precision: Precision = "auto") -> EncoderModel:
+    """A shared, loaded encoder: ingest and query components in one process use the same weights."""
+    key = (name, device, precision)
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = EncoderModel(name, device=device, precision=precision)
+        return _CACHE[key]
+
+
+class _EncoderComponent(Component):
+    record_in_store: ClassVar[bool] = False
+
+    def __init__(self, *, model: str = DEFAULT_MODEL, device: DeviceName = "auto",
+                 precision: Precision = "auto", batch_size: int = 32) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        resolve_model_path(model)  # fail at build time, naming the path, not at the first run
+        self.model_name, self.device, self.precision, self.batch_size = model, device, precision, batch_size
+        self._params = {"model": model, "device": device, "precision": precision, "batch_size": batch_size}
+        self._encoder: EncoderModel | None = None
+        self._checked_store: object | None = None
+
+    @property
+    def encoder(self) -> EncoderModel:
+        if self._encoder is None:
+            self._encoder = load_encoder(self.model_name, device=self.device, precision=self.precision)
+        return self._encoder
+
+    @property
+    def model_id(self) -> str:
+        return model_id(self.model_name)
+
+    def _check_store(self) -> None:
+        """The store records its encoder on first ingest and refuses any other one afterwards."""
+        store = getattr(self, "context", None) and self.context.store
+        if store is not None and self._checked_store is not store:
+            store.check_encoder(self.model_id, self.encoder.dimension, record=self.record_in_store)
+            self._checked_store = store
+
+
+class SentenceTransformersEncoder(_EncoderComponent):
+    """Encodes chunks: a normalized vector per chunk and a float16 vector per sentence, in one pass."""
+
+    inputs = {"chunks": Socket(list[Chunk])}
+    outputs = {"chunks": Socket(list[Chunk])}
+    record_in_store = True
+
+    def run(self, *, chunks: list[Chunk]) -> dict[str, Any]:
+        if chunks:
+            self._check_store()
+            self.encoder.encode_chunks(chunks, batch_size=self.batch_size)
+        return {"chunks": chunks}
+
+
+class QueryEncoder(_EncoderComponent):
+    """Encodes a question into the same space as the stored chunks."""
+
+    inputs = {"query": Socket(str)}
+    outputs = {"query_vector": Socket(Vector), "query": Socket(str)}
+
+    def run(self, *, query: str) -> dict[str, Any]:
+        self._check_store()
+        return {"query_vector": self.encoder.encode_queries([query])[0], "query": query}

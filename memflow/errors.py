@@ -1,0 +1,70 @@
+"""memflow's error types.
+
+Every error memflow raises on purpose is a :class:`MemflowError`; its ``str()`` is one line that names the
+file (and line, for YAML) it is about, so the CLI can print it as is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = [
+    "MemflowError",
+    "PipelineError",
+    "InputError",
+    "StoreError",
+    "ModelMismatchError",
+    "StoreLockedError",
+    "MissingDependencyError",
+]
+
+
+class MemflowError(Exception):
+    """Base class of every error memflow raises deliberately."""
+
+
+class PipelineError(MemflowError):
+    """A pipeline definition is invalid: YAML syntax, unknown component, bad parameter, wiring, cycle."""
+
+    def __init__(self, message: str, *, file: str | Path | None = None, line: int | None = None) -> None:
+        self.reason = message
+        self.file = str(file) if file is not None else None
+        self.line = line
+        where = ""
+        if self.file is not None:
+            where = f"{self.file}:{line}: " if line is not None else f"{self.file}: "
+        super().__init__(f"{where}{message}")
+
+
+class InputError(MemflowError):
+    """An input file cannot be read or parsed. ``path`` names it; the rest of a corpus still ingests."""
+
+    def __init__(self, path: str | Path, message: str, *, line: int | None = None) -> None:
+        self.path = str(path)
+        self.reason = message
+        self.line = line
+        where = f"{self.path}:{line}" if line is not None else self.path
+        super().__init__(f"{where}: {message}")
+
+
+class StoreError(MemflowError):
+    """The store cannot be opened, read or written."""
+
+
+class ModelMismatchError(StoreError):
+    """The configured encoder differs from the one the store was built with."""
+
+
+class StoreLockedError(StoreError):
+    """Another process holds the store's writer lock."""
+
+
+class MissingDependencyError(MemflowError, ImportError):
+    """An optional dependency is not installed; the message says what to install."""
+
+    def __init__(self, module: str, *, extra: str, purpose: str) -> None:
+        self.module = module
+        self.extra = extra
+        super().__init__(
+            f"{purpose} needs the '{module}' package: pip install 'memflow[{extra}]'"
+        )

@@ -1,0 +1,234 @@
+"""Memory: the library's front door. A store plus the ingest and ask pipelines that run against it.
+
+    import memflow
+    with memflow.Memory("./storage") as mem:
+        mem.ingest(["corpus/"])
+        for hit in mem.search("what is a startup?", k=5): ...
+        answer = mem.ask("What does the author say about growth?")
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from memflow.components.base import Problem, RunContext
+from memflow.errors import MemflowError, PipelineError
+from memflow.pipeline import Pipeline, builtin_pipeline
+from memflow.storage.store import Store, StoreStats, StoredDocument
+from memflow.types import Answer, Chunk, Hit, SummaryState
+
+__all__ = ["Memory", "IngestReport"]
+
+PipelineSpec = str | Path | Pipeline | None
+
+#: How often a long ingest saves the vector memory, so a crash loses at most this much indexing work
+#: (the SQL store, the source of truth, commits every batch regardless).
+VECTOR_SAVE_INTERVAL_S = 300.0
+
+
+@dataclass(slots=True)
+class IngestReport:
+    """What one ingest did: documents written, skipped as unchanged, and what failed, with reasons."""
+
+    files: int = 0
+    ingested: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    chunks: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> list[Problem]:
+        return [p for p in self.problems if p.kind == "failed"]
+
+    def summary(self) -> str:
+        return (f"ingested {len(self.ingested)} documents ({self.chunks} chunks, {self.tokens} tokens), "
+                f"skipped {len(self.unchanged)} unchanged, failed {len(self.failed)} "
+                f"in {self.seconds:.1f} s")
+
+
+def _as_paths(paths: str | Path | Iterable[str | Path]) -> list[str]:
+    if isinstance(paths, (str, Path)):
+        return [str(paths)]
+    return [str(p) for p in paths]
+
+
+def _batches(items: Sequence[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+class Memory:
+    """A memory stored in ``directory`` (default ``./storage``).
+
+    ``url`` selects another SQL database (any SQLAlchemy URL; the FAISS file and the lock stay in
+    ``directory``). ``ingest_pipeline`` and ``ask_pipeline`` replace the built-in pipelines with a YAML
+    file or a :class:`Pipeline`; ``trusted_modules`` lets their ``type:`` name dotted paths under those
+    modules.
+    """
+
+    def __init__(
+        self,
+        directory: str | Path = "./storage",
+        *,
+        url: str | None = None,
+        ingest_pipeline: PipelineSpec = None,
+        ask_pipeline: PipelineSpec = None,
+        trusted_modules: Sequence[str] = (),
+    ) -> None:
+        self.store = Store(directory, url=url)
+        self._trusted = tuple(trusted_modules)
+        self._specs: dict[str, PipelineSpec] = {"ingest": ingest_pipeline, "ask": ask_pipeline}
+        self._pipelines: dict[str, Pipeline] = {}
+
+    # -- pipelines ----------------------------------------------------------------------------------------
+
+    def pipeline(self, name: str) -> Pipeline:
+        """The ``ingest`` or ``ask`` pipeline, loaded (and checked) on first use."""
+        if name not in self._pipelines:
+            spec = self._specs[name]
+            if isinstance(spec, Pipeline):
+                self._pipelines[name] = spec
+            else:
+                path = Path(spec) if spec is not None else builtin_pipeline(name)
+                self._pipelines[name] = Pipeline.from_yaml(path, trusted_modules=self._trusted)
+        return self._pipelines[name]
+
+    # -- ingest -------------------------------------------------------------------------------------------
+
+    def ingest(self, paths: str | Path | Iterable[str | Path], *, progress: bool = False,
+               batch_files: int = 16, lock_timeout: float = 60.0) -> IngestReport:
+        """Ingest files and folders (streamed in batches of ``batch_files`` files, one transaction each).
+        Unchanged documents are skipped, changed ones replaced; unreadable inputs are reported in the
+        returned report, never raised, and never affect what is already stored."""
+        started = time.perf_counter()
+        pipeline = self.pipeline("ingest")
+        context = RunContext(store=self.store, progress=progress)
+        report = IngestReport()
+        files = self._list_files(pipeline, _as_paths(paths), context)
+        report.files = len(files)
+        bar = _progress_bar(total=len(files), enabled=progress)
+        last_save = time.monotonic()
+        try:
+            with self.store.writer(timeout=lock_timeout):
+                for batch in _batches(files, max(1, batch_files)):
+                    result = pipeline.run({"paths": batch}, context=context)
+                    chunks = _written_chunks(result)
+                    report.chunks += len(chunks)
+                    report.tokens += sum(c.token_count for c in chunks)
+                    report.ingested.extend(dict.fromkeys(c.document.uri for c in chunks))
+                    bar.update(len(batch))
+                    bar.set_postfix(chunks=report.chunks, refresh=False)
+                    if time.monotonic() - last_save > VECTOR_SAVE_INTERVAL_S:
+                        self.store.save_vectors()
+                        last_save = time.monotonic()
+                self.store.save_vectors()
+        finally:
+            bar.close()
+        report.unchanged = list(context.unchanged)
+        report.problems = list(context.problems)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    @staticmethod
+    def _list_files(pipeline: Pipeline, paths: list[str], context: RunContext) -> list[str]:
+        """Expand folders up front through the pipeline's loader, so batches and the progress bar count
+        files (only paths are held, never their contents)."""
+        owners = [name for name, sockets in pipeline.inputs().items() if "paths" in sockets]
+        if len(owners) != 1:
+            raise PipelineError("an ingest pipeline needs exactly one component with a 'paths' input",
+                                file=pipeline.source)
+        loader: Any = pipeline.component(owners[0])
+        if not hasattr(loader, "iter_files"):
+            return paths
+        loader.bind(context)
+        return [str(p) for p in loader.iter_files(paths)]
+
+    def forget(self, documents: Iterable[str]) -> int:
+        """Remove documents (by URI, path or file name) completely; returns how many were stored."""
+        uris = []
+        for name in documents:
+            found = self.store.find_document(name)
+            if found is None:
+                raise MemflowError(f"no document {name!r} in store {self.store.directory}")
+            uris.append(found.uri)
+        with self.store.writer():
+            return self.store.forget(uris)
+
+    # -- questions ----------------------------------------------------------------------------------------
+
+    def search(self, query: str, *, k: int = 10) -> list[Hit]:
+        """The ``k`` stored chunks nearest to ``query``, best first."""
+        result = self._ask_pipeline_run(query, k=k, outputs=["retrieve.hits"])
+        hits: list[Hit] = result["retrieve"]["hits"]
+        return hits
+
+    def ask(self, question: str, *, k: int | None = None) -> Answer:
+        """An answer composed of the memory's own sentences, with citations and the attention behind it."""
+        result = self._ask_pipeline_run(question, k=k, outputs=None)
+        for outputs in result.values():
+            for value in outputs.values():
+                if isinstance(value, Answer):
+                    return value
+        raise PipelineError("the ask pipeline produced no Answer", file=self.pipeline("ask").source)
+
+    def _ask_pipeline_run(self, query: str, *, k: int | None, outputs: list[str] | None) -> dict[str, dict[str, Any]]:
+        if not query.strip():
+            raise MemflowError("the question is empty")
+        pipeline = self.pipeline("ask")
+        data: dict[str, Any] = {"query": query}
+        if k is not None:
+            data["k"] = k
+        return pipeline.run(data, context=RunContext(store=self.store), outputs=outputs)
+
+    def summary(self, document: str) -> SummaryState:
+        """A document's recurrent summary state, by URI, path, file name or title."""
+        found = self.store.find_document(document)
+        if found is None:
+            raise MemflowError(f"no document {document!r} in store {self.store.directory}")
+        state = self.store.summary_states([found.id]).get(found.id)
+        if state is None:
+            raise MemflowError(f"document {found.uri} has no summary state (its ingest pipeline kept none)")
+        return state
+
+    def documents(self) -> list[StoredDocument]:
+        return self.store.documents()
+
+    def stats(self) -> StoreStats:
+        return self.store.stats()
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Memory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _written_chunks(result: dict[str, dict[str, Any]]) -> list[Chunk]:
+    for outputs in result.values():
+        value = outputs.get("chunks")
+        if isinstance(value, list):
+            return value
+    return []
+
+
+class _NoBar:
+    def update(self, n: int) -> None: ...
+    def set_postfix(self, **kwargs: Any) -> None: ...
+    def close(self) -> None: ...
+
+
+def _progress_bar(*, total: int, enabled: bool) -> Any:
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="file", desc="ingest", dynamic_ncols=True)

@@ -1,0 +1,108 @@
+"""The SQL side of a store: SQLAlchemy 2.0 typed models and the engine.
+
+The SQL database is the source of truth: it holds every chunk's vector too, so the FAISS file can always be
+rebuilt from it. Vectors are stored as raw little-endian bytes (float32 for chunks, float16 for sentences)
+rather than one row per sentence: the decoder reads a chunk's sentences together, so one blob per chunk is
+both smaller and a single read.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = ["Base", "DocumentRow", "ChunkRow", "SummaryStateRow", "SettingRow", "make_engine", "SCHEMA_VERSION"]
+
+SCHEMA_VERSION = 1
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class DocumentRow(Base):
+    __tablename__ = "documents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uri: Mapped[str] = mapped_column(String(2048), unique=True, index=True)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(Text, default="")
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    sections: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    text: Mapped[str] = mapped_column(Text)
+    chunk_count: Mapped[int] = mapped_column(Integer, default=0)
+    ingested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class ChunkRow(Base):
+    __tablename__ = "chunks"
+    __table_args__ = (UniqueConstraint("document_id", "ordinal"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), index=True)
+    ordinal: Mapped[int] = mapped_column(Integer)
+    start: Mapped[int] = mapped_column(Integer)
+    end: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    token_count: Mapped[int] = mapped_column(Integer)
+    section: Mapped[str | None] = mapped_column(Text, nullable=True)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    sentence_spans: Mapped[bytes] = mapped_column(LargeBinary)
+    sentence_vectors: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class SummaryStateRow(Base):
+    __tablename__ = "summary_states"
+
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True)
+    capacity: Mapped[int] = mapped_column(Integer)
+    chunks_seen: Mapped[int] = mapped_column(Integer)
+    sentences_seen: Mapped[int] = mapped_column(Integer)
+    read_until: Mapped[int] = mapped_column(Integer, default=0)
+    slots: Mapped[list[Any]] = mapped_column(JSON)
+    slot_vectors: Mapped[bytes] = mapped_column(LargeBinary)
+    centroid_sum: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class SettingRow(Base):
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``. SQLite gets WAL (readers never block the writer), enforced foreign keys and a
+    busy timeout, so concurrent readers wait briefly instead of failing with "database is locked"."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)

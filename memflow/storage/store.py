@@ -1,0 +1,465 @@
+"""A store: one directory holding the SQL database (SQLite by default, any SQLAlchemy URL otherwise), the
+FAISS vector memory and the writer lock.
+
+Writes go through :meth:`Store.write_documents`, one SQL transaction per batch of documents: a document's
+old chunks, vectors and summary state are replaced together with the new ones. The FAISS file follows the
+SQL store (see :mod:`memflow.storage.vectors`); on open, a vector memory that lags behind the SQL store's
+generation is brought back in step from the vectors stored in SQL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from filelock import FileLock, Timeout
+from sqlalchemy import delete, func, insert, inspect, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from memflow.errors import ModelMismatchError, StoreError, StoreLockedError
+from memflow.storage.sql import (
+    SCHEMA_VERSION,
+    Base,
+    ChunkRow,
+    DocumentRow,
+    SettingRow,
+    SummaryStateRow,
+    make_engine,
+)
+from memflow.storage.vectors import VectorMemory
+from memflow.types import Chunk, Document, Section, Sentence, SummarySlot, SummaryState
+
+__all__ = ["Store", "StoredChunk", "StoredDocument", "StoreStats"]
+
+DB_FILE = "memflow.db"
+LOCK_FILE = "LOCK"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChunk:
+    """A chunk as read back from the store, with its sentences and their vectors."""
+
+    id: int
+    document_id: int
+    document: str
+    title: str
+    ordinal: int
+    start: int
+    end: int
+    text: str
+    section: str | None
+    sentences: list[Sentence]
+    sentence_vectors: npt.NDArray[np.float16]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDocument:
+    id: int
+    uri: str
+    title: str
+    content_hash: str
+    chunk_count: int
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    directory: str
+    url: str
+    documents: int
+    chunks: int
+    vectors: int
+    tokens: int
+    encoder: str | None
+    dimension: int | None
+    index: str
+
+
+def _spans_to_bytes(sentences: Sequence[Sentence]) -> bytes:
+    return np.asarray([(s.start, s.end) for s in sentences], dtype="<i4").reshape(-1, 2).tobytes()
+
+
+class Store:
+    """An open store. Use as a context manager, or call :meth:`close`."""
+
+    def __init__(self, directory: str | Path, *, url: str | None = None, index: str = "Flat") -> None:
+        self.directory = Path(directory).expanduser().resolve()
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create store directory {self.directory}: {exc.strerror}") from exc
+        self.url = url or f"sqlite:///{self.directory / DB_FILE}"
+        self.engine = make_engine(self.url)
+        try:
+            Base.metadata.create_all(self.engine)
+            self._init_settings()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot open the store database {self.url}: {exc.__class__.__name__}: {exc}") from exc
+        self._default_index = index
+        self._vectors: VectorMemory | None = None
+        self._vector_signature: tuple[int, int] | None = None
+        self._lock = FileLock(str(self.directory / LOCK_FILE))
+
+    # -- settings -----------------------------------------------------------------------------------------
+
+    def _init_settings(self) -> None:
+        with Session(self.engine) as session, session.begin():
+            version = session.get(SettingRow, "schema_version")
+            if version is None:
+                session.add(SettingRow(key="schema_version", value=SCHEMA_VERSION))
+                session.add(SettingRow(key="generation", value=0))
+            elif int(version.value) > SCHEMA_VERSION:
+                raise StoreError(
+                    f"store {self.directory} has schema version {version.value}, newer than this memflow "
+                    f"({SCHEMA_VERSION}); upgrade memflow"
+                )
+
+    def setting(self, key: str, default: Any = None) -> Any:
+        with Session(self.engine) as session:
+            row = session.get(SettingRow, key)
+            return default if row is None else row.value
+
+    def _set_setting(self, session: Session, key: str, value: Any) -> None:
+        row = session.get(SettingRow, key)
+        if row is None:
+            session.add(SettingRow(key=key, value=value))
+        else:
+            row.value = value
+
+    def _bump_generation(self, session: Session) -> None:
+        row = session.get(SettingRow, "generation")
+        if row is None:
+            session.add(SettingRow(key="generation", value=1))
+        else:
+            row.value = int(row.value) + 1
+
+    def check_encoder(self, model: str, dimension: int, *, record: bool) -> None:
+        """Refuse an encoder other than the store's; record it when the store has none yet and ``record``."""
+        stored_model, stored_dim = self.setting("encoder"), self.setting("dimension")
+        if stored_model is None:
+            if record:
+                with Session(self.engine) as session, session.begin():
+                    self._set_setting(session, "encoder", model)
+                    self._set_setting(session, "dimension", dimension)
+            return
+        if stored_model != model or stored_dim != dimension:
+            raise ModelMismatchError(
+                f"store {self.directory} was built with encoder {stored_model} ({stored_dim} dims); "
+                f"the pipeline uses {model} ({dimension} dims). Use the same encoder or another store"
+            )
+
+    def check_index(self, factory: str) -> None:
+        """Record the FAISS index factory on first write; refuse a different one later (the stored vectors
+        were indexed with it, and silently switching would change what search returns)."""
+        stored = self.setting("index_factory")
+        if stored is None:
+            with Session(self.engine) as session, session.begin():
+                self._set_setting(session, "index_factory", factory)
+            self._vectors = None
+        elif stored != factory:
+            raise StoreError(
+                f"store {self.directory} uses FAISS index {stored!r}; the pipeline asks for {factory!r}"
+            )
+
+    @property
+    def index_factory(self) -> str:
+        return str(self.setting("index_factory", self._default_index))
+
+    # -- the writer lock ----------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def writer(self, *, timeout: float = 60.0) -> Iterator[None]:
+        """Hold the single-writer lock (waits up to ``timeout`` seconds for another writer)."""
+        try:
+            self._lock.acquire(timeout=timeout)
+        except Timeout:
+            raise StoreLockedError(
+                f"store {self.directory} is being written by another process (waited {timeout:.0f} s for "
+                f"{self.directory / LOCK_FILE})"
+            ) from None
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    # -- vectors ------------------------------------------------------------------------------------------
+
+    @property
+    def vectors(self) -> VectorMemory:
+        """The vector memory, loaded on first use and reloaded when another process saved a newer one."""
+        dimension = self.setting("dimension")
+        if dimension is None:
+            raise StoreError(f"store {self.directory} is empty: ingest something first")
+        signature = VectorMemory.file_signature(self.directory)
+        if self._vectors is None or (signature != self._vector_signature and not self._lock.is_locked):
+            memory = VectorMemory.load(self.directory, dimension=int(dimension), factory=self.index_factory)
+            self._vector_signature = signature
+            self._vectors = memory
+            if memory.generation != self.generation:
+                self._resync(memory)
+        return self._vectors
+
+    @property
+    def generation(self) -> int:
+        return int(self.setting("generation", 0))
+
+    def _resync(self, memory: VectorMemory) -> None:
+        """Make the vector memory hold exactly the SQL store's chunk vectors (after a crash or a damaged file)."""
+        with Session(self.engine) as session:
+            sql_ids = np.fromiter(session.scalars(select(ChunkRow.id)), dtype=np.int64)
+            have = memory.ids()
+            extra = np.setdiff1d(have, sql_ids)
+            missing = np.setdiff1d(sql_ids, have)
+            memory.remove(extra)
+            for start in range(0, len(missing), 4096):
+                batch = [int(i) for i in missing[start : start + 4096]]
+                rows = session.execute(select(ChunkRow.id, ChunkRow.vector).where(ChunkRow.id.in_(batch))).all()
+                if rows:
+                    ids = np.asarray([r[0] for r in rows], dtype=np.int64)
+                    vecs = np.vstack([np.frombuffer(r[1], dtype="<f4") for r in rows])
+                    memory.add(ids, vecs)
+        memory.generation = self.generation
+
+    def save_vectors(self) -> None:
+        if self._vectors is not None:
+            self._vectors.save(self.directory, generation=self.generation)
+            self._vector_signature = VectorMemory.file_signature(self.directory)
+
+    def search(self, query: npt.NDArray[np.float32], k: int) -> list[tuple[int, float]]:
+        """(chunk id, inner product) of the ``k`` chunks nearest to ``query``, best first."""
+        scores, ids = self.vectors.search(query, k)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+
+    # -- writes -------------------------------------------------------------------------------------------
+
+    def document_hashes(self, uris: Iterable[str]) -> dict[str, str]:
+        uris = list(uris)
+        found: dict[str, str] = {}
+        with Session(self.engine) as session:
+            for start in range(0, len(uris), 500):
+                part = uris[start : start + 500]
+                rows = session.execute(select(DocumentRow.uri, DocumentRow.content_hash).where(DocumentRow.uri.in_(part)))
+                found.update({uri: h for uri, h in rows})
+        return found
+
+    def write_documents(
+        self, documents: Sequence[tuple[Document, Sequence[Chunk], SummaryState | None]]
+    ) -> None:
+        """Store documents with their encoded chunks and summary states in one transaction, replacing any
+        stored version of the same URI; then update the in-memory vector index to match."""
+        vectors = self.vectors if self.setting("dimension") is not None else None
+        removed: list[int] = []
+        added_ids: list[npt.NDArray[np.int64]] = []
+        added_vectors: list[npt.NDArray[np.float32]] = []
+        with Session(self.engine) as session, session.begin():
+            for document, chunks, state in documents:
+                removed.extend(self._delete_document(session, document.uri))
+                doc_id = session.scalars(
+                    insert(DocumentRow).returning(DocumentRow.id),
+                    [{
+                        "uri": document.uri, "content_hash": document.content_hash, "title": document.title,
+                        "meta": document.metadata, "text": document.text, "chunk_count": len(chunks),
+                        "sections": [[s.start, s.title, s.level] for s in document.sections],
+                    }],
+                ).one()
+                if chunks:
+                    rows = [self._chunk_row(doc_id, chunk) for chunk in chunks]
+                    ids = list(session.scalars(insert(ChunkRow).returning(ChunkRow.id, sort_by_parameter_order=True), rows))
+                    for chunk, chunk_id in zip(chunks, ids, strict=True):
+                        chunk.id = chunk_id
+                    added_ids.append(np.asarray(ids, dtype=np.int64))
+                    added_vectors.append(np.vstack([c.vector for c in chunks if c.vector is not None]))
+                if state is not None:
+                    session.add(self._state_row(doc_id, state))
+            self._bump_generation(session)
+        if vectors is None:
+            vectors = self.vectors
+        vectors.remove(np.asarray(removed, dtype=np.int64))
+        for ids_, vecs in zip(added_ids, added_vectors, strict=True):
+            vectors.add(ids_, vecs)
+        vectors.generation = self.generation
+
+    @staticmethod
+    def _chunk_row(doc_id: int, chunk: Chunk) -> dict[str, Any]:
+        if chunk.vector is None or chunk.sentence_vectors is None:
+            raise StoreError(f"chunk {chunk.ordinal} of {chunk.document.uri} was not encoded")
+        return {
+            "document_id": doc_id, "ordinal": chunk.ordinal, "start": chunk.start, "end": chunk.end,
+            "text": chunk.text, "token_count": chunk.token_count, "section": chunk.section,
+            "vector": np.asarray(chunk.vector, dtype="<f4").tobytes(),
+            "sentence_spans": _spans_to_bytes(chunk.sentences),
+            "sentence_vectors": np.asarray(chunk.sentence_vectors, dtype="<f2").tobytes(),
+        }
+
+    @staticmethod
+    def _state_row(doc_id: int, state: SummaryState) -> SummaryStateRow:
+        dim = len(state.centroid_sum)
+        slot_vectors = (np.vstack([s.vector for s in state.slots]) if state.slots else np.zeros((0, dim)))
+        return SummaryStateRow(
+            document_id=doc_id, capacity=state.capacity, chunks_seen=state.chunks_seen,
+            sentences_seen=state.sentences_seen, read_until=state.read_until,
+            slots=[{"text": s.text, "start": s.start, "end": s.end, "chunk": s.chunk_ordinal, "score": s.score}
+                   for s in state.slots],
+            slot_vectors=np.asarray(slot_vectors, dtype="<f2").tobytes(),
+            centroid_sum=np.asarray(state.centroid_sum, dtype="<f4").tobytes(),
+        )
+
+    def _delete_document(self, session: Session, uri: str) -> list[int]:
+        doc_id = session.scalar(select(DocumentRow.id).where(DocumentRow.uri == uri))
+        if doc_id is None:
+            return []
+        chunk_ids = list(session.scalars(select(ChunkRow.id).where(ChunkRow.document_id == doc_id)))
+        session.execute(delete(ChunkRow).where(ChunkRow.document_id == doc_id))
+        session.execute(delete(SummaryStateRow).where(SummaryStateRow.document_id == doc_id))
+        session.execute(delete(DocumentRow).where(DocumentRow.id == doc_id))
+        return chunk_ids
+
+    def forget(self, uris: Iterable[str]) -> int:
+        """Remove documents completely (rows, vectors, summary states). Returns how many were stored."""
+        removed: list[int] = []
+        count = 0
+        with Session(self.engine) as session, session.begin():
+            for uri in uris:
+                exists = session.scalar(select(func.count()).where(DocumentRow.uri == uri))
+                count += int(exists or 0)
+                removed.extend(self._delete_document(session, uri))
+            self._bump_generation(session)
+        if self.setting("dimension") is not None:
+            self.vectors.remove(np.asarray(removed, dtype=np.int64))
+            self.vectors.generation = self.generation
+            self.save_vectors()
+        return count
+
+    # -- reads --------------------------------------------------------------------------------------------
+
+    def chunks(self, ids: Sequence[int]) -> list[StoredChunk]:
+        """The chunks with these ids, in the order given (missing ids are left out)."""
+        if not ids:
+            return []
+        with Session(self.engine) as session:
+            rows = session.execute(
+                select(ChunkRow, DocumentRow.uri, DocumentRow.title)
+                .join(DocumentRow, DocumentRow.id == ChunkRow.document_id)
+                .where(ChunkRow.id.in_(list(ids)))
+            ).all()
+        by_id = {row[0].id: self._stored_chunk(*row) for row in rows}
+        return [by_id[i] for i in ids if i in by_id]
+
+    @staticmethod
+    def _stored_chunk(row: ChunkRow, uri: str, title: str) -> StoredChunk:
+        spans = np.frombuffer(row.sentence_spans, dtype="<i4").reshape(-1, 2)
+        base = row.start
+        sentences = [
+            Sentence(int(s), int(e), row.text[int(s) - base : int(e) - base]) for s, e in spans
+        ]
+        vectors = np.frombuffer(row.sentence_vectors, dtype="<f2").reshape(len(sentences), -1)
+        return StoredChunk(
+            id=row.id, document_id=row.document_id, document=uri, title=title, ordinal=row.ordinal,
+            start=row.start, end=row.end, text=row.text, section=row.section, sentences=sentences,
+            sentence_vectors=vectors,
+        )
+
+    def chunk_ids(self, pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], int]:
+        """Chunk ids by (document id, chunk ordinal)."""
+        wanted = set(pairs)
+        if not wanted:
+            return {}
+        documents = {doc for doc, _ in wanted}
+        with Session(self.engine) as session:
+            rows = session.execute(
+                select(ChunkRow.document_id, ChunkRow.ordinal, ChunkRow.id).where(ChunkRow.document_id.in_(documents))
+            ).all()
+        return {(d, o): i for d, o, i in rows if (d, o) in wanted}
+
+    def chunk_vectors(self, ids: Sequence[int]) -> npt.NDArray[np.float32]:
+        with Session(self.engine) as session:
+            rows = dict(session.execute(select(ChunkRow.id, ChunkRow.vector).where(ChunkRow.id.in_(list(ids)))).all())
+        return np.vstack([np.frombuffer(rows[i], dtype="<f4") for i in ids])
+
+    def documents(self) -> list[StoredDocument]:
+        with Session(self.engine) as session:
+            rows = session.scalars(select(DocumentRow).order_by(DocumentRow.id)).all()
+            return [self._stored_document(r) for r in rows]
+
+    @staticmethod
+    def _stored_document(row: DocumentRow) -> StoredDocument:
+        return StoredDocument(row.id, row.uri, row.title, row.content_hash, row.chunk_count, dict(row.meta or {}))
+
+    def find_document(self, name: str) -> StoredDocument | None:
+        """A document by exact URI, else by path or file name suffix, else by exact title."""
+        with Session(self.engine) as session:
+            row = session.scalar(select(DocumentRow).where(DocumentRow.uri == name))
+            if row is None:
+                resolved = str(Path(name).expanduser().resolve())
+                row = session.scalar(select(DocumentRow).where(DocumentRow.uri == resolved))
+            if row is None:
+                matches = session.scalars(
+                    select(DocumentRow).where(DocumentRow.uri.endswith("/" + name)).limit(2)
+                ).all()
+                row = matches[0] if len(matches) == 1 else None
+            if row is None:
+                row = session.scalar(select(DocumentRow).where(DocumentRow.title == name).limit(1))
+            return None if row is None else self._stored_document(row)
+
+    def document_text(self, document_id: int) -> str:
+        with Session(self.engine) as session:
+            return str(session.scalar(select(DocumentRow.text).where(DocumentRow.id == document_id)) or "")
+
+    def document_sections(self, document_id: int) -> list[Section]:
+        with Session(self.engine) as session:
+            raw = session.scalar(select(DocumentRow.sections).where(DocumentRow.id == document_id)) or []
+        return [Section(int(s), str(t), int(lv)) for s, t, lv in raw]
+
+    def summary_states(self, document_ids: Iterable[int]) -> dict[int, SummaryState]:
+        ids = list(set(document_ids))
+        if not ids:
+            return {}
+        with Session(self.engine) as session:
+            rows = session.execute(
+                select(SummaryStateRow, DocumentRow.uri)
+                .join(DocumentRow, DocumentRow.id == SummaryStateRow.document_id)
+                .where(SummaryStateRow.document_id.in_(ids))
+            ).all()
+        states: dict[int, SummaryState] = {}
+        for row, uri in rows:
+            centroid = np.frombuffer(row.centroid_sum, dtype="<f4").copy()
+            vectors = np.frombuffer(row.slot_vectors, dtype="<f2").reshape(len(row.slots), len(centroid))
+            slots = [
+                SummarySlot(s["text"], int(s["start"]), int(s["end"]), int(s["chunk"]), vectors[i], float(s["score"]))
+                for i, s in enumerate(row.slots)
+            ]
+            states[row.document_id] = SummaryState(
+                document=uri, capacity=row.capacity, slots=slots, chunks_seen=row.chunks_seen,
+                sentences_seen=row.sentences_seen, centroid_sum=centroid, read_until=row.read_until,
+            )
+        return states
+
+    def stats(self) -> StoreStats:
+        with Session(self.engine) as session:
+            documents = int(session.scalar(select(func.count()).select_from(DocumentRow)) or 0)
+            chunks = int(session.scalar(select(func.count()).select_from(ChunkRow)) or 0)
+            tokens = int(session.scalar(select(func.coalesce(func.sum(ChunkRow.token_count), 0))) or 0)
+        dimension = self.setting("dimension")
+        return StoreStats(
+            directory=str(self.directory), url=self.engine.url.render_as_string(hide_password=True),
+            documents=documents, chunks=chunks, vectors=self.vectors.ntotal if dimension is not None else 0,
+            tokens=tokens, encoder=self.setting("encoder"), dimension=dimension, index=self.index_factory,
+        )
+
+    def tables(self) -> list[str]:
+        return sorted(inspect(self.engine).get_table_names())
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,91 @@
+"""Helpers for testing memflow and plugins built on it.
+
+A plugin author checks a component against memflow's contract with :func:`check_component`, builds records
+with :func:`make_document` and :func:`make_chunks`, and gets a throwaway store with :func:`temporary_memory`.
+Nothing here mocks memflow: the helpers build real records and real stores.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import inspect
+import tempfile
+import typing
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from memflow.components.base import Component, RunContext, Socket
+from memflow.memory import Memory
+from memflow.types import Chunk, Document, Sentence
+
+__all__ = ["check_component", "make_document", "make_chunks", "temporary_memory"]
+
+
+def make_document(text: str, *, uri: str = "memory://test", title: str = "") -> Document:
+    """A Document with a real content hash."""
+    return Document(uri=uri, text=text, content_hash=hashlib.sha256(text.encode()).hexdigest(), title=title)
+
+
+def make_chunks(document: Document, spans: list[tuple[int, int]], *, dimension: int = 384,
+                seed: int = 0) -> list[Chunk]:
+    """Chunks over ``spans`` of ``document`` with one sentence each and random unit vectors (for storage
+    tests that do not need an encoder)."""
+    rng = np.random.default_rng(seed)
+    chunks = []
+    for ordinal, (start, end) in enumerate(spans):
+        vector = rng.standard_normal(dimension).astype(np.float32)
+        vector /= np.linalg.norm(vector)
+        chunks.append(Chunk(
+            document=document, ordinal=ordinal, start=start, end=end, text=document.text[start:end],
+            token_count=max(1, len(document.text[start:end].split())),
+            sentences=[Sentence(start, end, document.text[start:end])], vector=vector,
+            sentence_vectors=vector.reshape(1, -1).astype(np.float16),
+        ))
+    return chunks
+
+
+@contextlib.contextmanager
+def temporary_memory(**kwargs: Any) -> Iterator[Memory]:
+    """A Memory over a fresh store directory that is deleted afterwards."""
+    with tempfile.TemporaryDirectory(prefix="memflow-test-") as directory, Memory(Path(directory), **kwargs) as memory:
+        yield memory
+
+
+def check_component(cls: type[Component], *, params: Mapping[str, Any] | None = None,
+                    inputs: Mapping[str, Any] | None = None, context: RunContext | None = None) -> dict[str, Any]:
+    """Check ``cls`` against the component contract and, given ``inputs``, run it once.
+
+    Checks: it subclasses Component; sockets are Socket instances with types; every constructor parameter
+    is keyword-only and annotated; the instance reports its params; ``run`` accepts exactly the declared
+    inputs and returns every declared output. Returns the run's outputs (empty without ``inputs``).
+    """
+    assert isinstance(cls, type) and issubclass(cls, Component), f"{cls!r} must subclass memflow.Component"
+    for kind, sockets in (("input", cls.inputs), ("output", cls.outputs)):
+        for name, socket in sockets.items():
+            assert isinstance(socket, Socket), f"{cls.__name__}.{kind} {name!r} must be a Socket"
+            assert socket.type is not None, f"{cls.__name__}.{kind} {name!r} needs a type"
+    signature = inspect.signature(cls.__init__)
+    hints = typing.get_type_hints(cls.__init__)
+    for name, parameter in list(signature.parameters.items())[1:]:
+        if parameter.kind in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL):
+            continue
+        assert parameter.kind is parameter.KEYWORD_ONLY, f"{cls.__name__}: parameter {name!r} must be keyword-only"
+        assert name in hints, f"{cls.__name__}: parameter {name!r} needs a type annotation"
+    instance = cls(**dict(params or {}))
+    assert isinstance(instance.params(), dict)
+    run_parameters = inspect.signature(instance.run).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in run_parameters.values()):
+        missing = set(cls.inputs) - set(run_parameters)
+        assert not missing, f"{cls.__name__}.run does not accept inputs {sorted(missing)}"
+    if inputs is None:
+        return {}
+    instance.bind(context or RunContext())
+    outputs = instance.run(**dict(inputs))
+    assert isinstance(outputs, dict), f"{cls.__name__}.run must return a dict"
+    missing_out = set(cls.outputs) - set(outputs)
+    assert not missing_out, f"{cls.__name__}.run did not return outputs {sorted(missing_out)}"
+    return outputs

@@ -1,0 +1,179 @@
+"""The records that flow through memflow: documents, chunks, sentences, hits, answers and summary states.
+
+Spans are character offsets into :attr:`Document.text` (the text memflow extracted from the source, e.g.
+Markdown with its markup stripped), so ``document.text[chunk.start:chunk.end] == chunk.text`` always.
+Vectors are numpy arrays: ``float32`` for chunk and query vectors, ``float16`` for stored sentence vectors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "Section",
+    "Document",
+    "Sentence",
+    "Chunk",
+    "Hit",
+    "Citation",
+    "Evidence",
+    "Answer",
+    "SummarySlot",
+    "SummaryState",
+    "Vector",
+]
+
+Vector = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """A heading in a document: it applies from ``start`` to the next section's start."""
+
+    start: int
+    title: str
+    level: int = 1
+
+
+@dataclass(slots=True, eq=False)
+class Document:
+    """One source text. ``uri`` identifies it in the store (a resolved path, or ``path#id`` for JSONL)."""
+
+    uri: str
+    text: str
+    content_hash: str
+    title: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    sections: list[Section] = field(default_factory=list)
+
+    def section_at(self, offset: int) -> str | None:
+        """The title of the section that contains ``offset``, or None before the first heading."""
+        current: str | None = None
+        for section in self.sections:
+            if section.start > offset:
+                break
+            current = section.title
+        return current
+
+
+@dataclass(frozen=True, slots=True)
+class Sentence:
+    """A sentence inside a document: ``start``/``end`` are offsets into the document's text."""
+
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(slots=True, eq=False)
+class Chunk:
+    """A span of a document, the unit that is encoded, indexed and retrieved.
+
+    ``sentences`` are the sentences the chunk holds, in order (offsets into the document). After encoding,
+    ``vector`` is the chunk's normalized embedding and ``sentence_vectors`` has one normalized row per
+    sentence, pooled from the same encoder pass. ``id`` is set once the chunk is stored.
+    """
+
+    document: Document
+    ordinal: int
+    start: int
+    end: int
+    text: str
+    token_count: int
+    sentences: list[Sentence] = field(default_factory=list)
+    section: str | None = None
+    vector: Vector | None = None
+    sentence_vectors: npt.NDArray[np.float16] | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """Where a piece of evidence comes from: document, chunk and character span in the document."""
+
+    document: str
+    title: str
+    chunk_id: int
+    chunk_ordinal: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A retrieved chunk, with its score (inner product with the query) and rank (1 = best)."""
+
+    chunk_id: int
+    document: str
+    title: str
+    ordinal: int
+    start: int
+    end: int
+    text: str
+    score: float
+    rank: int
+    section: str | None = None
+
+    @property
+    def citation(self) -> Citation:
+        return Citation(self.document, self.title, self.chunk_id, self.ordinal, self.start, self.end)
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """A sentence the decoder attended to, with its final attention weight."""
+
+    text: str
+    weight: float
+    citation: Citation
+    origin: Literal["retrieved", "summary"]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The decoder's answer: text composed from evidence, the citations it rests on, and what it attended to.
+
+    ``attention`` has one row per hop, each aligned with ``evidence`` (the whole attended memory, sorted by
+    final weight); ``citations`` are those of the sentences that make up ``text``, in reading order.
+    """
+
+    question: str
+    text: str
+    citations: list[Citation]
+    evidence: list[Evidence]
+    attention: list[list[float]]
+    hits: list[Hit]
+
+
+@dataclass(frozen=True, slots=True)
+class SummarySlot:
+    """One sentence kept in a document's summary state."""
+
+    text: str
+    start: int
+    end: int
+    chunk_ordinal: int
+    vector: npt.NDArray[np.float16]
+    score: float
+
+
+@dataclass(slots=True, eq=False)
+class SummaryState:
+    """A document's recurrent summary state after ``chunks_seen`` chunks: at most ``capacity`` slots.
+
+    ``centroid_sum`` is the running sum of every sentence vector seen and ``read_until`` the document
+    offset where the last sentence read ends; with ``sentences_seen`` they are all the state needs besides
+    its slots to continue the one-pass update (overlapping chunks repeat sentences that ended before it).
+    """
+
+    document: str
+    capacity: int
+    slots: list[SummarySlot]
+    chunks_seen: int
+    sentences_seen: int
+    centroid_sum: Vector
+    read_until: int = 0

@@ -1,0 +1,107 @@
+"""The SQL + FAISS store on real SQLite: writes, replacement, forgetting, resync after a lost FAISS save."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from memflow.errors import ModelMismatchError, StoreError, StoreLockedError
+from memflow.storage.store import Store
+from memflow.storage.vectors import INDEX_FILE, META_FILE
+from memflow.testing import make_chunks, make_document
+
+TEXT = "Alpha beta gamma. Delta epsilon zeta. Eta theta iota. Kappa lambda mu."
+SPANS = [(0, 17), (18, 36), (37, 52), (53, 71)]
+
+
+def _store(tmp_path: Path) -> Store:
+    store = Store(tmp_path / "store")
+    store.check_encoder("test-model", 384, record=True)
+    store.check_index("Flat")
+    return store
+
+
+def test_write_then_search_and_read_back_exact_spans(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    doc = make_document(TEXT, uri="/corpus/a.txt", title="A")
+    chunks = make_chunks(doc, SPANS)
+    store.write_documents([(doc, chunks, None)])
+    assert all(c.id is not None for c in chunks)
+    found = store.search(chunks[2].vector, 1)  # type: ignore[arg-type]
+    assert found[0][0] == chunks[2].id
+    stored = store.chunks([chunks[2].id])[0]  # type: ignore[list-item]
+    assert TEXT[stored.start : stored.end] == stored.text == chunks[2].text
+    assert stored.sentences[0].text == chunks[2].text
+    assert stored.sentence_vectors.dtype == np.float16
+    assert store.stats().chunks == 4 and store.stats().vectors == 4
+
+
+def test_rewriting_a_document_replaces_its_chunks_and_vectors(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    doc = make_document(TEXT, uri="/corpus/a.txt")
+    store.write_documents([(doc, make_chunks(doc, SPANS), None)])
+    changed = make_document(TEXT + " Nu xi.", uri="/corpus/a.txt")
+    new_chunks = make_chunks(changed, SPANS[:2], seed=1)
+    store.write_documents([(changed, new_chunks, None)])
+    stats = store.stats()
+    assert (stats.documents, stats.chunks, stats.vectors) == (1, 2, 2)
+    assert sorted(store.vectors.ids().tolist()) == sorted(c.id for c in new_chunks)  # type: ignore[misc]
+    assert store.document_hashes(["/corpus/a.txt"]) == {"/corpus/a.txt": changed.content_hash}
+
+
+def test_forget_removes_rows_and_vectors(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    a, b = make_document(TEXT, uri="/a"), make_document(TEXT, uri="/b")
+    store.write_documents([(a, make_chunks(a, SPANS), None), (b, make_chunks(b, SPANS, seed=2), None)])
+    assert store.forget(["/a"]) == 1
+    stats = store.stats()
+    assert (stats.documents, stats.chunks, stats.vectors) == (1, 4, 4)
+
+
+def test_vectors_lost_before_save_are_rebuilt_from_sql_on_open(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    a = make_document(TEXT, uri="/a")
+    store.write_documents([(a, make_chunks(a, SPANS), None)])
+    store.save_vectors()
+    b = make_document(TEXT, uri="/b")
+    b_chunks = make_chunks(b, SPANS, seed=3)
+    store.write_documents([(b, b_chunks, None)])  # committed in SQL, never saved to the FAISS file
+    store.close()
+    reopened = Store(tmp_path / "store")
+    assert reopened.vectors.ntotal == 8
+    assert reopened.search(b_chunks[1].vector, 1)[0][0] == b_chunks[1].id  # type: ignore[arg-type]
+
+
+def test_missing_faiss_file_is_rebuilt(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    a = make_document(TEXT, uri="/a")
+    store.write_documents([(a, make_chunks(a, SPANS), None)])
+    store.save_vectors()
+    store.close()
+    (tmp_path / "store" / INDEX_FILE).unlink()
+    (tmp_path / "store" / META_FILE).unlink()
+    assert Store(tmp_path / "store").vectors.ntotal == 4
+
+
+def test_store_refuses_another_encoder_or_index(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    with pytest.raises(ModelMismatchError, match="test-model"):
+        store.check_encoder("other-model", 384, record=True)
+    with pytest.raises(ModelMismatchError, match="768"):
+        store.check_encoder("test-model", 768, record=False)
+    with pytest.raises(StoreError, match="HNSW32"):
+        store.check_index("HNSW32")
+
+
+def test_empty_store_search_says_ingest_first(tmp_path: Path) -> None:
+    store = Store(tmp_path / "empty")
+    with pytest.raises(StoreError, match="ingest"):
+        store.search(np.zeros(384, dtype=np.float32), 5)
+
+
+def test_second_writer_waits_then_fails_with_a_clear_message(tmp_path: Path) -> None:
+    first, second = _store(tmp_path), Store(tmp_path / "store")
+    with first.writer(), pytest.raises(StoreLockedError, match="another process"), second.writer(timeout=0.2):
+        pass
