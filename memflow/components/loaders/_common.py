@@ -8,7 +8,9 @@ each bad file on the run's context and carries on with the others.
 from __future__ import annotations
 
 import codecs
+import functools
 import hashlib
+import logging
 import os
 import stat
 from collections.abc import Callable, Mapping
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import IO, Any, ClassVar
 
 from memflow.components.base import Component, RunContext, Socket
-from memflow.errors import InputError
+from memflow.errors import InputError, MemflowError
 from memflow.types import Document
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "TextBuilder",
     "context_of",
     "decode_bytes",
+    "load_reporting",
     "normalize_newlines",
     "open_regular",
     "read_bytes",
@@ -36,6 +39,8 @@ __all__ = [
 ]
 
 ErrorHandler = Callable[[InputError], None]
+
+log = logging.getLogger("memflow")
 
 # Enough to tell text from binary without reading a whole file twice (the same window git uses).
 _SNIFF_BYTES = 8192
@@ -286,17 +291,25 @@ class Loader(Component):
     # component contract, which the base class's ``**inputs`` cannot express.
     def run(self, *, paths: list[str]) -> dict[str, Any]:  # type: ignore[override]
         ctx = context_of(self)
-
-        def on_error(error: InputError) -> None:
-            report(ctx, error)
-
         documents: list[Document] = []
         for path in paths:
-            try:
-                documents.extend(self.load_file(path, on_error=on_error))
-            except InputError as error:
-                report(ctx, error)
+            documents.extend(load_reporting(self, path, ctx))
         return {"documents": documents}
+
+
+def load_reporting(loader: Loader, path: str | Path, ctx: RunContext) -> list[Document]:
+    """``loader.load_file(path)``, with every problem of the file reported on ``ctx`` instead of raised."""
+    try:
+        return loader.load_file(path, on_error=functools.partial(report, ctx))
+    except InputError as error:
+        report(ctx, error)
+    except MemflowError:
+        raise  # a setup problem (e.g. a missing optional dependency), not this file's
+    except Exception as exc:
+        # A parser tripping over one odd file must not abort the ingest of a whole corpus.
+        log.debug("unexpected error loading %s", path, exc_info=True)
+        ctx.report(str(path), f"unexpected error: {type(exc).__name__}: {exc}")
+    return []
 
 
 class SingleDocumentLoader(Loader):

@@ -1,11 +1,11 @@
 """The auto loader: files and directory trees in, each file read by the loader its extension names.
 
 Directories are walked depth-first in sorted name order (so ingestion order is reproducible), skipping
-hidden entries (names starting with ``.``) and files of other types. Symlinked directories are not
-entered unless ``follow_symlinks=True``, and then a directory already visited (by its real path) is not
-entered again, so a link to a parent cannot loop. A file named explicitly is always considered, even if
-hidden; if its type is not supported it is reported as skipped. The same file reached twice (named
-twice, or through a link) is loaded once.
+hidden entries (names starting with ``.``) and files of other types. Symlinked files are loaded;
+symlinked directories are not entered unless ``follow_symlinks=True``, and then a directory already
+visited (by its real path) is not entered again, so a link to a parent cannot loop. A file named
+explicitly is always considered, even if hidden; if its type is not supported it is reported as
+skipped. The same file reached twice (named twice, or through a link) is loaded once.
 
 :meth:`AutoLoader.iter_files` yields the files without reading them, so a caller can stream a large
 corpus through a pipeline in batches of paths.
@@ -24,15 +24,15 @@ from memflow.components.loaders._common import (
     Loader,
     SkippedInput,
     context_of,
+    load_reporting,
     os_reason,
-    report,
 )
 from memflow.components.loaders.html import HTMLLoader
 from memflow.components.loaders.jsonl import JSONLLoader
 from memflow.components.loaders.markdown import MarkdownLoader
 from memflow.components.loaders.pdf import PDFLoader
 from memflow.components.loaders.text import TextLoader
-from memflow.errors import InputError, MissingDependencyError
+from memflow.errors import MissingDependencyError
 from memflow.types import Document
 
 __all__ = ["AutoLoader", "LOADERS_BY_EXTENSION"]
@@ -74,7 +74,10 @@ class AutoLoader(Loader):
                 raise ValueError(
                     f"unsupported extensions {unknown}; supported: {', '.join(sorted(LOADERS_BY_EXTENSION))}"
                 )
-        self._params = {"follow_symlinks": follow_symlinks, "extensions": extensions}
+        self._params = {
+            "follow_symlinks": follow_symlinks,
+            "extensions": list(extensions) if extensions is not None else None,
+        }
         self._loaders: dict[type[Loader], Loader] = {}
 
     def loader_for(self, path: str | Path) -> Loader | None:
@@ -87,24 +90,24 @@ class AutoLoader(Loader):
             self._loaders[cls] = cls()
         return self._loaders[cls]
 
+    def unsupported_reason(self, path: str | Path) -> str:
+        ext = Path(path).suffix.lower()
+        if ext in LOADERS_BY_EXTENSION:
+            return f"file type {ext!r} is not among the selected extensions"
+        return f"unsupported file type {ext or '(no extension)'!r}"
+
     def load_file(self, path: str | Path, *, on_error: ErrorHandler | None = None) -> list[Document]:
         loader = self.loader_for(path)
         if loader is None:
-            raise SkippedInput(path, f"unsupported file type {Path(path).suffix or '(no extension)'!r}")
+            raise SkippedInput(path, self.unsupported_reason(path))
         return loader.load_file(path, on_error=on_error)
 
     def run(self, *, paths: list[str]) -> dict[str, Any]:  # type: ignore[override]
         ctx = context_of(self)
-
-        def on_error(error: InputError) -> None:
-            report(ctx, error)
-
         documents: list[Document] = []
         for path in self.iter_files(paths):
             try:
-                documents.extend(self.load_file(path, on_error=on_error))
-            except InputError as error:
-                report(ctx, error)
+                documents.extend(load_reporting(self, path, ctx))
             except MissingDependencyError as exc:
                 # Without the optional extra only these files are lost; the rest of the corpus still loads.
                 ctx.report(str(path), str(exc), kind="skipped")
@@ -135,8 +138,7 @@ class AutoLoader(Loader):
                     yield from once(found)
             elif path.is_file():
                 if self.loader_for(path) is None:
-                    reason = f"unsupported file type {path.suffix or '(no extension)'!r}"
-                    ctx.report(str(path), reason, kind="skipped")
+                    ctx.report(str(path), self.unsupported_reason(path), kind="skipped")
                 else:
                     yield from once(path)
             elif path.is_symlink():
@@ -153,7 +155,7 @@ class AutoLoader(Loader):
 
         def enter(directory: Path | str) -> None:
             real = os.path.realpath(directory)
-            if False:
+            if real in visited:
                 log.debug("%s: already visited (a symlink loop or a path named twice), skipped", directory)
                 return
             visited.add(real)

@@ -37,6 +37,7 @@ _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(?P<body>(?:.*?\n)?)(?:---|\.\.\.)[ \t
 _BLOCK_BREAKS = frozenset({"blockquote_open", "blockquote_close", "hr", "table_open", "table_close"})
 _LITERAL_INLINE = frozenset({"text", "code_inline", "text_special"})
 _JSON_SCALARS = (str, int, float, bool, type(None))
+_HIDDEN_OPEN = re.compile(r"<(script|style|noscript|template|svg)\b[^>]*(?<!/)>", re.IGNORECASE)
 
 
 @lru_cache(maxsize=1)
@@ -63,8 +64,17 @@ def split_front_matter(source: str) -> tuple[dict[str, Any], str]:
 
 def _inline(children: Sequence[Token] | None, soft: str) -> str:
     parts: list[str] = []
+    hidden: str | None = None  # an inline <script> etc. whose content is not text
     for child in children or ():
-        if child.type in _LITERAL_INLINE:
+        if child.type == "html_inline":
+            if hidden is None:
+                opened = _HIDDEN_OPEN.match(child.content)
+                hidden = opened.group(1).lower() if opened else None
+            elif re.match(rf"</{hidden}\s*>", child.content, re.IGNORECASE):
+                hidden = None
+        elif hidden is not None:
+            continue
+        elif child.type in _LITERAL_INLINE:
             parts.append(child.content)
         elif child.type in ("softbreak", "hardbreak"):
             parts.append(soft)

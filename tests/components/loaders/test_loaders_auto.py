@@ -6,6 +6,7 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +18,7 @@ from memflow.components.loaders.jsonl import JSONLLoader
 from memflow.components.loaders.markdown import MarkdownLoader
 from memflow.components.loaders.pdf import PDFLoader
 from memflow.components.loaders.text import TextLoader
+from memflow.errors import InputError
 
 MakePdf = Callable[..., bytes]  # the make_pdf fixture (conftest.build_pdf)
 
@@ -94,6 +96,9 @@ def test_extensions_restrict_what_is_loaded(tree: Path) -> None:
     assert loader.params() == {"follow_symlinks": False, "extensions": ["md", ".HTML"]}
     with pytest.raises(ValueError, match=r"unsupported extensions \['\.docx'\]"):
         AutoLoader(extensions=[".docx"])
+    loader.load_file(tree / "a.md")
+    with pytest.raises(InputError, match="'.txt' is not among the selected extensions"):
+        loader.load_file(tree / "b.txt")
 
 
 def test_explicit_files_hidden_or_unsupported(tree: Path) -> None:
@@ -105,9 +110,19 @@ def test_explicit_files_hidden_or_unsupported(tree: Path) -> None:
     assert "unsupported file type '.png'" in problem.reason
 
 
-def test_a_symlink_loop_does_not_hang(tree: Path) -> None:
+def test_a_symlink_loop_does_not_hang(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tree / "sub" / "loop").symlink_to(tree, target_is_directory=True)
     (tree / "sub" / "self").symlink_to(tree / "sub", target_is_directory=True)
+    listed: list[str] = []
+    real_scandir = os.scandir
+
+    def counting_scandir(path: str) -> Any:
+        # A walk that loops would list directories forever: fail instead of hanging the suite.
+        listed.append(path)
+        assert len(listed) < 50, "the walk is looping"
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", counting_scandir)
     expected = ["a.md", "b.txt", "sub/c.html", "sub/deeper/d.jsonl", "sub/e.pdf", "sub/notes.TXT"]
     assert _rel(list(AutoLoader().iter_files([tree])), tree) == expected
     following = AutoLoader(follow_symlinks=True)
@@ -188,6 +203,21 @@ def test_missing_pypdf_skips_only_the_pdfs(tree: Path, monkeypatch: pytest.Monke
     assert len(documents) == 6
     (problem,) = loader.context.problems
     assert problem.source.endswith("e.pdf") and "memflow[pdf]" in problem.reason
+
+
+def test_an_unexpected_parser_failure_is_reported_not_raised(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: HTMLLoader, raw: bytes, path: Path) -> None:
+        raise RecursionError("parser bug")
+
+    monkeypatch.setattr(HTMLLoader, "load_bytes", broken)
+    loader = AutoLoader()
+    documents = loader.run(paths=[str(tree)])["documents"]
+    assert len(documents) == 6
+    (problem,) = loader.context.problems
+    assert problem.source.endswith("c.html")
+    assert problem.reason == "unexpected error: RecursionError: parser bug"
 
 
 def test_pg_essays_walk(pg_essays: Path, tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ date: 2024-01-02
 
 Read the [manual](https://example.org/manual) first, then ![a diagram](d.png) and `pip install memflow`.
 Escaped \\*stars\\* and **bold** and ~~gone~~ and <span class="x">inline</span> &amp; more.
+A paragraph with <script>alert(1)</script>an inline script.
 
 ## Install
 
@@ -77,7 +78,7 @@ def test_markup_is_stripped_and_content_kept(tmp_path: Path) -> None:
     text = _load(tmp_path, SOURCE).text
     for kept in [
         "Read the manual first, then a diagram and pip install memflow.",
-        "Escaped *stars* and bold and gone and inline & more.",
+        "Escaped *stars* and bold and gone and inline & more.\nA paragraph with an inline script.",
         "first item\nsecond item\nnested item",
         "quoted wisdom",
         "def hello():\n    return 1",
