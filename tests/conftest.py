@@ -21,3 +21,25 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def pg_essays(shared_data: Path) -> Path:
     return shared_data / "pg-essays" / "essays"
+
+
+# A small real corpus for end-to-end tests: the essays whose answer sentences tests/test_memory.py asks about,
+# plus others as distractors.
+ESSAYS = ["foundervisa", "unions", "sun", "weird", "bias", "know", "want", "mod", "diff", "todo", "nft", "iflisp"]
+
+
+@pytest.fixture(scope="session")
+def essay_paths(pg_essays: Path) -> list[Path]:
+    return [pg_essays / f"{name}.txt" for name in ESSAYS]
+
+
+@pytest.fixture(scope="session")
+def essay_memory(tmp_path_factory: pytest.TempPathFactory, essay_paths: list[Path]):  # type: ignore[no-untyped-def]
+    """A Memory with ESSAYS ingested through the default pipelines and the real MiniLM encoder."""
+    from memflow import Memory
+
+    memory = Memory(tmp_path_factory.mktemp("essay-store"))
+    report = memory.ingest([str(p) for p in essay_paths])
+    assert len(report.ingested) == len(essay_paths), report.problems
+    yield memory
+    memory.close()

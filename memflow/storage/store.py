@@ -22,7 +22,7 @@ from sqlalchemy import delete, func, insert, inspect, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from memflow.errors import ModelMismatchError, StoreError, StoreLockedError
+from memflow.errors import MemflowError, ModelMismatchError, StoreError, StoreLockedError
 from memflow.storage.sql import (
     SCHEMA_VERSION,
     Base,
@@ -392,19 +392,23 @@ class Store:
         return StoredDocument(row.id, row.uri, row.title, row.content_hash, row.chunk_count, dict(row.meta or {}))
 
     def find_document(self, name: str) -> StoredDocument | None:
-        """A document by exact URI, else by path or file name suffix, else by exact title."""
+        """A document by exact URI, else by resolved path, else by file-name suffix, else by exact title.
+        A suffix or title that several documents share is an error naming how many match."""
         with Session(self.engine) as session:
             row = session.scalar(select(DocumentRow).where(DocumentRow.uri == name))
             if row is None:
                 resolved = str(Path(name).expanduser().resolve())
                 row = session.scalar(select(DocumentRow).where(DocumentRow.uri == resolved))
-            if row is None:
-                matches = session.scalars(
-                    select(DocumentRow).where(DocumentRow.uri.endswith("/" + name)).limit(2)
-                ).all()
-                row = matches[0] if len(matches) == 1 else None
-            if row is None:
-                row = session.scalar(select(DocumentRow).where(DocumentRow.title == name).limit(1))
+            for condition in (DocumentRow.uri.endswith("/" + name), DocumentRow.title == name):
+                if row is not None:
+                    break
+                matches = session.scalars(select(DocumentRow).where(condition).limit(3)).all()
+                if len(matches) > 1:
+                    raise MemflowError(
+                        f"{name!r} is ambiguous: {len(matches)}{'+' if len(matches) == 3 else ''} documents "
+                        f"match (e.g. {matches[0].uri}, {matches[1].uri}); give the full path"
+                    )
+                row = matches[0] if matches else None
             return None if row is None else self._stored_document(row)
 
     def document_text(self, document_id: int) -> str:

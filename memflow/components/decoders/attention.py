@@ -74,7 +74,8 @@ class AttentionDecoder(Component):
                     for i in order]
         attention = [[float(hop[i]) for i in order] for hop in per_hop]
         answer = Answer(
-            question=query, text=" ".join(rows[i].text for i in chosen),
+            # Source line breaks inside a sentence are layout, not content; citations keep the exact spans.
+            question=query, text=" ".join(" ".join(rows[i].text.split()) for i in chosen),
             citations=[rows[i].citation for i in chosen], evidence=evidence, attention=attention, hits=hits,
         )
         return {"answer": answer}

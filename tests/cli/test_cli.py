@@ -1,0 +1,119 @@
+"""The command line, run in-process through click's runner against real stores."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from memflow.cli.main import cli
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory, pg_essays: Path) -> Path:
+    corpus = tmp_path_factory.mktemp("corpus")
+    for name in ("foundervisa", "sun", "nft"):
+        shutil.copy(pg_essays / f"{name}.txt", corpus / f"{name}.txt")
+    return corpus
+
+
+@pytest.fixture(scope="module")
+def cli_store(tmp_path_factory: pytest.TempPathFactory, corpus: Path) -> Path:
+    store = tmp_path_factory.mktemp("cli-store")
+    result = CliRunner().invoke(cli, ["ingest", str(corpus), "--store", str(store), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "ingested 3 documents" in result.output
+    return store
+
+
+def test_ingest_again_skips_unchanged(cli_store: Path, corpus: Path) -> None:
+    result = CliRunner().invoke(cli, ["ingest", str(corpus / "sun.txt"), "--store", str(cli_store)])
+    assert result.exit_code == 0
+    assert "ingested 0 documents" in result.output and "skipped 1 unchanged" in result.output
+
+
+def test_ask_prints_answer_and_citations(cli_store: Path) -> None:
+    result = CliRunner().invoke(cli, ["ask", "What visa should founders get?", "--store", str(cli_store)])
+    assert result.exit_code == 0, result.output
+    assert "Citations:" in result.output and "foundervisa.txt" in result.output
+    assert "chars " in result.output
+
+
+def test_ask_json_and_explain(cli_store: Path) -> None:
+    result = CliRunner().invoke(cli, ["ask", "most valuable insights", "-k", "3", "--json", "--store", str(cli_store)])
+    data = json.loads(result.output)
+    assert data["citations"] and len(data["hits"]) == 3
+    assert abs(sum(data["attention"][0]) - 1.0) < 1e-3
+    explained = CliRunner().invoke(cli, ["ask", "most valuable insights", "--explain", "--store", str(cli_store)])
+    assert "Evidence attended" in explained.output
+
+
+def test_search_summary_stats(cli_store: Path) -> None:
+    runner = CliRunner()
+    search = runner.invoke(cli, ["search", "visa for startup founders", "-k", "2", "--json", "--store", str(cli_store)])
+    hits = json.loads(search.output)
+    assert len(hits) == 2 and hits[0]["document"].endswith("foundervisa.txt")
+    summary = runner.invoke(cli, ["summary", "sun.txt", "--store", str(cli_store)])
+    assert summary.exit_code == 0 and "slots after" in summary.output
+    stats = json.loads(runner.invoke(cli, ["stats", "--json", "--store", str(cli_store)]).output)
+    assert stats["documents"] == 3 and stats["chunks"] == stats["vectors"] > 0
+    assert stats["encoder"] == "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def test_store_from_environment(cli_store: Path) -> None:
+    result = CliRunner().invoke(cli, ["stats"], env={"MEMFLOW_STORE": str(cli_store)})
+    assert "documents: 3" in result.output
+
+
+def test_user_errors_are_one_line_with_exit_1(tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(cli, ["ask", "anything", "--store", str(tmp_path / "empty")])
+    assert result.exit_code == 1
+    assert result.output.strip().count("\n") == 0 and result.output.startswith("error:")
+    unknown = runner.invoke(cli, ["summary", "nope.txt", "--store", str(tmp_path / "empty")])
+    assert unknown.exit_code == 1 and "no document 'nope.txt'" in unknown.output
+
+
+def test_usage_errors_exit_2() -> None:
+    assert CliRunner().invoke(cli, ["ask"]).exit_code == 2
+    assert CliRunner().invoke(cli, ["no-such-command"]).exit_code == 2
+
+
+def test_pipeline_validate_and_show_builtin() -> None:
+    runner = CliRunner()
+    for name in ("ingest", "ask"):
+        path = REPO / "pipelines" / f"{name}.yaml"
+        assert runner.invoke(cli, ["pipeline", "validate", str(path)]).exit_code == 0
+        shown = runner.invoke(cli, ["pipeline", "show", str(path)])
+        assert shown.exit_code == 0 and "->" in shown.output
+
+
+def test_invalid_pipeline_names_its_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "name: bad\ncomponents:\n  load: {type: loaders.auto}\n  chunk: {type: chunkers.nope}\n"
+        "connections:\n  - load.documents -> chunk.documents\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["pipeline", "validate", str(bad)])
+    assert result.exit_code == 1
+    assert f"{bad}:4:" in result.output and "chunkers.nope" in result.output
+
+
+def test_ingest_with_a_broken_pipeline_loses_nothing(cli_store: Path, tmp_path: Path, pg_essays: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ncomponents:\n  load: {type: loaders.auto, params: {follow_symlinks: 3}}\n",
+                   encoding="utf-8")
+    before = CliRunner().invoke(cli, ["stats", "--json", "--store", str(cli_store)]).output
+    result = CliRunner().invoke(cli, ["ingest", str(pg_essays / "todo.txt"), "--pipeline", str(bad),
+                                      "--store", str(cli_store)])
+    assert result.exit_code == 1 and f"{bad}:3" in result.output
+    assert CliRunner().invoke(cli, ["stats", "--json", "--store", str(cli_store)]).output == before
+
+
+def test_components_lists_registered_types() -> None:
+    result = CliRunner().invoke(cli, ["components"])
+    assert "chunkers.sentences" in result.output and "decoders.attention" in result.output

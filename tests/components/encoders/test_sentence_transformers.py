@@ -1,0 +1,112 @@
+"""The encoder on the real packaged MiniLM: chunk vectors as sentence-transformers computes them, and
+late-chunked sentence vectors from the same pass."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from memflow.components.base import RunContext
+from memflow.components.chunkers.sentences import SentenceChunker
+from memflow.components.encoders.sentence_transformers import (
+    QueryEncoder,
+    SentenceTransformersEncoder,
+    load_encoder,
+)
+from memflow.errors import MemflowError, ModelMismatchError
+from memflow.models import pick_device, pick_dtype
+from memflow.storage.store import Store
+from memflow.testing import check_component, make_document
+
+TEXT = (
+    "The Eiffel Tower was built in 1889 for the World's Fair in Paris. "
+    "Photosynthesis converts light energy into chemical energy in plants. "
+    "The stock market fell sharply after the announcement of new tariffs. "
+    "Penguins live mostly in the Southern Hemisphere, especially Antarctica."
+)
+
+
+@pytest.fixture(scope="module")
+def encoded():  # type: ignore[no-untyped-def]
+    document = make_document(TEXT, uri="/facts.txt")
+    chunks = SentenceChunker(max_tokens=256).chunk_document(document)
+    SentenceTransformersEncoder().run(chunks=chunks)
+    return chunks
+
+
+def test_chunk_vector_matches_sentence_transformers_encode(encoded) -> None:  # type: ignore[no-untyped-def]
+    model = load_encoder("default")
+    reference = model.model.encode([encoded[0].text], normalize_embeddings=True)[0]
+    assert float(np.dot(encoded[0].vector, reference)) > 0.999
+    assert encoded[0].vector.dtype == np.float32
+    assert np.linalg.norm(encoded[0].vector) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_one_float16_unit_vector_per_sentence(encoded) -> None:  # type: ignore[no-untyped-def]
+    chunk = encoded[0]
+    assert len(chunk.sentences) == 4
+    assert chunk.sentence_vectors.dtype == np.float16
+    assert chunk.sentence_vectors.shape == (4, 384)
+    norms = np.linalg.norm(chunk.sentence_vectors.astype(np.float32), axis=1)
+    assert np.allclose(norms, 1.0, atol=1e-2)
+
+
+def test_sentence_vectors_find_their_own_sentence(encoded) -> None:  # type: ignore[no-untyped-def]
+    """Each late-chunked sentence vector is closest to its own question, not to its neighbours'."""
+    model = load_encoder("default")
+    questions = ["When was the Eiffel Tower built?", "How do plants turn light into energy?",
+                 "What happened to stocks after the tariffs?", "Where do penguins live?"]
+    q = model.encode_queries(questions)
+    similarity = q @ encoded[0].sentence_vectors.astype(np.float32).T
+    assert similarity.argmax(axis=1).tolist() == [0, 1, 2, 3]
+
+
+def test_query_encoder_is_a_conforming_component() -> None:
+    outputs = check_component(QueryEncoder, inputs={"query": "hello"})
+    assert outputs["query_vector"].shape == (384,)
+    check_component(SentenceTransformersEncoder, inputs={"chunks": []})
+
+
+def test_encoder_is_recorded_in_the_store_and_a_different_one_refused(tmp_path, encoded) -> None:  # type: ignore[no-untyped-def]
+    store = Store(tmp_path / "s")
+    encoder = SentenceTransformersEncoder()
+    encoder.bind(RunContext(store=store))
+    encoder.run(chunks=list(encoded))
+    assert store.setting("encoder") == "sentence-transformers/all-MiniLM-L6-v2"
+    assert store.setting("dimension") == 384
+    with pytest.raises(ModelMismatchError, match="all-MiniLM-L6-v2"):
+        store.check_encoder("/models/other", 768, record=False)
+
+
+def test_missing_model_path_fails_at_build_time_naming_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(MemflowError, match="model directory not found: .*nope"):
+        SentenceTransformersEncoder(model=str(tmp_path / "nope"))
+
+
+def test_device_auto_and_precision_choice() -> None:
+    import torch
+
+    device = pick_device("auto")
+    assert device == ("cuda" if torch.cuda.is_available() else device)
+    # Half precision is the CUDA path; the CPU keeps float32.
+    assert pick_dtype("cuda") == torch.float16
+    assert pick_dtype("cpu") == torch.float32
+    assert pick_dtype("cpu", "float16") == torch.float16
+    if not torch.cuda.is_available():
+        with pytest.raises(MemflowError, match="cuda"):
+            pick_device("cuda")
+
+
+def test_half_precision_encoder_agrees_with_full_precision() -> None:
+    """The fp16 code path (the CUDA default) run on this machine's device: vectors agree with fp32."""
+    import torch
+
+    full = load_encoder("default", device="auto", precision="float32")
+    try:
+        half = load_encoder("default", device="auto", precision="float16")
+        q_half = half.encode_queries(["a question about penguins"])
+    except (RuntimeError, NotImplementedError) as exc:  # some CPU builds lack fp16 kernels
+        pytest.skip(f"fp16 kernels unavailable on {pick_device('auto')}: {exc}")
+    q_full = full.encode_queries(["a question about penguins"])
+    assert half.dtype == torch.float16
+    assert float(q_half[0] @ q_full[0]) > 0.99

@@ -1,0 +1,126 @@
+"""End to end through memflow.Memory: the real loaders, chunker, MiniLM encoder, SQLite and FAISS."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from memflow import Answer, Memory, MemflowError, StoreError
+
+# Each answer sentence was picked by reading the essay; the question paraphrases it.
+QUESTIONS = [
+    ("What could the government do to increase the number of startups at no cost?",
+     "foundervisa.txt", "establish a new class of visa for startup founders"),
+    ("Should you worry about repeating yourself when you write about general ideas?", "sun.txt",
+     "the more general the ideas you're talking about, the less you should worry about repeating yourself"),
+    ("Are venture capital firms biased against female founders?", "bias.txt",
+     "many suspect that venture capital firms are biased against female founders"),
+    ("What is your mind like?", "know.txt", "Your mind is like a compiled program you've lost the source of"),
+    ("Why do so many programmers believe all programming languages are equivalent?", "weird.txt",
+     "they're making a statement not about languages but about the kind of programming they've done"),
+]
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+@pytest.mark.parametrize(("question", "essay", "expected"), QUESTIONS)
+def test_picked_answer_sentence_is_cited_at_rank_one(essay_memory: Memory, question: str, essay: str,
+                                                     expected: str) -> None:
+    answer = essay_memory.ask(question)
+    top = answer.evidence[0]
+    assert expected in _flat(top.text), f"top evidence was: {top.text!r}"
+    assert top.citation.document.endswith("/" + essay)
+    assert top.citation in answer.citations
+    assert expected in answer.text
+
+
+def test_citations_point_at_exact_spans_of_the_source(essay_memory: Memory, pg_essays: Path) -> None:
+    answer = essay_memory.ask("What could the government do to increase the number of startups?")
+    assert answer.citations
+    for citation in answer.citations + [e.citation for e in answer.evidence]:
+        text = Path(citation.document).read_text(encoding="utf-8")
+        evidence = next(e for e in answer.evidence if e.citation == citation)
+        assert text[citation.start : citation.end] == evidence.text
+        hit_chunk = essay_memory.store.chunks([citation.chunk_id])[0]
+        assert hit_chunk.start <= citation.start and citation.end <= hit_chunk.end or evidence.origin == "summary"
+
+
+def test_attention_is_a_distribution_per_hop(essay_memory: Memory) -> None:
+    answer = essay_memory.ask("What is your mind like?")
+    assert len(answer.attention) == 2
+    for hop in answer.attention:
+        assert len(hop) == len(answer.evidence)
+        assert sum(hop) == pytest.approx(1.0, abs=1e-4)
+    weights = [e.weight for e in answer.evidence]
+    assert weights == sorted(weights, reverse=True)
+    assert {e.origin for e in answer.evidence} == {"retrieved", "summary"}
+
+
+def test_ask_is_deterministic(essay_memory: Memory) -> None:
+    first = essay_memory.ask("Which insights are the most valuable?")
+    second = essay_memory.ask("Which insights are the most valuable?")
+    assert isinstance(first, Answer)
+    assert first.text == second.text and first.attention == second.attention
+
+
+def test_search_returns_ranked_hits(essay_memory: Memory) -> None:
+    hits = essay_memory.search("startup founders visa", k=5)
+    assert [h.rank for h in hits] == [1, 2, 3, 4, 5]
+    assert hits[0].document.endswith("foundervisa.txt")
+    assert all(a.score >= b.score for a, b in zip(hits, hits[1:]))
+
+
+def test_ingesting_again_changes_nothing(essay_memory: Memory, essay_paths: list[Path]) -> None:
+    before = essay_memory.stats()
+    report = essay_memory.ingest([str(p) for p in essay_paths])
+    after = essay_memory.stats()
+    assert report.ingested == [] and len(report.unchanged) == len(essay_paths)
+    assert (before.documents, before.chunks, before.vectors) == (after.documents, after.chunks, after.vectors)
+
+
+def test_changed_file_replaces_its_chunks_vectors_and_summary(tmp_path: Path, pg_essays: Path) -> None:
+    essay = tmp_path / "sun.txt"
+    shutil.copy(pg_essays / "sun.txt", essay)
+    with Memory(tmp_path / "store") as memory:
+        memory.ingest([str(essay)])
+        first = memory.stats()
+        essay.write_text("Sandwiches are best eaten in Dolores Park on a sunny day.\n", encoding="utf-8")
+        report = memory.ingest([str(essay)])
+        second = memory.stats()
+        assert len(report.ingested) == 1
+        assert second.documents == 1 and second.chunks == second.vectors == 1 < first.chunks
+        assert memory.summary("sun.txt").slots[0].text.startswith("Sandwiches")
+        assert "Dolores Park" in memory.ask("Where should I eat a sandwich?").text
+
+
+def test_summary_by_file_name_and_forget(tmp_path: Path, pg_essays: Path) -> None:
+    with Memory(tmp_path / "store") as memory:
+        memory.ingest([str(pg_essays / "sun.txt"), str(pg_essays / "nft.txt")])
+        state = memory.summary("sun.txt")
+        assert 0 < len(state.slots) <= state.capacity == 8
+        assert memory.forget(["sun.txt"]) == 1
+        assert memory.stats().documents == 1
+        with pytest.raises(MemflowError, match="no document"):
+            memory.summary("sun.txt")
+
+
+def test_asking_an_empty_store_is_a_clear_error(tmp_path: Path) -> None:
+    with Memory(tmp_path / "empty") as memory, pytest.raises(StoreError, match="ingest something first"):
+        memory.ask("anything?")
+
+
+def test_bad_inputs_are_reported_and_the_rest_ingested(tmp_path: Path, pg_essays: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(pg_essays / "nft.txt", corpus / "nft.txt")
+    (corpus / "blob.txt").write_bytes(bytes(range(256)) * 10)
+    (corpus / "empty.md").write_text("", encoding="utf-8")
+    with Memory(tmp_path / "store") as memory:
+        report = memory.ingest([str(corpus), str(tmp_path / "missing.txt")])
+        assert [Path(u).name for u in report.ingested] == ["nft.txt"]
+        failed = {Path(p.source).name for p in report.problems}
+        assert {"blob.txt", "empty.md", "missing.txt"} <= failed
