@@ -12,7 +12,7 @@ Components that need the store, the run's progress settings or its warning chann
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -88,8 +88,14 @@ class Component:
         """Called by the pipeline before a run; override to prepare store-bound resources."""
         self.context = context
 
-    def run(self, **inputs: Any) -> dict[str, Any]:
-        raise NotImplementedError
+    if TYPE_CHECKING:
+        # Each component declares run() with its own keyword-only inputs; typed as a free-form callable so
+        # those precise signatures are not "incompatible overrides" of a generic one.
+        run: Callable[..., dict[str, Any]]
+    else:
+
+        def run(self, **inputs: Any) -> dict[str, Any]:
+            raise NotImplementedError(f"{type(self).__name__} must implement run()")
 
     def params(self) -> dict[str, Any]:
         """The parameters the component was built with (for ``pipeline show`` and store settings)."""

@@ -70,7 +70,7 @@ class AttentionDecoder(Component):
         for row in rows:
             doc_rank.setdefault(row.key[0], len(doc_rank))
         chosen.sort(key=lambda i: (doc_rank[rows[i].key[0]], rows[i].citation.start))
-        evidence = [Evidence(rows[i].text, float(weights[i]), rows[i].citation, rows[i].origin)  # type: ignore[arg-type]
+        evidence = [Evidence(rows[i].text, float(weights[i]), rows[i].citation, rows[i].origin)
                     for i in order]
         attention = [[float(hop[i]) for i in order] for hop in per_hop]
         answer = Answer(

@@ -289,7 +289,7 @@ class Loader(Component):
 
     # The pipeline calls run() with the declared input sockets as keywords; the narrower signature is the
     # component contract, which the base class's ``**inputs`` cannot express.
-    def run(self, *, paths: list[str]) -> dict[str, Any]:  # type: ignore[override]
+    def run(self, *, paths: list[str]) -> dict[str, Any]:
         ctx = context_of(self)
         documents: list[Document] = []
         for path in paths:

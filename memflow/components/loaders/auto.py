@@ -102,7 +102,7 @@ class AutoLoader(Loader):
             raise SkippedInput(path, self.unsupported_reason(path))
         return loader.load_file(path, on_error=on_error)
 
-    def run(self, *, paths: list[str]) -> dict[str, Any]:  # type: ignore[override]
+    def run(self, *, paths: list[str]) -> dict[str, Any]:
         ctx = context_of(self)
         documents: list[Document] = []
         for path in self.iter_files(paths):

@@ -17,7 +17,7 @@ class SkipUnchanged(Component):
     outputs = {"documents": Socket(list[Document])}
 
     def __init__(self) -> None:
-        self._params = {}
+        self._params: dict[str, object] = {}
 
     def run(self, *, documents: list[Document]) -> dict[str, Any]:
         store = self.context.require_store("storage.skip_unchanged")
