@@ -18,7 +18,7 @@ from typing import Any
 from memflow.components.base import Problem, RunContext
 from memflow.errors import MemflowError, PipelineError
 from memflow.pipeline import Pipeline, builtin_pipeline
-from memflow.storage.store import Store, StoreStats, StoredDocument
+from memflow.storage.store import Store, StoredDocument, StoreStats
 from memflow.types import Answer, Chunk, Hit, SummaryState
 
 __all__ = ["Memory", "IngestReport"]

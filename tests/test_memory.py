@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from memflow import Answer, Memory, MemflowError, StoreError
+from memflow import Answer, MemflowError, Memory, StoreError
 
 # Each answer sentence was picked by reading the essay; the question paraphrases it.
 QUESTIONS = [
@@ -71,7 +71,7 @@ def test_search_returns_ranked_hits(essay_memory: Memory) -> None:
     hits = essay_memory.search("startup founders visa", k=5)
     assert [h.rank for h in hits] == [1, 2, 3, 4, 5]
     assert hits[0].document.endswith("foundervisa.txt")
-    assert all(a.score >= b.score for a, b in zip(hits, hits[1:]))
+    assert all(a.score >= b.score for a, b in zip(hits, hits[1:], strict=False))
 
 
 def test_ingesting_again_changes_nothing(essay_memory: Memory, essay_paths: list[Path]) -> None:

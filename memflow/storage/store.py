@@ -244,7 +244,8 @@ class Store:
         with Session(self.engine) as session:
             for start in range(0, len(uris), 500):
                 part = uris[start : start + 500]
-                rows = session.execute(select(DocumentRow.uri, DocumentRow.content_hash).where(DocumentRow.uri.in_(part)))
+                query = select(DocumentRow.uri, DocumentRow.content_hash).where(DocumentRow.uri.in_(part))
+                rows = session.execute(query)
                 found.update({uri: h for uri, h in rows})
         return found
 
@@ -270,7 +271,8 @@ class Store:
                 ).one()
                 if chunks:
                     rows = [self._chunk_row(doc_id, chunk) for chunk in chunks]
-                    ids = list(session.scalars(insert(ChunkRow).returning(ChunkRow.id, sort_by_parameter_order=True), rows))
+                    returning = insert(ChunkRow).returning(ChunkRow.id, sort_by_parameter_order=True)
+                    ids = list(session.scalars(returning, rows))
                     for chunk, chunk_id in zip(chunks, ids, strict=True):
                         chunk.id = chunk_id
                     added_ids.append(np.asarray(ids, dtype=np.int64))

@@ -62,7 +62,7 @@ class RecursiveCharacterChunker(Component):
         }
 
     # The pipeline passes the declared input sockets as keywords; the narrower signature states the contract.
-    def run(self, *, documents: list[Document]) -> dict[str, Any]:  # type: ignore[override]
+    def run(self, *, documents: list[Document]) -> dict[str, Any]:
         return {"chunks": [chunk for document in documents for chunk in self.chunk_document(document)]}
 
     def chunk_document(self, document: Document) -> list[Chunk]:

@@ -25,11 +25,16 @@ _OPENERS = "\"'([{\u2018\u201c\u00ab\u2039"
 # Lower-case forms, without the final period; a period after one of these never ends a sentence.
 ABBREVIATIONS = frozenset(
     {
-        "mr", "mrs", "ms", "dr", "st", "prof", "jr", "sr", "inc", "ltd", "co", "corp", "bros", "vs", "etc",
-        "fig", "figs", "eq", "eqs", "ref", "refs", "vol", "vols", "ch", "sec", "ed", "eds", "cf", "al",
-        "approx", "dept", "est", "gen", "gov", "sen", "rep", "capt", "col", "lt", "sgt", "mt", "ave", "rd",
-        "blvd", "jan", "feb", "apr", "aug", "sep", "sept", "oct", "nov", "dec", "mon", "tue", "wed", "thu",
-        "fri", "sat", "sun", "min", "max", "ca", "viz", "resp", "misc", "govt", "univ", "assn",
+        "mr", "mrs", "ms", "dr", "prof", "jr", "sr", "inc", "ltd", "corp", "bros", "vs", "etc", "al", "cf",
+        "approx", "dept", "govt", "univ", "assn", "viz", "capt", "sgt", "figs", "eqs", "refs", "vols",
+    }
+)  # fmt: skip
+# Abbreviations only when capitalised: in lower case each is also a common word that can end a sentence
+# ("a fig.", "the co-op's rep.").
+_TITLE_ABBREVIATIONS = frozenset(
+    {
+        "st", "co", "fig", "eq", "ref", "vol", "ch", "sec", "ed", "eds", "gen", "gov", "sen", "rep", "col",
+        "lt", "mt", "ave", "rd", "blvd", "jan", "feb", "apr", "aug", "sept", "oct", "nov", "dec",
     }
 )  # fmt: skip
 # These are abbreviations only before a number ("No. 5", "pp. 12"); "the answer is no. Then" ends a sentence.
@@ -47,9 +52,7 @@ _TERM = re.compile(
     r"(?=\s+[^\sa-z]|[A-Z\u00c0-\u00d6\u00d8-\u00de][a-z\u00df-\u00f6\u00f8-\u00ff])"
 )
 # A blank line, or a newline before a list item ("- ", "* ", "\u2022 ", "1. ", "2) ").
-_LINE = re.compile(
-    r"\n(?:[^\S\n]*\n)+|\n(?=[^\S\n]*(?:[-*\u2022\u2023\u25e6\u2013]|\d{1,3}[.)])[^\S\n])"
-)
+_LINE = re.compile(r"\n(?:[^\S\n]*\n)+|\n(?=[^\S\n]*(?:[-*\u2022\u2023\u25e6\u2013]|\d{1,3}[.)])[^\S\n])")
 # Chinese and Japanese full stops need no space after them.
 _CJK_STOPS = "\u3002\uff01\uff1f"
 _CJK = re.compile(
@@ -58,6 +61,7 @@ _CJK = re.compile(
 _NONSPACE = re.compile(r"\S")
 # A word before a glued period ("broken.The way"): code and URLs carry these, prose does not.
 _NOT_PROSE = re.compile(r"[./\\@:_=<>#0-9]")
+_DOTTED = re.compile(r"[^\s.!?/@:]*[./@:]\w")
 _WORD_WINDOW = 40
 
 
@@ -71,7 +75,7 @@ def _word_before(text: str, pos: int, lo: int) -> str:
 
 def _is_abbreviation(word: str, following: str) -> bool:
     lowered = word.lower()
-    if lowered in ABBREVIATIONS:
+    if lowered in ABBREVIATIONS or (lowered in _TITLE_ABBREVIATIONS and word[0].isupper()):
         return True
     if lowered in _NUMBER_ABBREVIATIONS and following.isdigit():
         return True
@@ -107,6 +111,8 @@ def _ends_sentence(text: str, match: re.Match[str], lo: int, hi: int) -> bool:
         word = _word_before(text, run_start, lo)
         if len(word) < 2 or not word[-1].islower() or not word[-2].isalpha() or _NOT_PROSE.search(word):
             return False
+        if _DOTTED.match(text, after, min(hi, after + _WORD_WINDOW)):
+            return False  # "www.Example.com", "one.Two.Three": a name with dots, not two sentences
     if text[run_start] == "." and not match.group("run"):
         word = _word_before(text, run_start, lo)
         if word and _is_abbreviation(word, following):

@@ -103,7 +103,7 @@ class SentenceChunker(Component):
         return self._budget
 
     # The pipeline passes the declared input sockets as keywords; the narrower signature states the contract.
-    def run(self, *, documents: list[Document]) -> dict[str, Any]:  # type: ignore[override]
+    def run(self, *, documents: list[Document]) -> dict[str, Any]:
         chunks = [chunk for per_document in self.chunk_documents(documents) for chunk in per_document]
         return {"chunks": chunks}
 

@@ -126,7 +126,9 @@ class EncoderModel:
         return sentence, out["token_embeddings"]
 
 
-def load_encoder(name: str = DEFAULT_MODEL, *, device: DeviceName = "auto", precision: Precision = "auto") -> EncoderModel:
+def load_encoder(
+    name: str = DEFAULT_MODEL, *, device: DeviceName = "auto", precision: Precision = "auto"
+) -> EncoderModel:
     """A shared, loaded encoder: ingest and query components in one process use the same weights."""
     key = (name, device, precision)
     with _CACHE_LOCK:

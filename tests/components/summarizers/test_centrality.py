@@ -10,7 +10,12 @@ import pytest
 from memflow.components.chunkers.sentences import SentenceChunker
 from memflow.components.encoders.sentence_transformers import SentenceTransformersEncoder
 from memflow.components.loaders.text import TextLoader
-from memflow.components.summarizers.centrality import CentralitySummarizer, batch_summary, empty_state, update_state
+from memflow.components.summarizers.centrality import (
+    CentralitySummarizer,
+    batch_summary,
+    empty_state,
+    update_state,
+)
 from memflow.testing import check_component, make_chunks, make_document
 
 # Long enough essays that a state of 8 slots must drop most sentences.
