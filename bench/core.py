@@ -113,6 +113,7 @@ def main() -> int:
         "tokens": stats.tokens,
         "tokens_per_s": round(stats.tokens / report.seconds, 1),
         "failed": len(report.failed),
+        **{f"stage_{name}_s": round(sec, 2) for name, sec in report.stages.items()},
         "ask_questions": len(latencies),
         "ask_median_ms": round(statistics.median(latencies), 1),
         "ask_p95_ms": round(latencies[int(0.95 * (len(latencies) - 1))], 1),

@@ -41,6 +41,8 @@ class IngestReport:
     chunks: int = 0
     tokens: int = 0
     seconds: float = 0.0
+    #: Wall time by stage: "list" (expanding folders), each pipeline component by name, "save" (vectors).
+    stages: dict[str, float] = field(default_factory=dict)
 
     @property
     def failed(self) -> list[Problem]:
@@ -112,6 +114,7 @@ class Memory:
         report = IngestReport()
         files = self._list_files(pipeline, _as_paths(paths), context)
         report.files = len(files)
+        listed = time.perf_counter()
         bar = _progress_bar(total=len(files), enabled=progress)
         last_save = time.monotonic()
         try:
@@ -127,12 +130,15 @@ class Memory:
                     if time.monotonic() - last_save > VECTOR_SAVE_INTERVAL_S:
                         self.store.save_vectors()
                         last_save = time.monotonic()
+                saving = time.perf_counter()
                 self.store.save_vectors()
+                context.seconds["save"] = time.perf_counter() - saving
         finally:
             bar.close()
         report.unchanged = list(context.unchanged)
         report.problems = list(context.problems)
         report.seconds = time.perf_counter() - started
+        report.stages = {"list": listed - started, **context.seconds}
         return report
 
     @staticmethod

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import sys
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -194,13 +195,17 @@ class Pipeline:
             self.components[name].bind(ctx)
         results: dict[str, dict[str, Any]] = {}
         for name in order:
-            results[name] = self._run_one(name, results, supplied)
+            results[name] = self._run_one(name, results, supplied, ctx)
         if wanted is not None:
             return {c: {s: results[c][s] for s in sockets} for c, sockets in wanted.items()}
         return {c: {s: results[c][s] for s in socks} for c, socks in self.outputs().items()}
 
     def _run_one(
-        self, name: str, results: Mapping[str, Mapping[str, Any]], supplied: Mapping[tuple[str, str], Any]
+        self,
+        name: str,
+        results: Mapping[str, Mapping[str, Any]],
+        supplied: Mapping[tuple[str, str], Any],
+        ctx: RunContext,
     ) -> dict[str, Any]:
         comp = self.components[name]
         kwargs: dict[str, Any] = {}
@@ -212,6 +217,7 @@ class Pipeline:
                 kwargs[socket] = supplied[(name, socket)]
             else:
                 kwargs[socket] = sock.default
+        started = time.perf_counter()
         try:
             produced = comp.run(**kwargs)
         except Exception as exc:
@@ -221,6 +227,8 @@ class Pipeline:
                     f"in component {name!r} ({self.graph.nodes[name]['type']}) of pipeline {self.name!r}"
                 )
             raise
+        finally:
+            ctx.seconds[name] = ctx.seconds.get(name, 0.0) + time.perf_counter() - started
         if not isinstance(produced, Mapping):
             raise self._error(
                 f"component {name!r} returned {type(produced).__name__}, not a dict of its outputs", name
