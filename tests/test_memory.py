@@ -124,3 +124,34 @@ def test_bad_inputs_are_reported_and_the_rest_ingested(tmp_path: Path, pg_essays
         assert [Path(u).name for u in report.ingested] == ["nft.txt"]
         failed = {Path(p.source).name for p in report.problems}
         assert {"blob.txt", "empty.md", "missing.txt"} <= failed
+
+
+def test_a_mixed_corpus_of_every_format(tmp_path: Path, shared_data: Path, pg_essays: Path) -> None:
+    corpus = tmp_path / "mixed"
+    (corpus / "notes").mkdir(parents=True)
+    shutil.copy(pg_essays / "foundervisa.txt", corpus / "foundervisa.txt")
+    (corpus / "notes" / "garden.md").write_text(
+        "# Garden notes\n\nTomatoes need **full sun** and deep watering.\n\n"
+        "## Pests\n\nAphids are controlled by [ladybugs](https://example.org) released in spring.\n",
+        encoding="utf-8")
+    (corpus / "page.html").write_text(
+        "<html><head><title>Trains</title><style>p {color: red}</style></head><body>"
+        "<h1>Night trains</h1><p>The night train from Vienna to Rome leaves at 19:00.</p>"
+        "<script>var hidden = 'never indexed';</script></body></html>", encoding="utf-8")
+    with (shared_data / "scifact" / "corpus.jsonl").open(encoding="utf-8") as source:
+        lines = [next(source) for _ in range(20)]
+    (corpus / "scifact.jsonl").write_text("".join(lines), encoding="utf-8")
+    with Memory(tmp_path / "store") as memory:
+        report = memory.ingest([str(corpus)])
+        assert report.failed == [] and len(report.ingested) == 3 + 20
+        pests = memory.search("How are aphids controlled?", k=1)[0]
+        assert pests.document.endswith("garden.md") and pests.section == "Garden notes"  # where the chunk starts
+        garden = memory.store.find_document("garden.md")
+        assert garden is not None
+        assert [s.title for s in memory.store.document_sections(garden.id)] == ["Garden notes", "Pests"]
+        assert "[ladybugs]" not in pests.text and "ladybugs" in pests.text
+        trains = memory.ask("When does the night train to Rome leave?")
+        assert "19:00" in trains.text and trains.citations[0].document.endswith("page.html")
+        assert all("never indexed" not in h.text for h in memory.search("hidden variable", k=25))
+        rna = memory.search("BC1 RNA master gene for ID element amplification", k=1)[0]
+        assert rna.document.endswith("scifact.jsonl#7912")
