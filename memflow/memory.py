@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ from typing import Any
 from memflow.components.base import Problem, RunContext
 from memflow.errors import MemflowError, PipelineError
 from memflow.pipeline import Pipeline, builtin_pipeline
+from memflow.storage.doctor import DoctorReport, diagnose
 from memflow.storage.store import Store, StoredDocument, StoreStats
 from memflow.types import Answer, Chunk, Hit, SummaryState
 
@@ -37,6 +40,7 @@ class IngestReport:
     files: int = 0
     ingested: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     chunks: int = 0
     tokens: int = 0
@@ -49,8 +53,9 @@ class IngestReport:
         return [p for p in self.problems if p.kind == "failed"]
 
     def summary(self) -> str:
+        pruned = f", pruned {len(self.pruned)}" if self.pruned else ""
         return (f"ingested {len(self.ingested)} documents ({self.chunks} chunks, {self.tokens} tokens), "
-                f"skipped {len(self.unchanged)} unchanged, failed {len(self.failed)} "
+                f"skipped {len(self.unchanged)} unchanged, failed {len(self.failed)}{pruned} "
                 f"in {self.seconds:.1f} s")
 
 
@@ -104,10 +109,14 @@ class Memory:
     # -- ingest -------------------------------------------------------------------------------------------
 
     def ingest(self, paths: str | Path | Iterable[str | Path], *, progress: bool = False,
-               batch_files: int = 16, lock_timeout: float = 60.0) -> IngestReport:
+               batch_files: int = 16, lock_timeout: float = 60.0, prune: bool = False,
+               save_every: float = VECTOR_SAVE_INTERVAL_S) -> IngestReport:
         """Ingest files and folders (streamed in batches of ``batch_files`` files, one transaction each).
         Unchanged documents are skipped, changed ones replaced; unreadable inputs are reported in the
-        returned report, never raised, and never affect what is already stored."""
+        returned report, never raised, and never affect what is already stored. ``prune`` forgets stored
+        documents under ``paths`` whose file is gone (and JSONL records no longer in their file).
+        ``save_every`` is how many seconds may pass between saves of the FAISS file (0: after every batch);
+        a crash in between costs only re-indexing from SQL on the next open, never data."""
         started = time.perf_counter()
         pipeline = self.pipeline("ingest")
         context = RunContext(store=self.store, progress=progress)
@@ -127,9 +136,11 @@ class Memory:
                     report.ingested.extend(dict.fromkeys(c.document.uri for c in chunks))
                     bar.update(len(batch))
                     bar.set_postfix(chunks=report.chunks, refresh=False)
-                    if time.monotonic() - last_save > VECTOR_SAVE_INTERVAL_S:
+                    if time.monotonic() - last_save >= save_every:
                         self.store.save_vectors()
                         last_save = time.monotonic()
+                if prune:
+                    report.pruned = self._prune(_as_paths(paths), files, context)
                 saving = time.perf_counter()
                 self.store.save_vectors()
                 context.seconds["save"] = time.perf_counter() - saving
@@ -155,6 +166,39 @@ class Memory:
         loader.bind(context)
         return [str(p) for p in loader.iter_files(paths)]
 
+    def _prune(self, roots: list[str], files: list[str], context: RunContext) -> list[str]:
+        resolved = [Path(r).expanduser().resolve() for r in roots]
+        loaded = {str(Path(f).resolve()) for f in files}
+        # A file with any failure (a JSONL line that no longer parses, say) keeps all its stored records.
+        failed = {str(Path(re.sub(r":\d+$", "", p.source)).resolve()) for p in context.problems if p.kind == "failed"}
+        gone: list[str] = []
+        for document in self.store.documents():
+            path = document.uri.split("#", 1)[0]
+            if not any(path == str(root) or path.startswith(str(root) + "/") for root in resolved):
+                continue
+            if not Path(path).exists():
+                gone.append(document.uri)
+            elif "#" in document.uri and path in loaded and path not in failed and document.uri not in context.seen:
+                gone.append(document.uri)  # a record removed from a JSONL file that still exists
+        if gone:
+            self.store.forget(gone)
+        return gone
+
+    def doctor(self, *, repair: bool = False) -> DoctorReport:
+        """Check the store against itself and the configured encoder; ``repair`` rebuilds what SQL can."""
+        from memflow.components.encoders.sentence_transformers import QueryEncoder
+
+        encoder: tuple[str, int] | None = None
+        if self.store.setting("encoder") is not None:
+            found = self.pipeline("ask").find(QueryEncoder)
+            if found:
+                component = found[0][1]
+                encoder = (component.model_id, component.encoder.dimension)
+        if repair:
+            with self.store.writer():
+                return diagnose(self.store, encoder=encoder, repair=True)
+        return diagnose(self.store, encoder=encoder)
+
     def forget(self, documents: Iterable[str]) -> int:
         """Remove documents (by URI, path or file name) completely; returns how many were stored."""
         uris = []
@@ -174,19 +218,43 @@ class Memory:
         hits: list[Hit] = result["retrieve"]["hits"]
         return hits
 
-    def ask(self, question: str, *, k: int | None = None) -> Answer:
-        """An answer composed of the memory's own sentences, with citations and the attention behind it."""
-        result = self._ask_pipeline_run(question, k=k, outputs=None)
+    def ask(self, question: str, *, k: int | None = None, decoder: str | None = None) -> Answer:
+        """An answer composed of the memory's own sentences, with citations and the attention behind it.
+
+        ``decoder`` names another registered decoder type to answer with, e.g. ``"llama_cpp"`` (short for
+        ``decoders.llama_cpp``), in place of the ask pipeline's own, with its default params."""
+        result = self._ask_pipeline_run(question, k=k, outputs=None, decoder=decoder)
         for outputs in result.values():
             for value in outputs.values():
                 if isinstance(value, Answer):
                     return value
-        raise PipelineError("the ask pipeline produced no Answer", file=self.pipeline("ask").source)
+        raise PipelineError("the ask pipeline produced no Answer", file=self.ask_pipeline(decoder).source)
 
-    def _ask_pipeline_run(self, query: str, *, k: int | None, outputs: list[str] | None) -> dict[str, dict[str, Any]]:
+    def ask_pipeline(self, decoder: str | None = None) -> Pipeline:
+        """The ask pipeline; with ``decoder``, a copy whose decoder (the component with an Answer output) is
+        that registered type (``"llama_cpp"`` or ``"decoders.llama_cpp"``), built with its default params."""
+        base = self.pipeline("ask")
+        if decoder is None:
+            return base
+        kind = decoder if "." in decoder or ":" in decoder else f"decoders.{decoder}"
+        key = f"ask with {kind}"
+        if key not in self._pipelines:
+            names = [name for name, component in base.components.items()
+                     if any(socket.type is Answer for socket in component.outputs.values())]
+            if len(names) != 1:
+                raise PipelineError(f"cannot swap the decoder: the ask pipeline has {len(names)} components with an "
+                                    "Answer output, not one", file=base.source)
+            components = [dataclasses.replace(c, type=kind, params={}, param_lines={}) if c.name == names[0] else c
+                          for c in base.spec.components]
+            spec = dataclasses.replace(base.spec, components=components)
+            self._pipelines[key] = Pipeline(spec, trusted_modules=self._trusted)
+        return self._pipelines[key]
+
+    def _ask_pipeline_run(self, query: str, *, k: int | None, outputs: list[str] | None,
+                          decoder: str | None = None) -> dict[str, dict[str, Any]]:
         if not query.strip():
             raise MemflowError("the question is empty")
-        pipeline = self.pipeline("ask")
+        pipeline = self.ask_pipeline(decoder)
         data: dict[str, Any] = {"query": query}
         if k is not None:
             data["k"] = k

@@ -15,19 +15,27 @@ from memflow.cli.common import configure_logging, display_path, open_memory, sto
 @click.option("--pipeline", "pipeline", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Ingest pipeline YAML (default: the built-in pipelines/ingest.yaml).")
 @click.option("--batch-files", default=16, show_default=True, help="Files per transaction.")
+@click.option("--save-every", default=300.0, show_default=True, metavar="SECONDS",
+              help="Longest time between saves of the vector file (0: after every batch).")
+@click.option("--prune", is_flag=True, help="Forget stored documents under PATHS whose files are gone.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no per-file warnings.")
 @store_options
 @user_errors
-def ingest(paths: tuple[Path, ...], pipeline: Path | None, batch_files: int, quiet: bool, store: Path,
-           url: str | None, trusted: tuple[str, ...]) -> None:
+def ingest(paths: tuple[Path, ...], pipeline: Path | None, batch_files: int, save_every: float, prune: bool,
+           quiet: bool, store: Path, url: str | None, trusted: tuple[str, ...]) -> None:
     """Ingest files and folders (.txt .md .html .pdf .jsonl); unchanged files are skipped."""
     configure_logging(quiet)
     with open_memory(store, url, trusted, ingest_pipeline=pipeline) as memory:
         progress = not quiet and sys.stderr.isatty()
-        report = memory.ingest([str(p) for p in paths], progress=progress, batch_files=batch_files)
+        for message in memory.store.migrations:
+            click.echo(message, err=True)
+        report = memory.ingest([str(p) for p in paths], progress=progress, batch_files=batch_files, prune=prune,
+                               save_every=save_every)
     for problem in report.problems:
         if problem.kind == "failed" or not quiet:
             click.echo(f"{problem.kind}: {display_path(problem.source)}: {problem.reason}", err=True)
+    for uri in report.pruned:
+        click.echo(f"pruned: {display_path(uri)}", err=True)
     click.echo(report.summary())
     if not report.ingested and not report.unchanged and report.failed:
         sys.exit(1)
@@ -42,3 +50,20 @@ def forget(documents: tuple[str, ...], store: Path, url: str | None, trusted: tu
     with open_memory(store, url, trusted) as memory:
         count = memory.forget(documents)
     click.echo(f"forgot {count} documents")
+
+
+@click.command()
+@click.option("--repair", is_flag=True, help="Rebuild the vector memory from SQL and fix recorded counts.")
+@click.option("--pipeline", "pipeline", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Ask pipeline whose encoder the store must match (default: the built-in one).")
+@store_options
+@user_errors
+def doctor(repair: bool, pipeline: Path | None, store: Path, url: str | None, trusted: tuple[str, ...]) -> None:
+    """Check the store: schema, encoder, SQL <-> FAISS, chunk spans and order, summary states."""
+    configure_logging(quiet=True)
+    with open_memory(store, url, trusted, ask_pipeline=pipeline) as memory:
+        report = memory.doctor(repair=repair)
+    for check in report.checks:
+        click.echo(str(check))
+    if not report.ok:
+        sys.exit(1)

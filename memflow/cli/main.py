@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from memflow import __version__
+from memflow.cli.eval import eval_group
 from memflow.cli.info import stats, summary
-from memflow.cli.ingest import forget, ingest
+from memflow.cli.ingest import doctor, forget, ingest
 from memflow.cli.pipeline import components, pipeline
 from memflow.cli.query import ask, search
 
@@ -20,8 +21,9 @@ def cli() -> None:
     """
 
 
-for command in (ingest, forget, ask, search, summary, stats, pipeline, components):
+for command in (ingest, forget, doctor, ask, search, summary, stats, pipeline, components):
     cli.add_command(command)
+cli.add_command(eval_group)  # memflow eval beir/squad/niah (memflow.cli.eval)
 
 
 def main() -> None:

@@ -55,13 +55,15 @@ class RunContext:
 
     ``store`` is None when a pipeline runs without one (validation, tests of a single component).
     ``problems`` collects what was skipped or failed, so a run can report it and carry on; ``unchanged``
-    the documents an ingest found already stored; ``seconds`` the time spent in each component, by name.
+    the documents an ingest found already stored; ``seen`` every document URI an ingest loaded;
+    ``seconds`` the time spent in each component, by name.
     """
 
     store: Store | None = None
     progress: bool = False
     problems: list[Problem] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
     seconds: dict[str, float] = field(default_factory=dict)
 
     def report(self, source: str, reason: str, *, kind: str = "failed") -> None:

@@ -26,9 +26,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "DocumentRow", "ChunkRow", "SummaryStateRow", "SettingRow", "make_engine", "SCHEMA_VERSION"]
+__all__ = ["Base", "DocumentRow", "ChunkRow", "SummaryStateRow", "WrittenSummaryRow", "SettingRow", "make_engine",
+           "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 1
+#: Bump with a step in memflow.storage.migrations whenever an existing table changes.
+SCHEMA_VERSION = 2
 
 
 def _now() -> datetime:
@@ -81,6 +83,22 @@ class SummaryStateRow(Base):
     slots: Mapped[list[Any]] = mapped_column(JSON)
     slot_vectors: Mapped[bytes] = mapped_column(LargeBinary)
     centroid_sum: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class WrittenSummaryRow(Base):
+    """A document's written (abstractive) running summary; replaced in one transaction per update, so an
+    interrupted update leaves the previous one in place. Deleted with its document (ON DELETE CASCADE)."""
+
+    __tablename__ = "written_summaries"
+
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    tokens: Mapped[int] = mapped_column(Integer)
+    budget: Mapped[int] = mapped_column(Integer)
+    chunks_seen: Mapped[int] = mapped_column(Integer)
+    read_until: Mapped[int] = mapped_column(Integer)
+    model: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, onupdate=_now)
 
 
 class SettingRow(Base):

@@ -23,6 +23,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from memflow.errors import MemflowError, ModelMismatchError, StoreError, StoreLockedError
+from memflow.storage import lexical as lexical_index
+from memflow.storage.migrations import migrate
 from memflow.storage.sql import (
     SCHEMA_VERSION,
     Base,
@@ -30,10 +32,11 @@ from memflow.storage.sql import (
     DocumentRow,
     SettingRow,
     SummaryStateRow,
+    WrittenSummaryRow,
     make_engine,
 )
 from memflow.storage.vectors import VectorMemory
-from memflow.types import Chunk, Document, Section, Sentence, SummarySlot, SummaryState
+from memflow.types import Chunk, Document, Section, Sentence, SummarySlot, SummaryState, WrittenSummary
 
 __all__ = ["Store", "StoredChunk", "StoredDocument", "StoreStats"]
 
@@ -119,6 +122,9 @@ class Store:
                     f"store {self.directory} has schema version {version.value}, newer than this memflow "
                     f"({SCHEMA_VERSION}); upgrade memflow"
                 )
+            stored_version = int(version.value) if version is not None else SCHEMA_VERSION
+        database = self.directory / DB_FILE if self.url.startswith("sqlite") else None
+        self.migrations = migrate(self.engine, current=stored_version, target=SCHEMA_VERSION, database_file=database)
 
     def setting(self, key: str, default: Any = None) -> Any:
         with Session(self.engine) as session:
@@ -197,12 +203,17 @@ class Store:
         if dimension is None:
             raise StoreError(f"store {self.directory} is empty: ingest something first")
         signature = VectorMemory.file_signature(self.directory)
-        if self._vectors is None or (signature != self._vector_signature and not self._lock.is_locked):
+        writing = self._lock.is_locked  # our own memory is then the newest there is
+        if self._vectors is None or (signature != self._vector_signature and not writing):
             memory = VectorMemory.load(self.directory, dimension=int(dimension), factory=self.index_factory)
             self._vector_signature = signature
             self._vectors = memory
             if memory.generation != self.generation:
                 self._resync(memory)
+        elif not writing and self._vectors.generation != self.generation:
+            # A writer committed batches it has not saved to the FAISS file yet: catch up from SQL, so a
+            # reader always answers from the last committed state.
+            self._resync(self._vectors)
         return self._vectors
 
     @property
@@ -212,6 +223,9 @@ class Store:
     def _resync(self, memory: VectorMemory) -> None:
         """Make the vector memory hold exactly the SQL store's chunk vectors (after a crash or a damaged file)."""
         with Session(self.engine) as session:
+            # Generation first: rows committed while we sync are then caught by the next check, never missed.
+            generation_row = session.get(SettingRow, "generation")
+            generation = int(generation_row.value) if generation_row is not None else 0
             sql_ids = np.fromiter(session.scalars(select(ChunkRow.id)), dtype=np.int64)
             have = memory.ids()
             extra = np.setdiff1d(have, sql_ids)
@@ -224,7 +238,7 @@ class Store:
                     ids = np.asarray([r[0] for r in rows], dtype=np.int64)
                     vecs = np.vstack([np.frombuffer(r[1], dtype="<f4") for r in rows])
                     memory.add(ids, vecs)
-        memory.generation = self.generation
+        memory.generation = generation
 
     def save_vectors(self) -> None:
         if self._vectors is not None:
@@ -275,6 +289,7 @@ class Store:
                     ids = list(session.scalars(returning, rows))
                     for chunk, chunk_id in zip(chunks, ids, strict=True):
                         chunk.id = chunk_id
+                    lexical_index.index_chunks(session, chunks)  # the BM25 index, in the same transaction
                     added_ids.append(np.asarray(ids, dtype=np.int64))
                     added_vectors.append(np.vstack([c.vector for c in chunks if c.vector is not None]))
                 if state is not None:
@@ -317,6 +332,7 @@ class Store:
         if doc_id is None:
             return []
         chunk_ids = list(session.scalars(select(ChunkRow.id).where(ChunkRow.document_id == doc_id)))
+        lexical_index.remove_chunks(session, chunk_ids)
         session.execute(delete(ChunkRow).where(ChunkRow.document_id == doc_id))
         session.execute(delete(SummaryStateRow).where(SummaryStateRow.document_id == doc_id))
         session.execute(delete(DocumentRow).where(DocumentRow.id == doc_id))
@@ -366,6 +382,11 @@ class Store:
             start=row.start, end=row.end, text=row.text, section=row.section, sentences=sentences,
             sentence_vectors=vectors,
         )
+
+    def chunk_ids_all(self) -> list[int]:
+        """Every stored chunk id, ascending."""
+        with Session(self.engine) as session:
+            return list(session.scalars(select(ChunkRow.id).order_by(ChunkRow.id)))
 
     def chunk_ids(self, pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], int]:
         """Chunk ids by (document id, chunk ordinal)."""
@@ -422,6 +443,29 @@ class Store:
             raw = session.scalar(select(DocumentRow.sections).where(DocumentRow.id == document_id)) or []
         return [Section(int(s), str(t), int(lv)) for s, t, lv in raw]
 
+    # -- written (abstractive) summaries ------------------------------------------------------------------
+
+    def written_summaries(self, document_ids: Iterable[int]) -> dict[int, WrittenSummary]:
+        """The written summaries of these documents, by document id (documents without one are left out)."""
+        ids = list(set(document_ids))
+        if not ids:
+            return {}
+        with Session(self.engine) as session:
+            rows = session.execute(
+                select(WrittenSummaryRow, DocumentRow.uri)
+                .join(DocumentRow, DocumentRow.id == WrittenSummaryRow.document_id)
+                .where(WrittenSummaryRow.document_id.in_(ids))
+            ).all()
+        return {row.document_id: WrittenSummary(uri, row.text, row.tokens, row.budget, row.chunks_seen,
+                                                row.read_until, row.model) for row, uri in rows}
+
+    def save_written_summary(self, document_id: int, summary: WrittenSummary) -> None:
+        """Replace a document's written summary in one transaction: the old one stays until this commits."""
+        with Session(self.engine) as session, session.begin():
+            session.merge(WrittenSummaryRow(
+                document_id=document_id, text=summary.text, tokens=summary.tokens, budget=summary.budget,
+                chunks_seen=summary.chunks_seen, read_until=summary.read_until, model=summary.model))
+
     def summary_states(self, document_ids: Iterable[int]) -> dict[int, SummaryState]:
         ids = list(set(document_ids))
         if not ids:
@@ -457,6 +501,14 @@ class Store:
             documents=documents, chunks=chunks, vectors=self.vectors.ntotal if dimension is not None else 0,
             tokens=tokens, encoder=self.setting("encoder"), dimension=dimension, index=self.index_factory,
         )
+
+    @property
+    def lexical(self) -> lexical_index.LexicalIndex:
+        """The BM25 index over the stored chunks (see :mod:`memflow.storage.lexical`)."""
+        index: lexical_index.LexicalIndex | None = self.__dict__.get("_lexical")
+        if index is None:
+            index = self.__dict__["_lexical"] = lexical_index.LexicalIndex(self)
+        return index
 
     def tables(self) -> list[str]:
         return sorted(inspect(self.engine).get_table_names())

@@ -24,6 +24,7 @@ class SkipUnchanged(Component):
         stored = store.document_hashes(d.uri for d in documents)
         fresh: list[Document] = []
         for document in documents:
+            self.context.seen.add(document.uri)
             if stored.get(document.uri) == document.content_hash:
                 self.context.unchanged.append(document.uri)
             else:

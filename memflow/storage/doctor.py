@@ -1,0 +1,187 @@
+"""`memflow doctor`: check that a store matches itself, and repair what can be rebuilt from SQL.
+
+Checks, each reported with a one-line detail:
+- schema: the store's schema version (and any migration this open applied);
+- encoder: the encoder the store was built with against the one the pipelines configure;
+- vectors: the FAISS file against the SQL rows (the source of truth): one vector per chunk row, no vector
+  without a row, no duplicate ids, stored vectors equal to the SQL ones on a sample;
+- chunks: per document, chunk ordinals 0..n-1, the recorded chunk count, every chunk's text equal to its span
+  of the document, sentence spans inside their chunk (the chunk graph is derived from these);
+- summaries: every summary slot's span holds its text and points at an existing chunk.
+``repair=True`` rebuilds the FAISS file from SQL and fixes recorded chunk counts; what cannot be rebuilt
+(text that no longer matches its span) is reported with the command that fixes it (forget and re-ingest).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from memflow.storage.sql import SCHEMA_VERSION, ChunkRow, DocumentRow, SummaryStateRow
+from memflow.storage.store import Store
+from memflow.storage.vectors import VectorMemory
+
+__all__ = ["Check", "DoctorReport", "diagnose", "rebuild_vectors"]
+
+SAMPLE = 1000
+
+
+@dataclass(slots=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    repaired: bool = False
+
+    def __str__(self) -> str:
+        status = "repaired" if self.repaired else "ok" if self.ok else "FAIL"
+        return f"{status:>8}  {self.name:<9} {self.detail}"
+
+
+@dataclass(slots=True)
+class DoctorReport:
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok or c.repaired for c in self.checks)
+
+
+def rebuild_vectors(store: Store) -> int:
+    """Replace the FAISS file with one built from every chunk vector in SQL; returns the vector count."""
+    dimension = int(store.setting("dimension"))
+    memory = VectorMemory(dimension=dimension, factory=store.index_factory)
+    with Session(store.engine) as session:
+        generation = int(store.generation)
+        rows = session.execute(select(ChunkRow.id, ChunkRow.vector).order_by(ChunkRow.id)).yield_per(4096)
+        for part in rows.partitions(4096):
+            ids = np.asarray([r[0] for r in part], dtype=np.int64)
+            memory.add(ids, np.vstack([np.frombuffer(r[1], dtype="<f4") for r in part]))
+    memory.save(store.directory, generation=generation)
+    store._vectors = None  # the next use loads the rebuilt file
+    return memory.ntotal
+
+
+def _check_vectors(store: Store, repair: bool) -> Check:
+    dimension = store.setting("dimension")
+    if dimension is None:
+        return Check("vectors", True, "store is empty")
+    on_disk = VectorMemory.load(store.directory, dimension=int(dimension), factory=store.index_factory)
+    with Session(store.engine) as session:
+        sql_ids = np.fromiter(session.scalars(select(ChunkRow.id)), dtype=np.int64)
+    file_ids = on_disk.ids()
+    duplicates = int(len(file_ids) - len(np.unique(file_ids)))
+    missing = np.setdiff1d(sql_ids, file_ids)
+    extra = np.setdiff1d(file_ids, sql_ids)
+    problems = []
+    if missing.size:
+        problems.append(f"{missing.size} chunk rows have no vector")
+    if extra.size:
+        problems.append(f"{extra.size} vectors have no chunk row")
+    if duplicates:
+        problems.append(f"{duplicates} duplicate vector ids")
+    behind = on_disk.generation != store.generation
+    if behind:
+        # A file saved before the last commits is normal after a crash or between saves: every open catches
+        # it up from SQL. Missing or extra ids are only corruption when the file claims to be current.
+        problems = [p for p in problems if "duplicate" in p]
+    sample = np.intersect1d(sql_ids, file_ids)[:SAMPLE]
+    if sample.size and on_disk.index.ntotal:
+        try:
+            stored = np.vstack([on_disk.index.reconstruct(int(i)) for i in sample])
+            drift = float(np.abs(stored - store.chunk_vectors([int(i) for i in sample])).max())
+            if drift > 1e-3 and "Flat" in store.index_factory and "PQ" not in store.index_factory:
+                problems.append(f"stored vectors differ from SQL by up to {drift:.3g}")
+        except RuntimeError:
+            pass  # index types that cannot reconstruct (some IVF variants) skip this sample check
+    detail = f"{len(sql_ids)} chunk rows, {len(file_ids)} vectors in {store.index_factory}"
+    if behind:
+        detail += (f"; the file reflects generation {on_disk.generation}, SQL {store.generation}: "
+                   "caught up from SQL on open")
+        if repair:
+            store.vectors  # noqa: B018 - loading catches the file up from SQL
+            store.save_vectors()
+            return Check("vectors", True, detail + " -> saved", repaired=True)
+    if not problems:
+        return Check("vectors", True, detail)
+    if repair:
+        count = rebuild_vectors(store)
+        return Check("vectors", False, f"{'; '.join(problems)} -> rebuilt {count} vectors from SQL", repaired=True)
+    return Check("vectors", False, f"{detail}: {'; '.join(problems)} (run with --repair to rebuild from SQL)")
+
+
+def _check_chunks(store: Store, repair: bool) -> list[Check]:
+    bad_text: list[str] = []
+    bad_order: list[str] = []
+    bad_count: list[int] = []
+    bad_slots: list[str] = []
+    with Session(store.engine) as session:
+        for document in session.scalars(select(DocumentRow)).yield_per(64):
+            chunks = session.execute(
+                select(ChunkRow.ordinal, ChunkRow.start, ChunkRow.end, ChunkRow.text, ChunkRow.sentence_spans)
+                .where(ChunkRow.document_id == document.id).order_by(ChunkRow.ordinal)
+            ).all()
+            if [c.ordinal for c in chunks] != list(range(len(chunks))):
+                bad_order.append(document.uri)
+            if document.chunk_count != len(chunks):
+                bad_count.append(document.id)
+            for chunk in chunks:
+                spans = np.frombuffer(chunk.sentence_spans, dtype="<i4").reshape(-1, 2)
+                inside = bool(((spans[:, 0] >= chunk.start) & (spans[:, 1] <= chunk.end)).all()) if len(spans) else True
+                if document.text[chunk.start : chunk.end] != chunk.text or not inside:
+                    bad_text.append(f"{document.uri} chunk {chunk.ordinal}")
+            state = session.get(SummaryStateRow, document.id)
+            for slot in state.slots if state is not None else []:
+                if document.text[slot["start"] : slot["end"]] != slot["text"] or slot["chunk"] >= len(chunks):
+                    bad_slots.append(document.uri)
+                    break
+        documents = int(session.scalar(select(func.count()).select_from(DocumentRow)) or 0)
+    checks = []
+    problems = []
+    if bad_order:
+        problems.append(f"{len(bad_order)} documents with gaps in chunk order (e.g. {bad_order[0]})")
+    if bad_text:
+        problems.append(f"{len(bad_text)} chunks whose text or sentences leave their span (e.g. {bad_text[0]})")
+    if problems:
+        checks.append(Check("chunks", False, "; ".join(problems) + ": forget and re-ingest those documents"))
+    else:
+        checks.append(Check("chunks", True, f"{documents} documents: spans exact, chunk order complete"))
+    if bad_count:
+        if repair:
+            with Session(store.engine) as session, session.begin():
+                for doc_id in bad_count:
+                    count = session.scalar(select(func.count()).where(ChunkRow.document_id == doc_id))
+                    session.execute(update(DocumentRow).where(DocumentRow.id == doc_id).values(chunk_count=count))
+            checks.append(Check("counts", False, f"fixed the chunk count of {len(bad_count)} documents",
+                                repaired=True))
+        else:
+            checks.append(Check("counts", False, f"{len(bad_count)} documents record a wrong chunk count "
+                                                 "(run with --repair)"))
+    if bad_slots:
+        checks.append(Check("summaries", False, f"{len(bad_slots)} summary states do not match their document "
+                                                f"(e.g. {bad_slots[0]}): forget and re-ingest"))
+    else:
+        checks.append(Check("summaries", True, "every summary slot holds its span's text"))
+    return checks
+
+
+def diagnose(store: Store, *, encoder: tuple[str, int] | None = None, repair: bool = False) -> DoctorReport:
+    """Check ``store``; ``encoder`` is the (model id, dimension) the pipelines configure, if known."""
+    report = DoctorReport()
+    version = int(store.setting("schema_version"))
+    migrated = f" (this open applied: {'; '.join(store.migrations)})" if store.migrations else ""
+    report.checks.append(Check("schema", version == SCHEMA_VERSION, f"version {version}{migrated}"))
+    stored = (store.setting("encoder"), store.setting("dimension"))
+    if encoder is None or stored[0] is None:
+        report.checks.append(Check("encoder", True, f"store records {stored[0] or 'none yet'} ({stored[1]} dims)"))
+    elif (stored[0], stored[1]) != encoder:
+        report.checks.append(Check("encoder", False, f"store was built with {stored[0]} ({stored[1]} dims) but the "
+                                                     f"pipeline configures {encoder[0]} ({encoder[1]} dims)"))
+    else:
+        report.checks.append(Check("encoder", True, f"{stored[0]} ({stored[1]} dims) matches the pipeline"))
+    report.checks.append(_check_vectors(store, repair))
+    report.checks.extend(_check_chunks(store, repair))
+    return report
