@@ -1,0 +1,263 @@
+"""The lexical index: BM25 over the same chunks as the vector memory, kept inside the SQL store.
+
+Two tables beside the chunks: ``lexical_postings`` (term, chunk id, term frequency; primary key term then
+chunk, so a term's postings are one index range) and ``lexical_chunks`` (each chunk's length in indexed
+terms). The store writes them in the same transaction as the chunks (:func:`index_chunks`) and deletes them
+with the chunks (:func:`remove_chunks`, with ``ON DELETE CASCADE`` as a safety net), so the lexical and the
+dense memory always describe the same chunks, on SQLite and PostgreSQL alike. Collection statistics (chunk
+count, mean length, document frequencies) are read from those tables at query time, so they are never stale.
+
+What is indexed for a chunk is its text plus its fields: the document's title (unless the chunk already
+begins with it) and its section heading. Tokens are lower-cased word characters, possessive "'s" removed,
+Lucene's English stop words dropped, stemmed with the Snowball English stemmer (PyStemmer) — the analysis
+Lucene's EnglishAnalyzer does, which BEIR's BM25 baselines use.
+
+Scoring is Lucene's BM25 (idf = ln(1 + (N - df + 0.5) / (df + 0.5))) computed by the database itself: one
+grouped query returns only the top k chunks, however long the postings lists are.
+
+A store ingested before the index existed gets it built on first use (:meth:`LexicalIndex.ensure`), and a
+store indexed with another tokenizer version is re-indexed; both are logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import threading
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from memflow.errors import MemflowError
+from memflow.storage.sql import Base, ChunkRow, DocumentRow, SettingRow
+
+if TYPE_CHECKING:
+    from memflow.storage.store import Store
+    from memflow.types import Chunk
+
+__all__ = ["LexicalPostingRow", "LexicalChunkRow", "tokenize", "index_chunks", "remove_chunks", "LexicalIndex",
+           "TOKENIZER"]
+
+log = logging.getLogger("memflow")
+
+#: Names the analysis; a store records it, and one indexed with another is re-indexed on first use.
+TOKENIZER = "lower-possessive-lucene33-snowball_en/1"
+SETTING = "lexical_tokenizer"
+MAX_TERM = 64
+_BATCH = 5000
+
+# Lucene's EnglishAnalyzer.ENGLISH_STOP_WORDS_SET (what BEIR's Anserini/Pyserini BM25 runs drop).
+STOP_WORDS = frozenset({
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it", "no", "not",
+    "of", "on", "or", "such", "that", "the", "their", "then", "there", "these", "they", "this", "to", "was",
+    "will", "with",
+})
+_POSSESSIVE = re.compile(r"['\u2019]s\b")
+_WORD = re.compile(r"[^\W_]+")
+
+
+class LexicalPostingRow(Base):
+    __tablename__ = "lexical_postings"
+    __table_args__ = (Index("ix_lexical_postings_chunk", "chunk_id"), {"sqlite_with_rowid": False})
+
+    term: Mapped[str] = mapped_column(String(MAX_TERM), primary_key=True)
+    chunk_id: Mapped[int] = mapped_column(ForeignKey("chunks.id", ondelete="CASCADE"), primary_key=True)
+    tf: Mapped[int] = mapped_column(Integer)
+
+
+class LexicalChunkRow(Base):
+    __tablename__ = "lexical_chunks"
+
+    chunk_id: Mapped[int] = mapped_column(ForeignKey("chunks.id", ondelete="CASCADE"), primary_key=True)
+    length: Mapped[int] = mapped_column(Integer)
+
+
+_local = threading.local()
+
+
+def _stemmer() -> Any:
+    stemmer = getattr(_local, "stemmer", None)
+    if stemmer is None:  # PyStemmer objects are not thread-safe: one per thread
+        try:
+            import Stemmer
+        except ImportError as exc:
+            raise MemflowError("the lexical (BM25) index needs PyStemmer, a memflow dependency: "
+                               "pip install PyStemmer (or reinstall memflow)") from exc
+        stemmer = _local.stemmer = Stemmer.Stemmer("english")
+    return stemmer
+
+
+def tokenize(text: str) -> list[str]:
+    """Index terms of ``text``: lower-cased words, no possessives, no stop words, stemmed."""
+    words = [w for w in _WORD.findall(_POSSESSIVE.sub("", text.lower())) if w not in STOP_WORDS]
+    return [t for t in _stemmer().stemWords(words) if len(t) <= MAX_TERM]
+
+
+def field_text(text: str, *, title: str = "", section: str | None = None, document_id: str | None = None) -> str:
+    """A chunk's text with its fields: the title (unless the chunk starts with it, or it is only the
+    document's id) and the section heading (unless it is the title)."""
+    parts: list[str] = []
+    title = title.strip()
+    if title and title != document_id and text.lstrip()[: len(title)].casefold() != title.casefold():
+        parts.append(title)
+    if section and section.strip() and section.strip() != title:
+        parts.append(section.strip())
+    parts.append(text)
+    return "\n".join(parts)
+
+
+def _rows(chunk_id: int, text: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    terms = tokenize(text)
+    postings = [{"term": t, "chunk_id": chunk_id, "tf": n} for t, n in Counter(terms).items()]
+    return postings, {"chunk_id": chunk_id, "length": len(terms)}
+
+
+def _write(session: Session, items: Iterable[tuple[int, str]]) -> int:
+    postings: list[dict[str, Any]] = []
+    lengths: list[dict[str, Any]] = []
+    count = 0
+    for chunk_id, text in items:
+        rows, length = _rows(chunk_id, text)
+        postings.extend(rows)
+        lengths.append(length)
+        count += 1
+        if len(postings) >= _BATCH:
+            session.execute(insert(LexicalPostingRow), postings)
+            postings.clear()
+    if postings:
+        session.execute(insert(LexicalPostingRow), postings)
+    if lengths:
+        session.execute(insert(LexicalChunkRow), lengths)
+    return count
+
+
+def index_chunks(session: Session, chunks: Sequence[Chunk]) -> None:
+    """Index stored chunks (their ``id`` set) in the caller's transaction: the store's write hook."""
+    if not chunks:
+        return
+    if session.get(SettingRow, SETTING) is None:
+        session.add(SettingRow(key=SETTING, value=TOKENIZER))
+    items = []
+    for chunk in chunks:
+        if chunk.id is None:
+            raise ValueError("index_chunks needs stored chunks (with ids)")
+        doc = chunk.document
+        items.append((chunk.id, field_text(chunk.text, title=doc.title, section=chunk.section,
+                                           document_id=str(doc.metadata.get("id", "")) or None)))
+    _write(session, items)
+
+
+def remove_chunks(session: Session, chunk_ids: Sequence[int]) -> None:
+    """Delete the index rows of these chunks in the caller's transaction: the store's delete hook."""
+    ids = list(chunk_ids)
+    for start in range(0, len(ids), 500):
+        part = ids[start : start + 500]
+        session.execute(delete(LexicalPostingRow).where(LexicalPostingRow.chunk_id.in_(part)))
+        session.execute(delete(LexicalChunkRow).where(LexicalChunkRow.chunk_id.in_(part)))
+
+
+class LexicalIndex:
+    """BM25 search over a store's lexical tables (one per open store; see ``Store.lexical``)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._checked: int | None = None
+        self._lock = threading.Lock()
+
+    def ensure(self) -> None:
+        """Build or complete the index when the store has chunks it lacks (a store ingested before it
+        existed) or was indexed with another tokenizer. Checked once per store generation."""
+        generation = self.store.generation
+        if self._checked == generation:
+            return
+        with self._lock:
+            engine = self.store.engine
+            with Session(engine) as session:
+                chunks = int(session.scalar(select(func.count()).select_from(ChunkRow)) or 0)
+                indexed = int(session.scalar(select(func.count()).select_from(LexicalChunkRow)) or 0)
+                tokenizer = session.get(SettingRow, SETTING)
+            stale = tokenizer is not None and tokenizer.value != TOKENIZER
+            if chunks != indexed or stale:
+                self._build(rebuild=stale, missing=chunks - (0 if stale else indexed))
+            self._checked = generation
+
+    def _build(self, *, rebuild: bool, missing: int) -> None:
+        what = "re-indexing every chunk for the new tokenizer" if rebuild else f"indexing {missing} chunks"
+        log.warning("lexical index of store %s: %s (once)", self.store.directory, what)
+        with self.store.writer(), Session(self.store.engine) as session, session.begin():
+            if rebuild:
+                session.execute(delete(LexicalPostingRow))
+                session.execute(delete(LexicalChunkRow))
+            done = select(LexicalChunkRow.chunk_id)
+            query = (select(ChunkRow.id, ChunkRow.text, ChunkRow.section, DocumentRow.title, DocumentRow.meta)
+                     .join(DocumentRow, DocumentRow.id == ChunkRow.document_id)
+                     .where(ChunkRow.id.not_in(done)).order_by(ChunkRow.id))
+            rows = session.execute(query).all()
+            _write(session, ((cid, field_text(text, title=title, section=section,
+                                              document_id=str((meta or {}).get("id", "")) or None))
+                             for cid, text, section, title, meta in rows))
+            setting = session.get(SettingRow, SETTING)
+            if setting is None:
+                session.add(SettingRow(key=SETTING, value=TOKENIZER))
+            else:
+                setting.value = TOKENIZER
+
+    def search(self, query: str, k: int, *, k1: float = 0.9, b: float = 0.4) -> list[tuple[int, float]]:
+        """(chunk id, BM25 score) of the ``k`` best chunks for ``query``, best first."""
+        return self._score(query, k=k, k1=k1, b=b, within=None)
+
+    def score(self, query: str, chunk_ids: Sequence[int], *, k1: float = 0.9, b: float = 0.4) -> dict[int, float]:
+        """BM25 scores of the given chunks only (0 for those that match no query term)."""
+        found = dict(self._score(query, k=len(chunk_ids), k1=k1, b=b, within=list(chunk_ids)))
+        return {int(i): found.get(int(i), 0.0) for i in chunk_ids}
+
+    def _score(self, query: str, *, k: int, k1: float, b: float, within: list[int] | None) -> list[tuple[int, float]]:
+        self.ensure()
+        terms = Counter(tokenize(query))
+        if not terms or k < 1 or (within is not None and not within):
+            return []
+        with Session(self.store.engine) as session:
+            n, avgdl = session.execute(
+                select(func.count(), func.avg(LexicalChunkRow.length)).select_from(LexicalChunkRow)).one()
+            if not n:
+                return []
+            df = dict(session.execute(
+                select(LexicalPostingRow.term, func.count())
+                .where(LexicalPostingRow.term.in_(list(terms))).group_by(LexicalPostingRow.term)).all())
+            weights = {t: terms[t] * math.log(1 + (n - d + 0.5) / (d + 0.5)) for t, d in df.items() if d}
+            if not weights:
+                return []
+            p, c = LexicalPostingRow, LexicalChunkRow
+            weight = case({t: literal(w, Float) for t, w in weights.items()}, value=p.term, else_=literal(0.0, Float))
+            norm = literal(k1, Float) * (literal(1.0 - b, Float) + literal(b / float(avgdl or 1.0), Float) * c.length)
+            score = func.sum(weight * p.tf * literal(k1 + 1.0, Float) / (p.tf + norm)).label("score")
+            query_ = (select(p.chunk_id, score).join(c, c.chunk_id == p.chunk_id)
+                      .where(p.term.in_(list(weights))).group_by(p.chunk_id)
+                      .order_by(score.desc(), p.chunk_id).limit(k))
+            if within is not None:
+                query_ = query_.where(p.chunk_id.in_(within))
+            rows = session.execute(query_).all()
+        return [(int(chunk_id), float(s)) for chunk_id, s in rows]
+
+    def stats(self) -> dict[str, Any]:
+        with Session(self.store.engine) as session:
+            n, total = session.execute(select(func.count(), func.coalesce(func.sum(LexicalChunkRow.length), 0))
+                                       .select_from(LexicalChunkRow)).one()
+            terms = session.scalar(select(func.count(func.distinct(LexicalPostingRow.term))))
+        return {"chunks": int(n), "tokens": int(total), "terms": int(terms or 0), "tokenizer": TOKENIZER}
