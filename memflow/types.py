@@ -24,6 +24,7 @@ __all__ = [
     "Answer",
     "SummarySlot",
     "SummaryState",
+    "WrittenSummary",
     "Vector",
 ]
 
@@ -139,6 +140,11 @@ class Answer:
 
     ``attention`` has one row per hop, each aligned with ``evidence`` (the whole attended memory, sorted by
     final weight); ``citations`` are those of the sentences that make up ``text``, in reading order.
+
+    A generative decoder sets ``generated``: ``text`` was written by a language model, ``citations`` are
+    the evidence it cited, in order of first mention, and ``labels[i]`` is the ``[n]`` marker in ``text``
+    that stands for ``citations[i]``. ``notes`` says what a reader should know about the answer (e.g. that
+    the model cited nothing, or cited a number it was never given; such a marker maps to no citation).
     """
 
     question: str
@@ -147,6 +153,9 @@ class Answer:
     evidence: list[Evidence]
     attention: list[list[float]]
     hits: list[Hit]
+    generated: bool = False
+    labels: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,3 +186,21 @@ class SummaryState:
     sentences_seen: int
     centroid_sum: Vector
     read_until: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenSummary:
+    """A document's written (abstractive) running summary, kept next to its extractive summary state.
+
+    ``text`` is what the language model ``model`` wrote after reading the first ``chunks_seen`` chunks
+    (the document up to offset ``read_until``); it is ``tokens`` long by that model's tokenizer, never more
+    than ``budget``.
+    """
+
+    document: str
+    text: str
+    tokens: int
+    budget: int
+    chunks_seen: int
+    read_until: int
+    model: str
