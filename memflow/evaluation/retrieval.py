@@ -1,0 +1,98 @@
+"""Running a memory's ask pipeline as a retriever over many queries, and scoring the rankings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from memflow.components.base import RunContext
+from memflow.errors import PipelineError
+from memflow.evaluation.metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k
+from memflow.memory import Memory
+from memflow.pipeline import Pipeline
+from memflow.types import Answer, Hit
+
+__all__ = ["RetrievalReport", "hits_output", "run_queries", "rank_documents", "document_id", "evaluate_rankings"]
+
+
+@dataclass(slots=True)
+class RetrievalReport:
+    """Mean metrics over ``queries`` queries (``metrics`` keyed like ``"nDCG@10"``), and the wall time."""
+
+    name: str
+    queries: int
+    metrics: dict[str, float]
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def hits_output(pipeline: Pipeline) -> str:
+    """The output that holds the pipeline's final ranking: what feeds the decoder's ``hits`` input (after
+    any reranking), else the ``hits`` output of a component no one consumes hits from."""
+    answers = [name for name, c in pipeline.components.items()
+               if any(s.type is Answer for s in c.outputs.values())]
+    for connection in pipeline.connections:
+        if connection.target in answers and connection.input == "hits":
+            return f"{connection.source}.{connection.output}"
+    consumed = {c.source for c in pipeline.connections if c.output == "hits"}
+    final = [n for n, c in pipeline.components.items() if "hits" in c.outputs and n not in consumed]
+    if len(final) == 1:
+        return f"{final[0]}.hits"
+    raise PipelineError("cannot tell which component's hits are the final ranking", file=pipeline.source)
+
+
+def run_queries(memory: Memory, queries: Sequence[str], *, k: int, output: str | None = None,
+                progress: bool = False) -> list[list[Hit]]:
+    """The final hits of the ask pipeline (up to ``k``) for each query."""
+    pipeline = memory.pipeline("ask")
+    output = output or hits_output(pipeline)
+    component, _, socket = output.partition(".")
+    context = RunContext(store=memory.store)
+    results: list[list[Hit]] = []
+    bar = _bar(len(queries), progress)
+    for query in queries:
+        out = pipeline.run({"query": query, "k": k}, context=context, outputs=[output])
+        results.append(list(out[component][socket]))
+        bar.update(1)
+    bar.close()
+    return results
+
+
+def document_id(uri: str) -> str:
+    """A JSONL document's id (``path#id``), else the URI itself."""
+    return uri.rsplit("#", 1)[1] if "#" in uri else uri
+
+
+def rank_documents(memory: Memory, queries: Sequence[str], *, depth: int = 100, chunks: int = 200,
+                   progress: bool = False) -> list[list[str]]:
+    """Per query, document ids ranked by their best chunk (the chunk ranking collapsed), ``depth`` deep."""
+    rankings = []
+    for hits in run_queries(memory, queries, k=chunks, progress=progress):
+        rankings.append(list(dict.fromkeys(document_id(h.document) for h in hits))[:depth])
+    return rankings
+
+
+def evaluate_rankings(rankings: Mapping[str, Sequence[str]], qrels: Mapping[str, Mapping[str, int]], *,
+                      name: str, cutoffs: Mapping[str, Sequence[int]]) -> RetrievalReport:
+    """Mean nDCG/recall/MRR at the given cutoffs (``{"ndcg": (10,), "recall": (10, 100), "mrr": (10,)}``)."""
+    functions = {"ndcg": ("nDCG", ndcg_at_k), "recall": ("R", recall_at_k), "mrr": ("MRR", mrr_at_k)}
+    metrics: dict[str, float] = {}
+    for kind, ks in cutoffs.items():
+        label, function = functions[kind]
+        for k in ks:
+            metrics[f"{label}@{k}"] = mean([function(rankings[q], qrels[q], k) for q in qrels])
+    return RetrievalReport(name=name, queries=len(qrels), metrics=metrics)
+
+
+class _NoBar:
+    def update(self, n: int) -> None: ...
+    def close(self) -> None: ...
+
+
+def _bar(total: int, enabled: bool) -> Any:
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="query", desc="eval", dynamic_ncols=True)
