@@ -74,7 +74,8 @@ class Memory:
     """A memory stored in ``directory`` (default ``./storage``).
 
     ``url`` selects another SQL database (any SQLAlchemy URL; the FAISS file and the lock stay in
-    ``directory``). ``ingest_pipeline`` and ``ask_pipeline`` replace the built-in pipelines with a YAML
+    ``directory``). ``lock_timeout`` is how long a write (ingest, forget, repair) waits for another
+    process's writer lock before failing with StoreLockedError. ``ingest_pipeline`` and ``ask_pipeline`` replace the built-in pipelines with a YAML
     file or a :class:`Pipeline`; ``trusted_modules`` lets their ``type:`` name dotted paths under those
     modules.
     """
@@ -87,8 +88,10 @@ class Memory:
         ingest_pipeline: PipelineSpec = None,
         ask_pipeline: PipelineSpec = None,
         trusted_modules: Sequence[str] = (),
+        lock_timeout: float = 60.0,
     ) -> None:
         self.store = Store(directory, url=url)
+        self.lock_timeout = lock_timeout
         self._trusted = tuple(trusted_modules)
         self._specs: dict[str, PipelineSpec] = {"ingest": ingest_pipeline, "ask": ask_pipeline}
         self._pipelines: dict[str, Pipeline] = {}
@@ -109,7 +112,7 @@ class Memory:
     # -- ingest -------------------------------------------------------------------------------------------
 
     def ingest(self, paths: str | Path | Iterable[str | Path], *, progress: bool = False,
-               batch_files: int = 16, lock_timeout: float = 60.0, prune: bool = False,
+               batch_files: int = 16, prune: bool = False,
                save_every: float = VECTOR_SAVE_INTERVAL_S) -> IngestReport:
         """Ingest files and folders (streamed in batches of ``batch_files`` files, one transaction each).
         Unchanged documents are skipped, changed ones replaced; unreadable inputs are reported in the
@@ -127,7 +130,7 @@ class Memory:
         bar = _progress_bar(total=len(files), enabled=progress)
         last_save = time.monotonic()
         try:
-            with self.store.writer(timeout=lock_timeout):
+            with self.store.writer(timeout=self.lock_timeout):
                 for batch in _batches(files, max(1, batch_files)):
                     result = pipeline.run({"paths": batch}, context=context)
                     chunks = _written_chunks(result)
@@ -195,7 +198,7 @@ class Memory:
                 component = found[0][1]
                 encoder = (component.model_id, component.encoder.dimension)
         if repair:
-            with self.store.writer():
+            with self.store.writer(timeout=self.lock_timeout):
                 return diagnose(self.store, encoder=encoder, repair=True)
         return diagnose(self.store, encoder=encoder)
 
@@ -207,7 +210,7 @@ class Memory:
             if found is None:
                 raise MemflowError(f"no document {name!r} in store {self.store.directory}")
             uris.append(found.uri)
-        with self.store.writer():
+        with self.store.writer(timeout=self.lock_timeout):
             return self.store.forget(uris)
 
     # -- questions ----------------------------------------------------------------------------------------

@@ -36,7 +36,13 @@ def store_options(func: F) -> F:
 
 
 def open_memory(store: Path, url: str | None, trusted: tuple[str, ...], **pipelines: Path | None) -> Memory:
-    return Memory(store, url=url, trusted_modules=trusted,
+    """The Memory a command works on. MEMFLOW_LOCK_TIMEOUT (seconds, default 60) bounds how long a write
+    waits for another process's writer lock."""
+    try:
+        lock_timeout = float(os.environ.get("MEMFLOW_LOCK_TIMEOUT", "60"))
+    except ValueError:
+        raise MemflowError("MEMFLOW_LOCK_TIMEOUT must be a number of seconds") from None
+    return Memory(store, url=url, trusted_modules=trusted, lock_timeout=lock_timeout,
                   ingest_pipeline=pipelines.get("ingest_pipeline"), ask_pipeline=pipelines.get("ask_pipeline"))
 
 
