@@ -75,9 +75,9 @@ class Memory:
 
     ``url`` selects another SQL database (any SQLAlchemy URL; the FAISS file and the lock stay in
     ``directory``). ``lock_timeout`` is how long a write (ingest, forget, repair) waits for another
-    process's writer lock before failing with StoreLockedError. ``ingest_pipeline`` and ``ask_pipeline`` replace the built-in pipelines with a YAML
-    file or a :class:`Pipeline`; ``trusted_modules`` lets their ``type:`` name dotted paths under those
-    modules.
+    process's writer lock before failing with StoreLockedError. ``ingest_pipeline`` and ``ask_pipeline``
+    replace the built-in pipelines with a YAML file or a :class:`Pipeline`; ``trusted_modules`` lets their
+    ``type:`` name dotted paths under those modules.
     """
 
     def __init__(
