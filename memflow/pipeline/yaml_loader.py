@@ -148,6 +148,13 @@ def _syntax_error(exc: yaml.YAMLError, text: str, source: str) -> PipelineError:
     problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or str(exc).splitlines()[0]
     context = getattr(exc, "context", None)
     detail = f"{context}, {problem}" if context else str(problem)
+    context_mark = getattr(exc, "context_mark", None)
+    unclosed = isinstance(context, str) and context.startswith(("while parsing a flow", "while scanning a quoted"))
+    if unclosed and context_mark is not None and line is not None and context_mark.line + 1 < line:
+        # An unclosed bracket or quote is noticed lines later (often at the end of the file); the line to
+        # fix is where it was opened.
+        detail += f" (noticed on line {line})"
+        line = context_mark.line + 1
     return PipelineError(f"invalid YAML: {detail}", file=source, line=line)
 
 

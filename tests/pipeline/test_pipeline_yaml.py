@@ -49,8 +49,9 @@ def test_plain_scalars_only() -> None:
 @pytest.mark.parametrize(
     ("text", "line", "fragment"),
     [
-        ("name: x\ncomponents:\n  a: {type: t\n", 4, "invalid YAML"),
-        ("name: x\ncomponents: [a, b\nconnections: []\n", 3, "invalid YAML"),
+        # An unclosed bracket is reported where it was opened, and where it was noticed.
+        ("name: x\ncomponents:\n  a: {type: t\n", 3, "(noticed on line 4)"),
+        ("name: x\ncomponents: [a, b\nconnections: []\n", 2, "(noticed on line 3)"),
         ("name: x\n  bad: indent\n", 2, "invalid YAML"),
         (
             "name: x\ncomponents:\n  a: {type: t}\n  a: {type: u}\n",

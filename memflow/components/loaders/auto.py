@@ -32,7 +32,7 @@ from memflow.components.loaders.jsonl import JSONLLoader
 from memflow.components.loaders.markdown import MarkdownLoader
 from memflow.components.loaders.pdf import PDFLoader
 from memflow.components.loaders.text import TextLoader
-from memflow.errors import MissingDependencyError
+from memflow.errors import InputError, MissingDependencyError
 from memflow.types import Document
 
 __all__ = ["AutoLoader", "LOADERS_BY_EXTENSION"]
@@ -60,11 +60,18 @@ class AutoLoader(Loader):
     """Files and directories, dispatched by extension to the text, Markdown, HTML, PDF and JSONL loaders.
 
     ``follow_symlinks`` enters symlinked directories while walking; ``extensions`` (e.g. ``[".md"]``)
-    restricts the file types loaded.
+    restricts the file types loaded. ``max_bytes`` refuses single-document files larger than that (0: no
+    limit): one 50 MB document is ~12M tokens, hours of encoding on a CPU, and far more often a log, a dump
+    or minified data than prose; a user who means it raises the limit. JSONL is read record by record and
+    has no file limit.
     """
 
-    def __init__(self, *, follow_symlinks: bool = False, extensions: list[str] | None = None) -> None:
+    def __init__(self, *, follow_symlinks: bool = False, extensions: list[str] | None = None,
+                 max_bytes: int = 32 * 2**20) -> None:
+        if max_bytes < 0:
+            raise ValueError("max_bytes must be 0 (no limit) or positive")
         self.follow_symlinks = follow_symlinks
+        self.max_bytes = max_bytes
         if extensions is None:
             self.extensions = frozenset(LOADERS_BY_EXTENSION)
         else:
@@ -77,6 +84,7 @@ class AutoLoader(Loader):
         self._params = {
             "follow_symlinks": follow_symlinks,
             "extensions": list(extensions) if extensions is not None else None,
+            "max_bytes": max_bytes,
         }
         self._loaders: dict[type[Loader], Loader] = {}
 
@@ -100,6 +108,14 @@ class AutoLoader(Loader):
         loader = self.loader_for(path)
         if loader is None:
             raise SkippedInput(path, self.unsupported_reason(path))
+        if self.max_bytes and not isinstance(loader, JSONLLoader):
+            try:
+                size = os.stat(path).st_size
+            except OSError:
+                size = 0  # the loader itself reports why it cannot read the file
+            if size > self.max_bytes:
+                raise InputError(path, f"file is {size / 2**20:.1f} MiB, over loaders.auto max_bytes "
+                                       f"({self.max_bytes / 2**20:.0f} MiB); raise max_bytes to ingest it")
         return loader.load_file(path, on_error=on_error)
 
     def run(self, *, paths: list[str]) -> dict[str, Any]:
