@@ -51,6 +51,10 @@ LOADERS_BY_EXTENSION: dict[str, type[Loader]] = {
 }
 
 
+def _inside(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
+
+
 def _normalize_extension(ext: str) -> str:
     ext = ext.strip().lower()
     return ext if ext.startswith(".") else f".{ext}"
@@ -183,6 +187,7 @@ class AutoLoader(Loader):
                 return
             stack.append(iter(entries))
 
+        root_real = os.path.realpath(root)
         enter(root)
         while stack:
             entry = next(stack[-1], None)
@@ -194,8 +199,14 @@ class AutoLoader(Loader):
                 if entry.is_dir(follow_symlinks=self.follow_symlinks):
                     enter(entry.path)
                 elif entry.is_file():
-                    if self.loader_for(entry.name) is not None:
-                        yield Path(entry.path)
+                    if self.loader_for(entry.name) is None:
+                        continue
+                    if is_link and not self.follow_symlinks and not _inside(os.path.realpath(entry.path), root_real):
+                        # A link must not smuggle in a file from outside the folder the user named.
+                        ctx.report(entry.path, f"symbolic link to a file outside {root} (set follow_symlinks "
+                                               "to load it)", kind="skipped")
+                        continue
+                    yield Path(entry.path)
                 elif is_link and not os.path.exists(entry.path) and self.loader_for(entry.name) is not None:
                     ctx.report(entry.path, "broken symbolic link")
             except OSError as exc:

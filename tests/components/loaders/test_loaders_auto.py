@@ -93,7 +93,7 @@ def test_run_dispatches_by_extension(tree: Path) -> None:
 def test_extensions_restrict_what_is_loaded(tree: Path) -> None:
     loader = AutoLoader(extensions=["md", ".HTML"])
     assert _rel(list(loader.iter_files([tree])), tree) == ["a.md", "sub/c.html"]
-    assert loader.params() == {"follow_symlinks": False, "extensions": ["md", ".HTML"]}
+    assert loader.params() == {"follow_symlinks": False, "extensions": ["md", ".HTML"], "max_bytes": 32 * 2**20}
     with pytest.raises(ValueError, match=r"unsupported extensions \['\.docx'\]"):
         AutoLoader(extensions=[".docx"])
     loader.load_file(tree / "a.md")
