@@ -10,7 +10,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from memflow.cli.main import cli
 from tests.reliability.support import MEMFLOW
 
 MINIMAL_PDF_HEADER = b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n"  # then cut off
@@ -21,9 +23,9 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _stats(store: Path) -> dict[str, object]:
-    result = _run("stats", "--json", "--store", str(store))
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)  # type: ignore[no-any-return]
+    result = CliRunner().invoke(cli, ["stats", "--json", "--store", str(store)])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="module")
@@ -73,10 +75,10 @@ def test_bad_files_are_named_the_rest_ingested_nothing_lost(store: Path, tmp_pat
     assert ingested >= 6 and "failed" in summary
     after = _stats(store)
     assert after["documents"] == before["documents"] + ingested  # type: ignore[operator]
-    search = _run("search", "Le café coûte cher", "-k", "1", "--json", "--store", str(store))
-    assert json.loads(search.stdout)[0]["document"].endswith("latin1.txt")
-    cherries = _run("search", "cherries", "-k", "1", "--json", "--store", str(store))
-    assert json.loads(cherries.stdout)[0]["document"].endswith("records.jsonl#c")
+    search = CliRunner().invoke(cli, ["search", "Le café coûte cher", "-k", "1", "--json", "--store", str(store)])
+    assert json.loads(search.output)[0]["document"].endswith("latin1.txt")
+    cherries = CliRunner().invoke(cli, ["search", "cherries", "-k", "1", "--json", "--store", str(store)])
+    assert json.loads(cherries.output)[0]["document"].endswith("records.jsonl#c")
 
 
 def test_nothing_ingestible_exits_1(store: Path, tmp_path: Path) -> None:
@@ -103,9 +105,11 @@ def test_bad_pipelines_name_file_and_line_and_change_nothing(store: Path, tmp_pa
     pipeline = tmp_path / f"{kind}.yaml"
     pipeline.write_text(text, encoding="utf-8")
     before = _stats(store)
-    result = _run("ingest", str(pg_essays / "todo.txt"), "--pipeline", str(pipeline), "--store", str(store))
-    assert result.returncode == 1
-    message = result.stderr.strip()
+    # In-process: the pipeline is rejected before anything else starts, exactly as in a subprocess.
+    result = CliRunner().invoke(cli, ["ingest", str(pg_essays / "todo.txt"), "--pipeline", str(pipeline),
+                                      "--store", str(store)])
+    assert result.exit_code == 1
+    message = result.output.strip()
     assert message.count("\n") == 0, message
     assert f"{pipeline}:{line}" in message and words.lower() in message.lower(), message
     assert _stats(store) == before
