@@ -31,31 +31,51 @@ def _cite(citation: Citation) -> str:
 @click.option("-k", "k", type=click.IntRange(min=1), default=None, help="Chunks to retrieve (default: pipeline's).")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole answer as JSON.")
 @click.option("--explain", is_flag=True, help="Also print the attended evidence with its weights.")
+@click.option("--decoder", "decoder", metavar="NAME", default=None,
+              help="Answer with another registered decoder, e.g. llama_cpp, transformers, openai (default: the "
+                   "pipeline's).")
+@click.option("--stream", is_flag=True, help="Print the answer as the decoder writes it.")
 @ask_pipeline_option
 @store_options
 @user_errors
-def ask(question: str, k: int | None, as_json: bool, explain: bool, pipeline: Path | None, store: Path,
-        url: str | None, trusted: tuple[str, ...]) -> None:
+def ask(question: str, k: int | None, as_json: bool, explain: bool, decoder: str | None, stream: bool,
+        pipeline: Path | None, store: Path, url: str | None, trusted: tuple[str, ...]) -> None:
     """Answer QUESTION from the memory, with citations."""
     configure_logging(quiet=True)
     with open_memory(store, url, trusted, ask_pipeline=pipeline) as memory:
-        answer = memory.ask(question, k=k)
+        if stream and not as_json:
+            from memflow.components.decoders.prompting import drain, stream_answer
+
+            answer = drain(stream_answer(memory, question, k=k, decoder=decoder),
+                           lambda piece: click.echo(piece, nl=False))
+            click.echo()
+            _print_answer(answer, explain=explain, streamed=True)
+            return
+        answer = memory.ask(question, k=k, decoder=decoder)
     if as_json:
         echo_json(answer)
         return
     _print_answer(answer, explain=explain)
 
 
-def _print_answer(answer: Answer, *, explain: bool) -> None:
+def _print_answer(answer: Answer, *, explain: bool, streamed: bool = False) -> None:
     if not answer.text:
-        click.echo("No answer: the memory holds nothing relevant (is the store empty?)")
+        click.echo("No answer: the memory holds nothing relevant (is the store empty?)" if not answer.generated
+                   else "No answer.")
+        for note in answer.notes:
+            click.echo(f"Note: {note}")
         return
-    click.echo(answer.text)
-    click.echo("\nCitations:")
+    if not streamed:
+        click.echo(answer.text)
+    if answer.citations:
+        click.echo("\nCitations:")
     weights = {(e.citation.chunk_id, e.citation.start): e.weight for e in answer.evidence}
-    for n, citation in enumerate(answer.citations, start=1):
+    labels = answer.labels if answer.generated else range(1, len(answer.citations) + 1)
+    for n, citation in zip(labels, answer.citations, strict=True):
         weight = weights.get((citation.chunk_id, citation.start), 0.0)
         click.echo(f"  [{n}] {_cite(citation)}  weight {weight:.3f}")
+    for note in answer.notes:
+        click.echo(f"Note: {note}")
     if explain:
         click.echo("\nEvidence attended (final weight, per-hop weights):")
         for i, evidence in enumerate(answer.evidence[:15]):

@@ -33,7 +33,8 @@ from memflow.pipeline import Pipeline
 from memflow.storage.store import Store
 from memflow.types import Chunk, Document, Sentence
 
-__all__ = ["NEEDLE", "QUESTION", "NiahCell", "NiahReport", "run_niah", "format_grid", "save_heatmap", "require_matplotlib", "parse_length"]
+__all__ = ["NEEDLE", "QUESTION", "NiahCell", "NiahReport", "run_niah", "format_grid", "save_heatmap",
+           "require_matplotlib", "parse_length"]
 
 NEEDLE = "The best thing to do in San Francisco is eat a sandwich and sit in Dolores Park on a sunny day."
 QUESTION = "What is the best thing to do in San Francisco?"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from memflow.components.base import RunContext
+from memflow.components.encoders.sentence_transformers import QueryEncoder
 from memflow.errors import PipelineError
 from memflow.evaluation.metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k
 from memflow.memory import Memory
@@ -51,12 +53,40 @@ def run_queries(memory: Memory, queries: Sequence[str], *, k: int, output: str |
     context = RunContext(store=memory.store)
     results: list[list[Hit]] = []
     bar = _bar(len(queries), progress)
-    for query in queries:
-        out = pipeline.run({"query": query, "k": k}, context=context, outputs=[output])
-        results.append(list(out[component][socket]))
-        bar.update(1)
+    with _batched_query_vectors(pipeline, queries, context):
+        for query in queries:
+            out = pipeline.run({"query": query, "k": k}, context=context, outputs=[output])
+            results.append(list(out[component][socket]))
+            bar.update(1)
     bar.close()
     return results
+
+
+@contextlib.contextmanager
+def _batched_query_vectors(pipeline: Pipeline, queries: Sequence[str], context: RunContext) -> Iterator[None]:
+    """Encode every query up front in batches (one model call per 64 queries instead of one per query) and
+    let the pipeline's query encoder answer from them: the same model, the same vectors."""
+    encoders = pipeline.find(QueryEncoder)
+    if len(encoders) != 1 or not queries:
+        yield
+        return
+    _, encoder = encoders[0]
+    encoder.bind(context)
+    vectors = encoder.encoder.encode_queries(list(queries))
+    by_text = dict(zip(queries, vectors, strict=True))
+    original = encoder.run
+
+    def run(*, query: str) -> dict[str, Any]:
+        if query not in by_text:
+            return original(query=query)
+        encoder._check_store()
+        return {"query_vector": by_text[query], "query": query}
+
+    encoder.run = run  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del encoder.run
 
 
 def document_id(uri: str) -> str:

@@ -1,0 +1,1 @@
+"""rerankers: second-stage scorers over a retriever's hits."""

@@ -1,0 +1,48 @@
+"""Turning (chunk id, score) pairs into :class:`Hit` records, and score normalization for fusion."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from memflow.storage.store import Store, StoredChunk
+from memflow.types import Hit
+
+__all__ = ["to_hit", "to_hits", "rehit", "minmax", "zscore"]
+
+
+def to_hit(chunk: StoredChunk, score: float, rank: int) -> Hit:
+    return Hit(chunk_id=chunk.id, document=chunk.document, title=chunk.title, ordinal=chunk.ordinal,
+               start=chunk.start, end=chunk.end, text=chunk.text, score=score, rank=rank, section=chunk.section)
+
+
+def to_hits(store: Store, scored: Sequence[tuple[int, float]]) -> list[Hit]:
+    """Hits for ``scored`` (best first), read from the store; ids no longer stored are left out."""
+    chunks = {c.id: c for c in store.chunks([chunk_id for chunk_id, _ in scored])}
+    present = [(i, s) for i, s in scored if i in chunks]
+    return [to_hit(chunks[i], s, rank) for rank, (i, s) in enumerate(present, start=1)]
+
+
+def rehit(hits: Sequence[Hit], scores: Mapping[int, float]) -> list[Hit]:
+    """``hits`` re-scored by chunk id and re-ranked, best first (ties keep their previous order)."""
+    order = sorted(range(len(hits)), key=lambda i: -scores[hits[i].chunk_id])
+    return [Hit(chunk_id=h.chunk_id, document=h.document, title=h.title, ordinal=h.ordinal, start=h.start,
+                end=h.end, text=h.text, score=float(scores[h.chunk_id]), rank=rank, section=h.section)
+            for rank, h in enumerate((hits[i] for i in order), start=1)]
+
+
+def minmax(values: np.ndarray) -> np.ndarray:
+    """Scaled to [0, 1] (all equal -> all 1)."""
+    if values.size == 0:
+        return values
+    low, high = float(values.min()), float(values.max())
+    return np.ones_like(values) if high - low < 1e-12 else (values - low) / (high - low)
+
+
+def zscore(values: np.ndarray) -> np.ndarray:
+    """Centered and scaled by the standard deviation (all equal -> all 0)."""
+    if values.size == 0:
+        return values
+    std = float(values.std())
+    return np.zeros_like(values) if std < 1e-12 else (values - values.mean()) / std

@@ -1,0 +1,170 @@
+"""BM25, hybrid, reranking, context expansion and iterative retrieval on real essays with the real MiniLM."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from memflow import Memory, Pipeline
+from memflow.components.base import RunContext
+from memflow.components.rerankers.cross_encoder import CrossEncoderReranker
+from memflow.components.rerankers.late_interaction import FEATURES, LateInteractionReranker, candidate_features
+from memflow.components.retrievers.expand import ContextExpander, chunk_graph
+from memflow.errors import MemflowError
+from memflow.pipeline import builtin_pipeline
+
+QUESTION = "What could the government do to increase the number of startups at no cost?"
+PIPELINES = Path(builtin_pipeline("ask")).parent
+
+
+def _hits(memory: Memory, pipeline: str, question: str = QUESTION, k: int = 10) -> list:  # type: ignore[type-arg]
+    run = Pipeline.from_yaml(PIPELINES / pipeline).run({"query": question, "k": k},
+                                                       context=RunContext(store=memory.store), outputs=None)
+    answer = run["decode"]["answer"]
+    return list(answer.hits)
+
+
+@pytest.mark.parametrize("pipeline", ["ask-bm25.yaml", "ask-hybrid-rrf.yaml", "ask-hybrid-minmax.yaml",
+                                      "ask-hybrid.yaml", "ask-multihop.yaml"])
+def test_every_retrieval_pipeline_finds_the_founder_visa_essay(essay_memory: Memory, pipeline: str) -> None:
+    hits = _hits(essay_memory, pipeline)
+    assert hits[0].document.endswith("foundervisa.txt")
+    assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
+    assert all(a.score >= b.score for a, b in zip(hits, hits[1:], strict=False))
+
+
+def test_bm25_ranks_a_rare_exact_term_first(essay_memory: Memory) -> None:
+    hits = essay_memory.store.lexical.search("NFT", 3)
+    chunk = essay_memory.store.chunks([hits[0][0]])[0]
+    assert chunk.document.endswith("nft.txt") and "NFT" in chunk.text
+
+
+def test_late_interaction_features_come_from_the_stored_vectors(essay_memory: Memory) -> None:
+    store = essay_memory.store
+    hits = _hits(essay_memory, "ask-hybrid-minmax.yaml")
+    query_vector = Pipeline.from_yaml(builtin_pipeline("ask")).run(
+        {"query": QUESTION}, context=RunContext(store=store), outputs=["embed.query_vector"])["embed"]["query_vector"]
+    features = candidate_features(store, QUESTION, query_vector, hits)
+    assert features.shape == (len(hits), len(FEATURES))
+    chunk = store.chunks([hits[0].chunk_id])[0]
+    q = query_vector / np.linalg.norm(query_vector)
+    assert features[0, FEATURES.index("maxsim")] == pytest.approx(
+        float((chunk.sentence_vectors.astype(np.float32) @ q).max()), abs=1e-5)
+    assert features[0, FEATURES.index("dense")] == pytest.approx(float(store.chunk_vectors([chunk.id])[0] @ q),
+                                                                 abs=1e-5)
+    # maxsim alone orders the candidates by their best sentence
+    reranker = LateInteractionReranker(dense=0, maxsim=1, lexical=0, prf=0, first=0)
+    reranker.bind(RunContext(store=store))
+    reranked = reranker.run(query=QUESTION, query_vector=query_vector, hits=hits)["hits"]
+    maxsim = dict(zip([h.chunk_id for h in hits], features[:, FEATURES.index("maxsim")], strict=True))
+    assert [h.chunk_id for h in reranked] == sorted(maxsim, key=lambda i: -maxsim[i])
+    with pytest.raises(ValueError):
+        LateInteractionReranker(dense=0, maxsim=0, lexical=0, prf=0, first=0)
+
+
+def test_cross_encoder_without_a_model_passes_hits_through_and_says_so(essay_memory: Memory,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    hits = _hits(essay_memory, "ask-bm25.yaml")
+    reranker = CrossEncoderReranker()
+    context = RunContext(store=essay_memory.store)
+    reranker.bind(context)
+    with caplog.at_level(logging.WARNING, logger="memflow"):
+        assert reranker.run(query=QUESTION, hits=hits)["hits"] == hits
+    assert "no local cross-encoder model configured" in caplog.text
+    assert context.problems[0].kind == "skipped"
+    with pytest.raises(MemflowError, match="model directory not found"):
+        CrossEncoderReranker(model="/nonexistent/cross-encoder")
+
+
+def test_cross_encoder_reranks_by_the_local_model(essay_memory: Memory, tmp_path: Path) -> None:
+    from sentence_transformers import CrossEncoder
+
+    from memflow.models import resolve_model_path
+
+    # A cross-encoder built from the packaged MiniLM (its scoring head untrained), saved locally: the
+    # component must order hits exactly by that model's scores.
+    CrossEncoder(str(resolve_model_path("default")), num_labels=1, local_files_only=True).save(str(tmp_path / "ce"))
+    hits = _hits(essay_memory, "ask-bm25.yaml")
+    reranker = CrossEncoderReranker(model=str(tmp_path / "ce"), depth=5)
+    reranker.bind(RunContext(store=essay_memory.store))
+    reranked = reranker.run(query=QUESTION, hits=hits)["hits"]
+    scores = CrossEncoder(str(tmp_path / "ce"), local_files_only=True).predict([(QUESTION, h.text) for h in hits[:5]])
+    expected = [hits[i].chunk_id for i in np.argsort(-scores, kind="stable")]
+    assert [h.chunk_id for h in reranked[:5]] == expected
+    assert [h.chunk_id for h in reranked[5:]] == [h.chunk_id for h in hits[5:]]
+
+
+def test_context_expansion_adds_neighbours_within_the_token_budget(essay_memory: Memory) -> None:
+    store = essay_memory.store
+    hits = _hits(essay_memory, "ask-bm25.yaml", k=1)
+    top = store.chunks([hits[0].chunk_id])[0]
+    graph = chunk_graph(store, [top.document_id])
+    expander = ContextExpander(distance=1, token_budget=10_000, top=1)
+    expander.bind(RunContext(store=store))
+    expanded = expander.run(hits=hits)["hits"]
+    assert expanded[: len(hits)] == hits
+    added = expanded[len(hits):]
+    neighbours = {n for n in graph.neighbors(top.id)} - {h.chunk_id for h in hits}
+    assert {h.chunk_id for h in added} == neighbours and neighbours
+    assert all(h.document == top.document and abs(h.ordinal - top.ordinal) == 1 for h in added)
+    assert all(h.score < min(x.score for x in hits) for h in added)
+    tight = ContextExpander(distance=3, token_budget=300, top=1)
+    tight.bind(RunContext(store=store))
+    extra = tight.run(hits=hits)["hits"][len(hits):]
+    assert sum(graph.nodes[h.chunk_id]["tokens"] for h in extra) <= 300 if extra else True
+    assert ContextExpander(token_budget=0).run(hits=hits)["hits"] == hits
+
+
+BRIDGE = {
+    "prize.txt": "The Aurelian Medal for glassmaking was awarded in 1931 to Tomasz Wrobelski. The jury praised "
+                 "his furnace designs. The medal ceremony took place in a small hall.",
+    "village.txt": "Tomasz Wrobelski grew up in the fishing village of Hel, on the Baltic coast. His father "
+                   "repaired nets there for forty years.",
+    "bread.txt": "Sourdough bread needs a starter culture that is fed with flour and water every day.",
+    "trains.txt": "The first electric trams in Europe ran in Berlin, and many cities soon followed.",
+    "chess.txt": "A chess clock limits the time each player spends thinking about their moves.",
+}
+
+
+@pytest.fixture(scope="module")
+def bridge_memory(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    folder = tmp_path_factory.mktemp("bridge")
+    for name, text in BRIDGE.items():
+        (folder / name).write_text(text)
+    with Memory(tmp_path_factory.mktemp("bridge-store")) as memory:
+        assert len(memory.ingest([str(folder)]).ingested) == len(BRIDGE)
+        yield memory
+
+
+def _ask(memory: Memory, decoder: str) -> object:
+    pipeline = Pipeline.from_string(f"""
+name: two-hop
+components:
+  embed: {{type: encoders.query}}
+  retrieve: {{type: retrievers.dense, params: {{k: 1}}}}
+  decode: {{type: {decoder}, params: {{summaries: false}}}}
+connections:
+  - embed.query_vector -> retrieve.query_vector
+  - embed.query_vector -> decode.query_vector
+  - embed.query -> decode.query
+  - retrieve.hits -> decode.hits
+""")
+    return pipeline.run({"query": "Where did the winner of the Aurelian Medal grow up?"},
+                        context=RunContext(store=memory.store))["decode"]["answer"]
+
+
+def test_iterative_retrieval_finds_the_second_passage_through_the_first(bridge_memory: Memory) -> None:
+    single = _ask(bridge_memory, "decoders.attention")
+    assert [h.document.rsplit("/", 1)[1] for h in single.hits] == ["prize.txt"]  # type: ignore[attr-defined]
+    multi = _ask(bridge_memory, "decoders.iterative")
+    documents = [h.document.rsplit("/", 1)[1] for h in multi.hits]  # type: ignore[attr-defined]
+    assert documents[0] == "prize.txt" and "village.txt" in documents
+    # the second passage is read: its answer sentence outweighs every distractor's sentences
+    weights = {e.text: e.weight for e in multi.evidence}  # type: ignore[attr-defined]
+    bridge = weights["Tomasz Wrobelski grew up in the fishing village of Hel, on the Baltic coast."]
+    distractors = [w for t, w in weights.items() if not ("Wrobelski" in t or "Medal" in t or "medal" in t
+                                                         or "jury" in t or "nets" in t)]
+    assert bridge > max(distractors, default=0.0), sorted(weights.items(), key=lambda x: -x[1])
