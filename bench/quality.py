@@ -60,7 +60,7 @@ connections:
             for depth_ in PRF_DEPTHS:  # the same feedback feature as the component's, for each depth
                 feedback = q + vectors[:depth_].mean(axis=0)
                 prf.append(vectors @ (feedback / np.linalg.norm(feedback)))
-            matrix = np.column_stack([base[:, :3], *prf, base[:, 4]])
+            matrix = np.column_stack([base[:, :4], *prf, base[:, 5]])
             qids.append(qid)
             docs.append(np.asarray([document_id(h.document) for h in hits], dtype=object))
             feats.append(matrix)
@@ -98,7 +98,7 @@ DISCOUNT = 1 / np.log2(np.arange(2, 12))
 
 def _score(prepared: list[tuple[np.ndarray, np.ndarray, np.ndarray, float]], weights: np.ndarray,
            prf_column: int) -> float:
-    columns = [0, 1, 2, 3 + prf_column, 3 + len(PRF_DEPTHS)]
+    columns = [0, 1, 2, 3, 4 + prf_column, 4 + len(PRF_DEPTHS)]
     total = 0.0
     for matrix, doc_index, gains, idcg in prepared:
         order = doc_index[np.argsort(-(matrix[:, columns] @ weights), kind="stable")]
@@ -116,11 +116,11 @@ def main() -> None:
     args = parser.parse_args()
     train = _prepare(_features(args.beir, "train", args.depth, args.cache))
     test = _prepare(_features(args.beir, "test", args.depth, args.cache))
-    names = ("dense", "maxsim", "lexical", "prf", "first")
+    names = ("dense", "maxsim", "lexical", "sentence_lexical", "prf", "first")
     steps = [i / 10 for i in range(11)]
-    best = (-1.0, np.zeros(5), 0)
+    best = (-1.0, np.zeros(len(names)), 0)
     for prf_column in range(len(PRF_DEPTHS)):
-        for combo in itertools.product(steps, repeat=4):
+        for combo in itertools.product(steps, repeat=len(names) - 1):
             if sum(combo) > 1.0 + 1e-9:
                 continue
             weights = np.asarray([*combo, 1.0 - sum(combo)])

@@ -227,6 +227,19 @@ class LexicalIndex:
         found = dict(self._score(query, k=len(chunk_ids), k1=k1, b=b, within=list(chunk_ids)))
         return {int(i): found.get(int(i), 0.0) for i in chunk_ids}
 
+    def idf(self, terms: Iterable[str]) -> dict[str, float]:
+        """Lucene's BM25 idf of each index term (terms no chunk holds are left out)."""
+        wanted = list(set(terms))
+        if not wanted:
+            return {}
+        self.ensure()
+        with Session(self.store.engine) as session:
+            n = int(session.scalar(select(func.count()).select_from(LexicalChunkRow)) or 0)
+            df = dict(session.execute(
+                select(LexicalPostingRow.term, func.count())
+                .where(LexicalPostingRow.term.in_(wanted)).group_by(LexicalPostingRow.term)).all())
+        return {t: math.log(1 + (n - d + 0.5) / (d + 0.5)) for t, d in df.items() if d}
+
     def _score(self, query: str, *, k: int, k1: float, b: float, within: list[int] | None) -> list[tuple[int, float]]:
         self.ensure()
         terms = Counter(tokenize(query))

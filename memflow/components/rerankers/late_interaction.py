@@ -7,6 +7,8 @@ For each of the first ``depth`` hits it computes, from stored vectors and the le
   (late-chunked) sentence vectors -- a chunk that holds one sentence answering the question scores high
   even when the rest of it is about something else (ColBERT's MaxSim, at sentence granularity);
 - ``lexical``: the chunk's BM25 score for the question (fields included: title and section);
+- ``sentence_lexical``: lexical late interaction, the best share of the question's idf mass that any one
+  sentence of the chunk covers (the question's index terms found in that sentence, idf-weighted);
 - ``prf``: pseudo-relevance feedback (Rocchio in embedding space): the inner product with the question
   moved towards the mean vector of the first-stage top ``prf_depth`` chunks, ``normalize(q + prf_beta * m)``;
 - ``first``: the first-stage score (e.g. the hybrid retriever's fused score).
@@ -24,12 +26,13 @@ import numpy as np
 
 from memflow.components.base import Component, Socket
 from memflow.components.retrievers._hits import minmax, rehit, zscore
+from memflow.storage.lexical import tokenize
 from memflow.storage.store import Store
 from memflow.types import Hit, Vector
 
 __all__ = ["LateInteractionReranker", "FEATURES", "candidate_features"]
 
-FEATURES = ("dense", "maxsim", "lexical", "prf", "first")
+FEATURES = ("dense", "maxsim", "lexical", "sentence_lexical", "prf", "first")
 Normalization = Literal["zscore", "minmax"]
 
 
@@ -47,10 +50,15 @@ def candidate_features(store: Store, query: str, query_vector: Vector, hits: lis
                          for n, i in enumerate(ids)])
     lexical_scores = store.lexical.score(query, ids, k1=k1, b=b)
     lexical = np.asarray([lexical_scores[i] for i in ids])
+    idf = store.lexical.idf(tokenize(query))
+    mass = sum(idf.values()) or 1.0
+    sentence_lexical = np.asarray([
+        max((sum(idf.get(t, 0.0) for t in set(tokenize(s.text))) / mass for s in chunks[i].sentences), default=0.0)
+        if i in chunks else 0.0 for i in ids])
     feedback = q + prf_beta * vectors[: max(1, prf_depth)].mean(axis=0)
     prf = vectors @ (feedback / max(float(np.linalg.norm(feedback)), 1e-12))
     first = np.asarray([h.score for h in hits])
-    return np.column_stack([dense, maxsim, lexical, prf, first]).astype(np.float64)
+    return np.column_stack([dense, maxsim, lexical, sentence_lexical, prf, first]).astype(np.float64)
 
 
 class LateInteractionReranker(Component):
@@ -59,17 +67,19 @@ class LateInteractionReranker(Component):
     inputs = {"query": Socket(str), "query_vector": Socket(Vector), "hits": Socket(list[Hit])}
     outputs = {"hits": Socket(list[Hit])}
 
-    def __init__(self, *, depth: int = 100, dense: float = 0.2, maxsim: float = 0.3, lexical: float = 0.3,
-                 prf: float = 0.2, first: float = 0.0, prf_depth: int = 3, prf_beta: float = 1.0,
+    def __init__(self, *, depth: int = 100, dense: float = 0.1, maxsim: float = 0.1, lexical: float = 0.2,
+                 sentence_lexical: float = 0.2, prf: float = 0.3, first: float = 0.1, prf_depth: int = 3,
+                 prf_beta: float = 1.0,
                  normalization: Normalization = "zscore", k1: float = 0.9, b: float = 0.4) -> None:
         if depth < 1 or prf_depth < 1:
             raise ValueError("depth and prf_depth must be at least 1")
-        self.weights = np.asarray([dense, maxsim, lexical, prf, first], dtype=np.float64)
+        self.weights = np.asarray([dense, maxsim, lexical, sentence_lexical, prf, first], dtype=np.float64)
         if (self.weights < 0).any() or not self.weights.any():
             raise ValueError("feature weights must be non-negative and not all 0")
         self.depth, self.prf_depth, self.prf_beta = depth, prf_depth, prf_beta
         self.normalization, self.k1, self.b = normalization, k1, b
-        self._params = {"depth": depth, "dense": dense, "maxsim": maxsim, "lexical": lexical, "prf": prf,
+        self._params = {"depth": depth, "dense": dense, "maxsim": maxsim, "lexical": lexical,
+                        "sentence_lexical": sentence_lexical, "prf": prf,
                         "first": first, "prf_depth": prf_depth, "prf_beta": prf_beta,
                         "normalization": normalization, "k1": k1, "b": b}
 

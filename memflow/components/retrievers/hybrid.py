@@ -9,10 +9,15 @@ Each side fetches ``candidates`` chunks; the union is fused and the best ``k`` r
   dense_weight) * lexical``.
 - ``fusion: zscore`` -- the same with each list's scores standardized (mean 0, sd 1) instead, a missing
   chunk taking that list's minimum.
+
+With ``dedupe: true`` a chunk whose text equals a better-ranked one's is dropped: a memory holding the same
+passage several times (copies of a file, repeated boilerplate) then returns it once, and its copies do not
+crowd other evidence out of the top k.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Literal
 
 import numpy as np
@@ -62,7 +67,7 @@ class HybridRetriever(Component):
     outputs = {"hits": Socket(list[Hit])}
 
     def __init__(self, *, k: int = 10, candidates: int = 100, fusion: Fusion = "minmax", dense_weight: float = 0.5,
-                 rrf_k: int = 60, k1: float = 0.9, b: float = 0.4) -> None:
+                 rrf_k: int = 60, k1: float = 0.9, b: float = 0.4, dedupe: bool = False) -> None:
         if k < 1 or candidates < 1:
             raise ValueError("k and candidates must be at least 1")
         if not 0.0 <= dense_weight <= 1.0:
@@ -70,9 +75,9 @@ class HybridRetriever(Component):
         if rrf_k < 0:
             raise ValueError("rrf_k must not be negative")
         self.k, self.candidates, self.fusion, self.dense_weight = k, candidates, fusion, dense_weight
-        self.rrf_k, self.k1, self.b = rrf_k, k1, b
+        self.rrf_k, self.k1, self.b, self.dedupe = rrf_k, k1, b, dedupe
         self._params = {"k": k, "candidates": candidates, "fusion": fusion, "dense_weight": dense_weight,
-                        "rrf_k": rrf_k, "k1": k1, "b": b}
+                        "rrf_k": rrf_k, "k1": k1, "b": b, "dedupe": dedupe}
 
     def run(self, *, query: str, query_vector: Vector, k: int | None = None) -> dict[str, Any]:
         store = self.context.require_store("retrievers.hybrid")
@@ -81,4 +86,12 @@ class HybridRetriever(Component):
         dense = store.search(query_vector, depth)
         lexical = store.lexical.search(query, depth, k1=self.k1, b=self.b)
         fused = fuse(dense, lexical, fusion=self.fusion, dense_weight=self.dense_weight, rrf_k=self.rrf_k)
-        return {"hits": to_hits(store, fused[:want])}
+        if not self.dedupe:
+            return {"hits": to_hits(store, fused[:want])}
+        seen: set[str] = set()
+        unique = []
+        for hit in to_hits(store, fused):
+            if hit.text not in seen:
+                seen.add(hit.text)
+                unique.append(hit)
+        return {"hits": [replace(h, rank=n) for n, h in enumerate(unique[:want], start=1)]}

@@ -134,3 +134,23 @@ def test_a_store_from_before_the_index_gets_it_built_on_first_use(tmp_path: Path
     with Store(tmp_path) as store, caplog.at_level(logging.WARNING, logger="memflow"):
         assert store.lexical.search("stem cells neurons", 5) == before
         assert "re-indexing every chunk" in caplog.text
+
+
+def test_hybrid_dedupe_returns_a_passage_stored_twice_once(tmp_path: Path) -> None:
+    from memflow.components.base import RunContext
+    from memflow.components.retrievers.hybrid import HybridRetriever
+
+    with _store(tmp_path) as store:
+        for name in ("visa-a", "visa-b"):
+            _write(store, name, TEXTS["visa"])
+        _write(store, "sun", TEXTS["sun"])
+        query_vector = store.chunk_vectors([1])[0]
+        plain, unique = HybridRetriever(k=4), HybridRetriever(k=4, dedupe=True)
+        for retriever in (plain, unique):
+            retriever.bind(RunContext(store=store))
+        with_copies = plain.run(query="startup visa founders", query_vector=query_vector)["hits"]
+        deduped = unique.run(query="startup visa founders", query_vector=query_vector)["hits"]
+    assert len({h.text for h in with_copies}) < len(with_copies) == 4
+    assert len({h.text for h in deduped}) == len(deduped) == 4
+    assert [h.rank for h in deduped] == [1, 2, 3, 4]
+    assert deduped[0].text == with_copies[0].text

@@ -55,14 +55,22 @@ def test_late_interaction_features_come_from_the_stored_vectors(essay_memory: Me
         float((chunk.sentence_vectors.astype(np.float32) @ q).max()), abs=1e-5)
     assert features[0, FEATURES.index("dense")] == pytest.approx(float(store.chunk_vectors([chunk.id])[0] @ q),
                                                                  abs=1e-5)
+    # lexical late interaction: the share of the question's idf mass the best sentence covers
+    from memflow.storage.lexical import tokenize
+
+    idf = store.lexical.idf(tokenize(QUESTION))
+    best = max(sum(idf.get(t, 0.0) for t in set(tokenize(s.text))) for s in chunk.sentences) / sum(idf.values())
+    assert features[0, FEATURES.index("sentence_lexical")] == pytest.approx(best)
+    assert (features[:, FEATURES.index("sentence_lexical")] >= 0).all()
+    assert (features[:, FEATURES.index("sentence_lexical")] <= 1 + 1e-9).all()
     # maxsim alone orders the candidates by their best sentence
-    reranker = LateInteractionReranker(dense=0, maxsim=1, lexical=0, prf=0, first=0)
+    reranker = LateInteractionReranker(dense=0, maxsim=1, lexical=0, sentence_lexical=0, prf=0, first=0)
     reranker.bind(RunContext(store=store))
     reranked = reranker.run(query=QUESTION, query_vector=query_vector, hits=hits)["hits"]
     maxsim = dict(zip([h.chunk_id for h in hits], features[:, FEATURES.index("maxsim")], strict=True))
     assert [h.chunk_id for h in reranked] == sorted(maxsim, key=lambda i: -maxsim[i])
     with pytest.raises(ValueError):
-        LateInteractionReranker(dense=0, maxsim=0, lexical=0, prf=0, first=0)
+        LateInteractionReranker(dense=0, maxsim=0, lexical=0, sentence_lexical=0, prf=0, first=0)
 
 
 def test_cross_encoder_without_a_model_passes_hits_through_and_says_so(essay_memory: Memory,
