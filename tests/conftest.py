@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,3 +45,26 @@ def essay_memory(tmp_path_factory: pytest.TempPathFactory, essay_paths: list[Pat
     assert len(report.ingested) == len(essay_paths), report.problems
     yield memory
     memory.close()
+
+
+POSTGRES_SERVER = "postgresql+psycopg://root@127.0.0.1:5432/test"
+
+
+@pytest.fixture()
+def postgres_url() -> Iterator[str]:
+    """A SQLAlchemy URL into a fresh schema on the real PostgreSQL server, dropped afterwards."""
+    sqlalchemy = pytest.importorskip("sqlalchemy")
+    pytest.importorskip("psycopg", reason="PostgreSQL tests need psycopg: pip install 'memflow[postgres]'")
+    schema = f"memflow_test_{uuid.uuid4().hex[:12]}"
+    admin = sqlalchemy.create_engine(POSTGRES_SERVER, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    except sqlalchemy.exc.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL server at 127.0.0.1:5432: {exc.orig}")
+    try:
+        yield f"{POSTGRES_SERVER}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        admin.dispose()
