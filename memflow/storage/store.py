@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -37,6 +37,8 @@ from memflow.storage.sql import (
 )
 from memflow.storage.vectors import VectorMemory
 from memflow.types import Chunk, Document, Section, Sentence, SummarySlot, SummaryState, WrittenSummary
+
+RowT = TypeVar("RowT", WrittenSummaryRow, SummaryStateRow)
 
 __all__ = ["Store", "StoredChunk", "StoredDocument", "StoreStats"]
 
@@ -443,19 +445,23 @@ class Store:
             raw = session.scalar(select(DocumentRow.sections).where(DocumentRow.id == document_id)) or []
         return [Section(int(s), str(t), int(lv)) for s, t, lv in raw]
 
+    def _rows_with_uri(self, table: type[RowT], document_ids: Iterable[int]) -> list[tuple[RowT, str]]:
+        """Rows of a per-document table (keyed by ``document_id``) for these documents, each with its URI."""
+        ids = list(set(document_ids))
+        if not ids:
+            return []
+        column: Any = table.document_id
+        with Session(self.engine) as session:
+            rows = session.execute(
+                select(table, DocumentRow.uri).join(DocumentRow, DocumentRow.id == column).where(column.in_(ids))
+            ).all()
+        return [(row, uri) for row, uri in rows]
+
     # -- written (abstractive) summaries ------------------------------------------------------------------
 
     def written_summaries(self, document_ids: Iterable[int]) -> dict[int, WrittenSummary]:
         """The written summaries of these documents, by document id (documents without one are left out)."""
-        ids = list(set(document_ids))
-        if not ids:
-            return {}
-        with Session(self.engine) as session:
-            rows = session.execute(
-                select(WrittenSummaryRow, DocumentRow.uri)
-                .join(DocumentRow, DocumentRow.id == WrittenSummaryRow.document_id)
-                .where(WrittenSummaryRow.document_id.in_(ids))
-            ).all()
+        rows = self._rows_with_uri(WrittenSummaryRow, document_ids)
         return {row.document_id: WrittenSummary(uri, row.text, row.tokens, row.budget, row.chunks_seen,
                                                 row.read_until, row.model) for row, uri in rows}
 
@@ -467,15 +473,7 @@ class Store:
                 chunks_seen=summary.chunks_seen, read_until=summary.read_until, model=summary.model))
 
     def summary_states(self, document_ids: Iterable[int]) -> dict[int, SummaryState]:
-        ids = list(set(document_ids))
-        if not ids:
-            return {}
-        with Session(self.engine) as session:
-            rows = session.execute(
-                select(SummaryStateRow, DocumentRow.uri)
-                .join(DocumentRow, DocumentRow.id == SummaryStateRow.document_id)
-                .where(SummaryStateRow.document_id.in_(ids))
-            ).all()
+        rows = self._rows_with_uri(SummaryStateRow, document_ids)
         states: dict[int, SummaryState] = {}
         for row, uri in rows:
             centroid = np.frombuffer(row.centroid_sum, dtype="<f4").copy()
