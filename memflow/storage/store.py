@@ -17,13 +17,13 @@ from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-from filelock import FileLock, Timeout
 from sqlalchemy import delete, func, insert, inspect, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from memflow.errors import MemflowError, ModelMismatchError, StoreError, StoreLockedError
+from memflow.errors import MemflowError, ModelMismatchError, StoreError
 from memflow.storage import lexical as lexical_index
+from memflow.storage.locks import WriterLock
 from memflow.storage.migrations import migrate
 from memflow.storage.sql import (
     SCHEMA_VERSION,
@@ -109,7 +109,7 @@ class Store:
         self._default_index = index
         self._vectors: VectorMemory | None = None
         self._vector_signature: tuple[int, int] | None = None
-        self._lock = FileLock(str(self.directory / LOCK_FILE))
+        self._lock = WriterLock(self.directory, self.engine, file_name=LOCK_FILE)
 
     # -- settings -----------------------------------------------------------------------------------------
 
@@ -183,14 +183,9 @@ class Store:
 
     @contextlib.contextmanager
     def writer(self, *, timeout: float = 60.0) -> Iterator[None]:
-        """Hold the single-writer lock (waits up to ``timeout`` seconds for another writer)."""
-        try:
-            self._lock.acquire(timeout=timeout)
-        except Timeout:
-            raise StoreLockedError(
-                f"store {self.directory} is being written by another process (waited {timeout:.0f} s for "
-                f"{self.directory / LOCK_FILE})"
-            ) from None
+        """Hold the single-writer lock (waits up to ``timeout`` seconds for another writer): the store
+        directory's lock file, and on PostgreSQL an advisory lock too (see :mod:`memflow.storage.locks`)."""
+        self._lock.acquire(timeout=timeout)
         try:
             yield
         finally:

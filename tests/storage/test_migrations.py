@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from memflow.errors import StoreError
 from memflow.storage.sql import SCHEMA_VERSION
@@ -17,26 +17,28 @@ V1_SUMMARY_STATES = """
 CREATE TABLE summary_states (
     document_id INTEGER NOT NULL PRIMARY KEY REFERENCES documents (id) ON DELETE CASCADE,
     capacity INTEGER NOT NULL, chunks_seen INTEGER NOT NULL, sentences_seen INTEGER NOT NULL,
-    slots JSON NOT NULL, slot_vectors BLOB NOT NULL, centroid_sum BLOB NOT NULL
+    slots JSON NOT NULL, slot_vectors {blob} NOT NULL, centroid_sum {blob} NOT NULL
 )"""
 
 
-def _make_v1_store(directory: Path) -> None:
-    store = Store(directory)
+def _make_v1_store(directory: Path, url: str | None) -> None:
+    store = Store(directory, url=url)
+    blob = "BYTEA" if store.engine.dialect.name == "postgresql" else "BLOB"
+    with store.engine.begin() as db:
+        db.execute(text("DROP TABLE summary_states"))
+        db.execute(text(V1_SUMMARY_STATES.format(blob=blob)))
+        db.execute(text("UPDATE settings SET value = '1' WHERE key = 'schema_version'"))
     store.close()
-    with sqlite3.connect(directory / "memflow.db") as db:
-        db.execute("DROP TABLE summary_states")
-        db.execute(V1_SUMMARY_STATES)
-        db.execute("UPDATE settings SET value = '1' WHERE key = 'schema_version'")
 
 
-def test_v1_store_is_migrated_backed_up_and_usable(tmp_path: Path) -> None:
+def test_v1_store_is_migrated_backed_up_and_usable(tmp_path: Path, store_url: str | None) -> None:
     directory = tmp_path / "store"
-    _make_v1_store(directory)
-    store = Store(directory)
+    _make_v1_store(directory, store_url)
+    store = Store(directory, url=store_url)
     assert store.setting("schema_version") == SCHEMA_VERSION == 2
     assert any("schema 1 -> 2" in m for m in store.migrations)
-    assert (directory / "memflow.db.schema-1.bak").exists()
+    # SQLite's file is copied first; a PostgreSQL server is backed up by its operator (pg_dump).
+    assert (directory / "memflow.db.schema-1.bak").exists() == (store_url is None)
     store.check_encoder("m", 4, record=True)
     store.check_index("Flat")
     document = make_document("One. Two.", uri="/d")
@@ -46,12 +48,13 @@ def test_v1_store_is_migrated_backed_up_and_usable(tmp_path: Path) -> None:
     state = CentralitySummarizer(slots=1).summarize(chunks)
     store.write_documents([(document, chunks, state)])
     assert store.summary_states([1])[1].read_until == 9
-    assert Store(directory).migrations == []  # nothing left to do on the next open
+    assert Store(directory, url=store_url).migrations == []  # nothing left to do on the next open
 
 
-def test_newer_store_is_refused(tmp_path: Path) -> None:
-    Store(tmp_path / "store").close()
-    with sqlite3.connect(tmp_path / "store" / "memflow.db") as db:
-        db.execute("UPDATE settings SET value = '99' WHERE key = 'schema_version'")
+def test_newer_store_is_refused(tmp_path: Path, store_url: str | None) -> None:
+    store = Store(tmp_path / "store", url=store_url)
+    with store.engine.begin() as db:
+        db.execute(text("UPDATE settings SET value = '99' WHERE key = 'schema_version'"))
+    store.close()
     with pytest.raises(StoreError, match="schema version 99, newer"):
-        Store(tmp_path / "store")
+        Store(tmp_path / "store", url=store_url)

@@ -16,15 +16,15 @@ TEXT = "Alpha beta gamma. Delta epsilon zeta. Eta theta iota. Kappa lambda mu."
 SPANS = [(0, 17), (18, 36), (37, 52), (53, 71)]
 
 
-def _store(tmp_path: Path) -> Store:
-    store = Store(tmp_path / "store")
+def _store(tmp_path: Path, store_url: str | None) -> Store:
+    store = Store(tmp_path / "store", url=store_url)
     store.check_encoder("test-model", 384, record=True)
     store.check_index("Flat")
     return store
 
 
-def test_write_then_search_and_read_back_exact_spans(tmp_path: Path) -> None:
-    store = _store(tmp_path)
+def test_write_then_search_and_read_back_exact_spans(tmp_path: Path, store_url: str | None) -> None:
+    store = _store(tmp_path, store_url)
     doc = make_document(TEXT, uri="/corpus/a.txt", title="A")
     chunks = make_chunks(doc, SPANS)
     store.write_documents([(doc, chunks, None)])
@@ -38,8 +38,8 @@ def test_write_then_search_and_read_back_exact_spans(tmp_path: Path) -> None:
     assert store.stats().chunks == 4 and store.stats().vectors == 4
 
 
-def test_rewriting_a_document_replaces_its_chunks_and_vectors(tmp_path: Path) -> None:
-    store = _store(tmp_path)
+def test_rewriting_a_document_replaces_its_chunks_and_vectors(tmp_path: Path, store_url: str | None) -> None:
+    store = _store(tmp_path, store_url)
     doc = make_document(TEXT, uri="/corpus/a.txt")
     store.write_documents([(doc, make_chunks(doc, SPANS), None)])
     changed = make_document(TEXT + " Nu xi.", uri="/corpus/a.txt")
@@ -51,8 +51,8 @@ def test_rewriting_a_document_replaces_its_chunks_and_vectors(tmp_path: Path) ->
     assert store.document_hashes(["/corpus/a.txt"]) == {"/corpus/a.txt": changed.content_hash}
 
 
-def test_forget_removes_rows_and_vectors(tmp_path: Path) -> None:
-    store = _store(tmp_path)
+def test_forget_removes_rows_and_vectors(tmp_path: Path, store_url: str | None) -> None:
+    store = _store(tmp_path, store_url)
     a, b = make_document(TEXT, uri="/a"), make_document(TEXT, uri="/b")
     store.write_documents([(a, make_chunks(a, SPANS), None), (b, make_chunks(b, SPANS, seed=2), None)])
     assert store.forget(["/a"]) == 1
@@ -60,8 +60,8 @@ def test_forget_removes_rows_and_vectors(tmp_path: Path) -> None:
     assert (stats.documents, stats.chunks, stats.vectors) == (1, 4, 4)
 
 
-def test_vectors_lost_before_save_are_rebuilt_from_sql_on_open(tmp_path: Path) -> None:
-    store = _store(tmp_path)
+def test_vectors_lost_before_save_are_rebuilt_from_sql_on_open(tmp_path: Path, store_url: str | None) -> None:
+    store = _store(tmp_path, store_url)
     a = make_document(TEXT, uri="/a")
     store.write_documents([(a, make_chunks(a, SPANS), None)])
     store.save_vectors()
@@ -69,24 +69,24 @@ def test_vectors_lost_before_save_are_rebuilt_from_sql_on_open(tmp_path: Path) -
     b_chunks = make_chunks(b, SPANS, seed=3)
     store.write_documents([(b, b_chunks, None)])  # committed in SQL, never saved to the FAISS file
     store.close()
-    reopened = Store(tmp_path / "store")
+    reopened = Store(tmp_path / "store", url=store_url)
     assert reopened.vectors.ntotal == 8
     assert reopened.search(b_chunks[1].vector, 1)[0][0] == b_chunks[1].id  # type: ignore[arg-type]
 
 
-def test_missing_faiss_file_is_rebuilt(tmp_path: Path) -> None:
-    store = _store(tmp_path)
+def test_missing_faiss_file_is_rebuilt(tmp_path: Path, store_url: str | None) -> None:
+    store = _store(tmp_path, store_url)
     a = make_document(TEXT, uri="/a")
     store.write_documents([(a, make_chunks(a, SPANS), None)])
     store.save_vectors()
     store.close()
     (tmp_path / "store" / INDEX_FILE).unlink()
     (tmp_path / "store" / META_FILE).unlink()
-    assert Store(tmp_path / "store").vectors.ntotal == 4
+    assert Store(tmp_path / "store", url=store_url).vectors.ntotal == 4
 
 
-def test_store_refuses_another_encoder_or_index(tmp_path: Path) -> None:
-    store = _store(tmp_path)
+def test_store_refuses_another_encoder_or_index(tmp_path: Path, store_url: str | None) -> None:
+    store = _store(tmp_path, store_url)
     with pytest.raises(ModelMismatchError, match="test-model"):
         store.check_encoder("other-model", 384, record=True)
     with pytest.raises(ModelMismatchError, match="768"):
@@ -95,13 +95,47 @@ def test_store_refuses_another_encoder_or_index(tmp_path: Path) -> None:
         store.check_index("HNSW32")
 
 
-def test_empty_store_search_says_ingest_first(tmp_path: Path) -> None:
-    store = Store(tmp_path / "empty")
+def test_empty_store_search_says_ingest_first(tmp_path: Path, store_url: str | None) -> None:
+    store = Store(tmp_path / "empty", url=store_url)
     with pytest.raises(StoreError, match="ingest"):
         store.search(np.zeros(384, dtype=np.float32), 5)
 
 
-def test_second_writer_waits_then_fails_with_a_clear_message(tmp_path: Path) -> None:
-    first, second = _store(tmp_path), Store(tmp_path / "store")
+def test_second_writer_waits_then_fails_with_a_clear_message(tmp_path: Path, store_url: str | None) -> None:
+    first, second = _store(tmp_path, store_url), Store(tmp_path / "store", url=store_url)
     with first.writer(), pytest.raises(StoreLockedError, match="another process"), second.writer(timeout=0.2):
         pass
+
+
+@pytest.mark.postgres
+def test_writers_on_other_machines_share_one_postgresql_lock(tmp_path: Path, postgres_url: str) -> None:
+    """Two store directories (two machines) on one PostgreSQL schema: the advisory lock lets one write."""
+    here, there = Store(tmp_path / "here", url=postgres_url), Store(tmp_path / "there", url=postgres_url)
+    with here.writer():
+        with pytest.raises(StoreLockedError, match="PostgreSQL advisory lock"), there.writer(timeout=0.3):
+            pass
+        with here.writer():  # re-entrant in the holding process
+            pass
+    with there.writer():  # released when the holder leaves
+        pass
+
+
+@pytest.mark.postgres
+def test_another_schema_is_another_lock(tmp_path: Path, postgres_url: str) -> None:
+    import sqlalchemy
+
+    schema = "memflow_other_" + tmp_path.name[-8:].replace("-", "_").lower()
+    admin = sqlalchemy.create_engine(postgres_url.split("?")[0], isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    try:
+        first = Store(tmp_path / "first", url=postgres_url)
+        second = Store(tmp_path / "second", url=f"{postgres_url.split('?')[0]}?options=-csearch_path%3D{schema}")
+        with first.writer(), second.writer(timeout=0.3):
+            pass
+        first.close()
+        second.close()
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        admin.dispose()
