@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from memflow.components.base import Component, Socket
+from memflow.errors import MemflowError
 from memflow.models import DEFAULT_MODEL, DeviceName, model_id, pick_device, pick_dtype, resolve_model_path
 from memflow.types import Chunk, Vector
 
@@ -23,30 +24,61 @@ if TYPE_CHECKING:
     import torch
     from sentence_transformers import SentenceTransformer
 
+    from memflow.components.encoders.onnx_runtime import OnnxTransformer
+
 __all__ = ["SentenceTransformersEncoder", "QueryEncoder", "EncoderModel", "load_encoder"]
 
-Precision = Literal["auto", "float32", "float16"]
+Precision = Literal["auto", "float32", "float16", "int8"]
+Backend = Literal["auto", "torch", "onnx"]
 
-_CACHE: dict[tuple[str, str, str], EncoderModel] = {}
+_CACHE: dict[tuple[str, str, str, str], EncoderModel] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-class EncoderModel:
-    """A loaded sentence-transformers model with memflow's chunk + sentence encoding on top."""
+def pick_backend(backend: Backend, device: str, precision: Precision) -> Literal["torch", "onnx"]:
+    """``auto``: ONNX Runtime (int8 unless asked otherwise) on the CPU when the ``onnx`` extra is installed,
+    PyTorch otherwise (and always on a GPU, where PyTorch runs fp16)."""
+    if backend != "auto":
+        return backend
+    if device != "cpu" or precision == "float16":
+        return "torch"
+    from memflow.components.encoders.onnx_runtime import onnx_available
 
-    def __init__(self, name: str, *, device: DeviceName = "auto", precision: Precision = "auto") -> None:
+    return "onnx" if onnx_available() else "torch"
+
+
+class EncoderModel:
+    """A loaded sentence-transformers model with memflow's chunk + sentence encoding on top.
+
+    ``backend`` runs the transformer on PyTorch or on ONNX Runtime (:mod:`.onnx_runtime`); ``precision``
+    ``int8`` is ONNX Runtime's dynamic quantization, ``float16`` is PyTorch on a GPU."""
+
+    def __init__(self, name: str, *, device: DeviceName = "auto", precision: Precision = "auto",
+                 backend: Backend = "auto") -> None:
         import torch
         from sentence_transformers import SentenceTransformer
 
         self.name = name
         self.model_id = model_id(name)
         self.device = pick_device(device)
-        self.dtype = pick_dtype(self.device, precision)
+        self.backend = pick_backend(backend, self.device, precision)
+        if precision == "int8" and self.backend != "onnx":
+            raise MemflowError("precision int8 needs the ONNX backend (backend: onnx or auto, with the onnx extra)")
+        if self.backend == "onnx" and self.device != "cpu":
+            raise MemflowError(f"the ONNX encoder backend runs on the CPU, not {self.device}; use backend: torch")
+        self.dtype = pick_dtype(self.device, "float32" if self.backend == "onnx" else precision)  # type: ignore[arg-type]
         path = resolve_model_path(name)
         self.model: SentenceTransformer = SentenceTransformer(str(path), device=self.device, local_files_only=True)
         if self.dtype == torch.float16:
             self.model.half()
         self.model.eval()
+        self.onnx: OnnxTransformer | None = None
+        self.precision = str(self.dtype).removeprefix("torch.")
+        if self.backend == "onnx":
+            from memflow.components.encoders.onnx_runtime import OnnxTransformer
+
+            self.precision = "float32" if precision == "float32" else "int8"
+            self.onnx = OnnxTransformer(self.model, path, precision=self.precision)  # type: ignore[arg-type]
         self.tokenizer: Any = self.model.tokenizer
         self.max_length = int(self.model.max_seq_length or 512)
         dim = self.model.get_embedding_dimension()
@@ -119,6 +151,8 @@ class EncoderModel:
     def _forward(self, features: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         import torch
 
+        if self.onnx is not None:
+            return self.onnx.forward(features)
         inputs = {k: v.to(self.model.device) for k, v in features.items()}
         with torch.inference_mode():
             out = self.model.forward(inputs)
@@ -127,13 +161,14 @@ class EncoderModel:
 
 
 def load_encoder(
-    name: str = DEFAULT_MODEL, *, device: DeviceName = "auto", precision: Precision = "auto"
+    name: str = DEFAULT_MODEL, *, device: DeviceName = "auto", precision: Precision = "auto",
+    backend: Backend = "auto",
 ) -> EncoderModel:
     """A shared, loaded encoder: ingest and query components in one process use the same weights."""
-    key = (name, device, precision)
+    key = (name, device, precision, backend)
     with _CACHE_LOCK:
         if key not in _CACHE:
-            _CACHE[key] = EncoderModel(name, device=device, precision=precision)
+            _CACHE[key] = EncoderModel(name, device=device, precision=precision, backend=backend)
         return _CACHE[key]
 
 
@@ -141,19 +176,22 @@ class _EncoderComponent(Component):
     record_in_store: ClassVar[bool] = False
 
     def __init__(self, *, model: str = DEFAULT_MODEL, device: DeviceName = "auto",
-                 precision: Precision = "auto", batch_size: int = 32) -> None:
+                 precision: Precision = "auto", backend: Backend = "auto", batch_size: int = 32) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         resolve_model_path(model)  # fail at build time, naming the path, not at the first run
         self.model_name, self.device, self.precision, self.batch_size = model, device, precision, batch_size
-        self._params = {"model": model, "device": device, "precision": precision, "batch_size": batch_size}
+        self.backend = backend
+        self._params = {"model": model, "device": device, "precision": precision, "backend": backend,
+                        "batch_size": batch_size}
         self._encoder: EncoderModel | None = None
         self._checked_store: object | None = None
 
     @property
     def encoder(self) -> EncoderModel:
         if self._encoder is None:
-            self._encoder = load_encoder(self.model_name, device=self.device, precision=self.precision)
+            self._encoder = load_encoder(self.model_name, device=self.device, precision=self.precision,
+                                         backend=self.backend)
         return self._encoder
 
     @property

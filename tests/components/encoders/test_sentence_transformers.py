@@ -30,12 +30,12 @@ TEXT = (
 def encoded():  # type: ignore[no-untyped-def]
     document = make_document(TEXT, uri="/facts.txt")
     chunks = SentenceChunker(max_tokens=256).chunk_document(document)
-    SentenceTransformersEncoder().run(chunks=chunks)
+    SentenceTransformersEncoder(backend="torch").run(chunks=chunks)  # the PyTorch path (ONNX: test_onnx_runtime)
     return chunks
 
 
 def test_chunk_vector_matches_sentence_transformers_encode(encoded) -> None:  # type: ignore[no-untyped-def]
-    model = load_encoder("default")
+    model = load_encoder("default", backend="torch")
     reference = model.model.encode([encoded[0].text], normalize_embeddings=True)[0]
     assert float(np.dot(encoded[0].vector, reference)) > 0.999
     assert encoded[0].vector.dtype == np.float32
@@ -53,7 +53,7 @@ def test_one_float16_unit_vector_per_sentence(encoded) -> None:  # type: ignore[
 
 def test_sentence_vectors_find_their_own_sentence(encoded) -> None:  # type: ignore[no-untyped-def]
     """Each late-chunked sentence vector is closest to its own question, not to its neighbours'."""
-    model = load_encoder("default")
+    model = load_encoder("default", backend="torch")
     questions = ["When was the Eiffel Tower built?", "How do plants turn light into energy?",
                  "What happened to stocks after the tariffs?", "Where do penguins live?"]
     q = model.encode_queries(questions)
@@ -101,9 +101,9 @@ def test_half_precision_encoder_agrees_with_full_precision() -> None:
     """The fp16 code path (the CUDA default) run on this machine's device: vectors agree with fp32."""
     import torch
 
-    full = load_encoder("default", device="auto", precision="float32")
+    full = load_encoder("default", device="auto", precision="float32", backend="torch")
     try:
-        half = load_encoder("default", device="auto", precision="float16")
+        half = load_encoder("default", device="auto", precision="float16", backend="torch")
         q_half = half.encode_queries(["a question about penguins"])
     except (RuntimeError, NotImplementedError) as exc:  # some CPU builds lack fp16 kernels
         pytest.skip(f"fp16 kernels unavailable on {pick_device('auto')}: {exc}")
