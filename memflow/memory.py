@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from memflow.components.base import Problem, RunContext
 from memflow.errors import MemflowError, PipelineError
@@ -113,13 +113,26 @@ class Memory:
 
     def ingest(self, paths: str | Path | Iterable[str | Path], *, progress: bool = False,
                batch_files: int = 16, prune: bool = False,
-               save_every: float = VECTOR_SAVE_INTERVAL_S) -> IngestReport:
+               save_every: float = VECTOR_SAVE_INTERVAL_S, engine: Literal["local", "ray"] = "local",
+               ray_address: str | None = None) -> IngestReport:
         """Ingest files and folders (streamed in batches of ``batch_files`` files, one transaction each).
         Unchanged documents are skipped, changed ones replaced; unreadable inputs are reported in the
         returned report, never raised, and never affect what is already stored. ``prune`` forgets stored
         documents under ``paths`` whose file is gone (and JSONL records no longer in their file).
         ``save_every`` is how many seconds may pass between saves of the FAISS file (0: after every batch);
-        a crash in between costs only re-indexing from SQL on the next open, never data."""
+        a crash in between costs only re-indexing from SQL on the next open, never data.
+        ``engine="ray"`` loads, chunks and encodes on Ray Data (Ray as this process already runs it, else the
+        cluster at ``ray_address``, else what ``ray.init()`` finds or starts, shut down after) and writes here,
+        in order: the store comes out as a local ingest makes it (the ``ray`` extra; :mod:`memflow.engines.ray`)."""
+        if engine != "local":
+            if engine != "ray":
+                raise MemflowError(f"unknown ingest engine {engine!r}; use 'local' or 'ray'")
+            from memflow.engines.ray import ingest as ray_ingest
+
+            return ray_ingest(self, paths, progress=progress, batch_files=batch_files, prune=prune,
+                              save_every=save_every, address=ray_address)
+        if ray_address is not None:
+            raise MemflowError("ray_address is for engine='ray'")
         started = time.perf_counter()
         pipeline = self.pipeline("ingest")
         context = RunContext(store=self.store, progress=progress)

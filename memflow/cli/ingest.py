@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from memflow.cli.common import configure_logging, display_path, open_memory, store_options, user_errors
+from memflow.engines import ENGINES
 
 
 @click.command()
@@ -19,18 +20,27 @@ from memflow.cli.common import configure_logging, display_path, open_memory, sto
               help="Longest time between saves of the vector file (0: after every batch).")
 @click.option("--prune", is_flag=True, help="Forget stored documents under PATHS whose files are gone.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no per-file warnings.")
+@click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True,
+              help="Where loading, chunking and encoding run: this process, or Ray Data (pip install "
+                   "'memflow[ray]'); the store is written here either way, with the same result.")
+@click.option("--address", metavar="ADDR",
+              help="Ray cluster to run on (--engine ray; default: a running one, else a local instance).")
 @store_options
 @user_errors
 def ingest(paths: tuple[Path, ...], pipeline: Path | None, batch_files: int, save_every: float, prune: bool,
-           quiet: bool, store: Path, url: str | None, trusted: tuple[str, ...]) -> None:
+           quiet: bool, engine: str, address: str | None, store: Path, url: str | None,
+           trusted: tuple[str, ...]) -> None:
     """Ingest files and folders (.txt .md .html .pdf .jsonl); unchanged files are skipped."""
+    if address is not None and engine != "ray":
+        raise click.UsageError("--address needs --engine ray")
     configure_logging(quiet)
     with open_memory(store, url, trusted, ingest_pipeline=pipeline) as memory:
         progress = not quiet and sys.stderr.isatty()
         for message in memory.store.migrations:
             click.echo(message, err=True)
         report = memory.ingest([str(p) for p in paths], progress=progress, batch_files=batch_files, prune=prune,
-                               save_every=save_every)
+                               save_every=save_every, engine="ray" if engine == "ray" else "local",
+                               ray_address=address)
     for problem in report.problems:
         if problem.kind == "failed" or not quiet:
             click.echo(f"{problem.kind}: {display_path(problem.source)}: {problem.reason}", err=True)
