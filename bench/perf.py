@@ -74,6 +74,10 @@ def variants(args: argparse.Namespace) -> list[tuple[str, str]]:
     """(backend, precision) pairs to measure: the ones asked for, else PyTorch and ONNX int8."""
     if args.backend:
         return [(args.backend, args.precision)]
+    from memflow.models import pick_device
+
+    if pick_device("auto") != "cpu":
+        return [("torch", "auto")]  # a GPU: PyTorch fp16 (backend auto picks it too); ONNX int8 is the CPU path
     return [("torch", "auto"), ("onnx", "int8")]
 
 

@@ -5,6 +5,9 @@ Checks, each reported with a one-line detail:
 - encoder: the encoder the store was built with against the one the pipelines configure;
 - vectors: the FAISS file against the SQL rows (the source of truth): one vector per chunk row, no vector
   without a row, no duplicate ids, stored vectors equal to the SQL ones on a sample;
+- recall: the vector index's recall@10 against exact search, measured on 200 stored vectors as queries
+  (exact: brute force over the SQL vectors) for approximate indexes; 1.0 by construction for Flat. Below
+  0.9 it warns (the store is usable, searches miss neighbours) with what to raise; ``repair`` retrains;
 - chunks: per document, chunk ordinals 0..n-1, the recorded chunk count, every chunk's text equal to its span
   of the document, sentence spans inside their chunk (the chunk graph is derived from these);
 - summaries: every summary slot's span holds its text and points at an existing chunk.
@@ -20,13 +23,17 @@ import numpy as np
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from memflow.storage.index_policy import PARAMS_ENV, ExactTop, sql_vectors
 from memflow.storage.sql import SCHEMA_VERSION, ChunkRow, DocumentRow, SummaryStateRow
 from memflow.storage.store import Store
 from memflow.storage.vectors import VectorMemory
 
-__all__ = ["Check", "DoctorReport", "diagnose", "rebuild_vectors"]
+__all__ = ["Check", "DoctorReport", "diagnose", "measure_recall", "rebuild_vectors"]
 
 SAMPLE = 1000
+#: Stored vectors used as queries for the recall check, and the recall below which it warns.
+RECALL_QUERIES = 200
+MIN_RECALL = 0.9
 
 
 @dataclass(slots=True)
@@ -35,9 +42,11 @@ class Check:
     ok: bool
     detail: str
     repaired: bool = False
+    #: A failed check that is not damage (a low index recall): reported, but the store is still usable.
+    warning: bool = False
 
     def __str__(self) -> str:
-        status = "repaired" if self.repaired else "ok" if self.ok else "FAIL"
+        status = "repaired" if self.repaired else "ok" if self.ok else "warn" if self.warning else "FAIL"
         return f"{status:>8}  {self.name:<9} {self.detail}"
 
 
@@ -47,20 +56,15 @@ class DoctorReport:
 
     @property
     def ok(self) -> bool:
-        return all(c.ok or c.repaired for c in self.checks)
+        return all(c.ok or c.repaired or c.warning for c in self.checks)
 
 
 def rebuild_vectors(store: Store) -> int:
-    """Replace the FAISS file with one built from every chunk vector in SQL; returns the vector count."""
+    """Replace the FAISS file with one built from every chunk vector in SQL (for ``auto``, of the type the
+    stored count calls for; trained on a random sample); returns the vector count."""
     dimension = int(store.setting("dimension"))
-    memory = VectorMemory(dimension=dimension, factory=store.index_factory)
-    with Session(store.engine) as session:
-        generation = int(store.generation)
-        rows = session.execute(select(ChunkRow.id, ChunkRow.vector).order_by(ChunkRow.id)).yield_per(4096)
-        for part in rows.partitions(4096):
-            ids = np.asarray([r[0] for r in part], dtype=np.int64)
-            memory.add(ids, np.vstack([np.frombuffer(r[1], dtype="<f4") for r in part]))
-    memory.save(store.directory, generation=generation)
+    memory = VectorMemory.from_sql(store.engine, dimension=dimension, factory=store.index_factory)
+    memory.save(store.directory, generation=memory.generation)
     store._vectors = None  # the next use loads the rebuilt file
     return memory.ntotal
 
@@ -69,7 +73,7 @@ def _check_vectors(store: Store, repair: bool) -> Check:
     dimension = store.setting("dimension")
     if dimension is None:
         return Check("vectors", True, "store is empty")
-    on_disk = VectorMemory.load(store.directory, dimension=int(dimension), factory=store.index_factory)
+    on_disk = VectorMemory.load(store.directory, dimension=int(dimension), factory=store.index_factory, mmap=True)
     with Session(store.engine) as session:
         sql_ids = np.fromiter(session.scalars(select(ChunkRow.id)), dtype=np.int64)
     file_ids = on_disk.ids()
@@ -93,11 +97,11 @@ def _check_vectors(store: Store, repair: bool) -> Check:
         try:
             stored = np.vstack([on_disk.index.reconstruct(int(i)) for i in sample])
             drift = float(np.abs(stored - store.chunk_vectors([int(i) for i in sample])).max())
-            if drift > 1e-3 and "Flat" in store.index_factory and "PQ" not in store.index_factory:
+            if drift > 1e-3 and "Flat" in on_disk.kind and "PQ" not in on_disk.kind:
                 problems.append(f"stored vectors differ from SQL by up to {drift:.3g}")
         except RuntimeError:
             pass  # index types that cannot reconstruct (some IVF variants) skip this sample check
-    detail = f"{len(sql_ids)} chunk rows, {len(file_ids)} vectors in {store.index_factory}"
+    detail = f"{len(sql_ids)} chunk rows, {len(file_ids)} vectors in {_index_name(on_disk)}"
     if behind:
         detail += (f"; the file reflects generation {on_disk.generation}, SQL {store.generation}: "
                    "caught up from SQL on open")
@@ -111,6 +115,56 @@ def _check_vectors(store: Store, repair: bool) -> Check:
         count = rebuild_vectors(store)
         return Check("vectors", False, f"{'; '.join(problems)} -> rebuilt {count} vectors from SQL", repaired=True)
     return Check("vectors", False, f"{detail}: {'; '.join(problems)} (run with --repair to rebuild from SQL)")
+
+
+def _index_name(memory: VectorMemory) -> str:
+    return memory.kind if memory.kind == memory.factory else f"{memory.factory} ({memory.kind})"
+
+
+def measure_recall(store: Store, *, queries: int = RECALL_QUERIES, k: int = 10, seed: int = 0) -> tuple[float, int]:
+    """recall@k of the store's vector memory (as searches use it) against exact search: ``queries`` stored
+    vectors, drawn at random, each searched for its k nearest other chunks; exact is brute force over
+    every vector in SQL, streamed. Returns (recall, queries)."""
+    memory = store.vectors
+    with Session(store.engine) as session:
+        ids = np.fromiter(session.scalars(select(ChunkRow.id)), dtype=np.int64)
+    if len(ids) <= k:
+        return 1.0, 0
+    rng = np.random.default_rng(seed)
+    query_ids, query_vectors = sql_vectors(store.engine, rng.choice(ids, size=min(queries, len(ids)), replace=False))
+    truth = ExactTop(query_vectors, query_ids, k)
+    with Session(store.engine) as session:
+        rows = session.execute(select(ChunkRow.id, ChunkRow.vector)).yield_per(8192)
+        for part in rows.partitions(8192):
+            truth.update(np.asarray([r[0] for r in part], dtype=np.int64),
+                         np.vstack([np.frombuffer(r[1], dtype="<f4") for r in part]))
+    _, found = memory.search(query_vectors, k + 1)
+    return truth.recall(found), len(query_ids)
+
+
+def _check_recall(store: Store, repair: bool) -> Check:
+    if store.setting("dimension") is None:
+        return Check("recall", True, "store is empty")
+    memory = store.vectors
+    name = _index_name(memory)
+    if not memory.approximate:
+        return Check("recall", True, f"recall@10 1.0 by construction: {name} is exact search")
+    recall, count = measure_recall(store)
+    params = ",".join(f"{k}={v}" for k, v in memory.search_params.items()) or "defaults"
+    if memory.tuned:
+        params += " (tuned when built)"
+    detail = f"recall@10 {recall:.3f} against exact search ({count} stored vectors as queries; {name}, {params})"
+    if recall >= MIN_RECALL:
+        return Check("recall", True, detail)
+    if repair:
+        rebuild_vectors(store)
+        again, _ = measure_recall(store)
+        if again >= MIN_RECALL:
+            return Check("recall", False, f"{detail} -> retrained from SQL: {again:.3f}", repaired=True)
+        detail += f"; retrained from SQL: still {again:.3f}"
+    return Check("recall", False, f"{detail}: below {MIN_RECALL}; raise the search effort "
+                                  f"(e.g. ${PARAMS_ENV}=nprobe=256,efSearch=256) or retrain the index "
+                                  "(memflow doctor --repair)", warning=True)
 
 
 def _check_chunks(store: Store, repair: bool) -> list[Check]:
@@ -183,5 +237,6 @@ def diagnose(store: Store, *, encoder: tuple[str, int] | None = None, repair: bo
     else:
         report.checks.append(Check("encoder", True, f"{stored[0]} ({stored[1]} dims) matches the pipeline"))
     report.checks.append(_check_vectors(store, repair))
+    report.checks.append(_check_recall(store, repair))
     report.checks.extend(_check_chunks(store, repair))
     return report

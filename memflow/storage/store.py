@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import faiss
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import delete, func, insert, inspect, select
@@ -22,7 +23,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from memflow.errors import MemflowError, ModelMismatchError, StoreError
+from memflow.storage import index_policy
 from memflow.storage import lexical as lexical_index
+from memflow.storage.index_policy import AUTO
 from memflow.storage.locks import WriterLock
 from memflow.storage.migrations import migrate
 from memflow.storage.sql import (
@@ -43,6 +46,10 @@ RowT = TypeVar("RowT", WrittenSummaryRow, SummaryStateRow)
 __all__ = ["Store", "StoredChunk", "StoredDocument", "StoreStats"]
 
 DB_FILE = "memflow.db"
+#: Below this many vectors a single query is searched on one thread (see Store.search).
+SINGLE_THREAD_SEARCH_BELOW = 200_000
+#: Settings a store records once and never changes afterwards (a different encoder is refused, not switched).
+FIXED_SETTINGS = frozenset({"encoder", "dimension"})
 LOCK_FILE = "LOCK"
 
 
@@ -100,7 +107,13 @@ class Store:
         except OSError as exc:
             raise StoreError(f"cannot create store directory {self.directory}: {exc.strerror}") from exc
         self.url = url or f"sqlite:///{self.directory / DB_FILE}"
+        # Settings that never change once recorded, read once per open: the query path reads them per query.
+        self._fixed: dict[str, Any] = {}
+        self._generation_seen: tuple[tuple[tuple[int, int], ...] | None, int] = (None, 0)
         self.engine = make_engine(self.url)
+        database = self.engine.url.database
+        self._sqlite_file = (Path(database).resolve() if self.engine.dialect.name == "sqlite" and database
+                             and database != ":memory:" else None)
         try:
             Base.metadata.create_all(self.engine)
             self._init_settings()
@@ -129,9 +142,15 @@ class Store:
         self.migrations = migrate(self.engine, current=stored_version, target=SCHEMA_VERSION, database_file=database)
 
     def setting(self, key: str, default: Any = None) -> Any:
+        if key in self._fixed:
+            return self._fixed[key]
         with Session(self.engine) as session:
             row = session.get(SettingRow, key)
-            return default if row is None else row.value
+            if row is None:
+                return default
+            if key in FIXED_SETTINGS:
+                self._fixed[key] = row.value
+            return row.value
 
     def _set_setting(self, session: Session, key: str, value: Any) -> None:
         row = session.get(SettingRow, key)
@@ -170,7 +189,8 @@ class Store:
             with Session(self.engine) as session, session.begin():
                 self._set_setting(session, "index_factory", factory)
             self._vectors = None
-        elif stored != factory:
+        elif stored != factory and factory != AUTO:
+            # ``auto`` leaves a store created with an explicit index (say "Flat", the old default) on it.
             raise StoreError(
                 f"store {self.directory} uses FAISS index {stored!r}; the pipeline asks for {factory!r}"
             )
@@ -202,20 +222,51 @@ class Store:
         signature = VectorMemory.file_signature(self.directory)
         writing = self._lock.is_locked  # our own memory is then the newest there is
         if self._vectors is None or (signature != self._vector_signature and not writing):
-            memory = VectorMemory.load(self.directory, dimension=int(dimension), factory=self.index_factory)
+            # Readers map the file (shared page cache); the writer reads a copy it can change.
+            memory = VectorMemory.load(self.directory, dimension=int(dimension), factory=self.index_factory,
+                                       mmap=not writing)
+            memory.exact = self._exact_vectors
             self._vector_signature = signature
             self._vectors = memory
             if memory.generation != self.generation:
                 self._resync(memory)
-        elif not writing and self._vectors.generation != self.generation:
+        elif self._vectors.generation != self.generation:
             # A writer committed batches it has not saved to the FAISS file yet: catch up from SQL, so a
-            # reader always answers from the last committed state.
+            # reader always answers from the last committed state. (Holding the writer lock, our memory
+            # lags only when another writer committed since we last synced; SQL is then settled.)
             self._resync(self._vectors)
         return self._vectors
 
+    def _exact_vectors(self, ids: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """(ids found, their vectors) from SQL: what quantized indexes re-rank their candidates with."""
+        return index_policy.sql_vectors(self.engine, ids)
+
     @property
     def generation(self) -> int:
-        return int(self.setting("generation", 0))
+        """The store's write counter. Read on every query (is the vector memory current?): on SQLite it is
+        re-read only when the database or its WAL changed on disk (every commit changes one), so an idle
+        store answers from two stat calls."""
+        signature = self._sqlite_signature()
+        if signature is not None and signature == self._generation_seen[0]:
+            return self._generation_seen[1]
+        with self.engine.connect() as connection:
+            value = connection.execute(select(SettingRow.value).where(SettingRow.key == "generation")).scalar()
+        generation = int(value) if value is not None else 0
+        self._generation_seen = (signature, generation)
+        return generation
+
+    def _sqlite_signature(self) -> tuple[tuple[int, int], ...] | None:
+        if self._sqlite_file is None:
+            return None
+        signature = []
+        for path in (self._sqlite_file, self._sqlite_file.with_name(self._sqlite_file.name + "-wal")):
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                signature.append((0, 0))
+            else:
+                signature.append((stat.st_mtime_ns, stat.st_size))
+        return tuple(signature)
 
     def _resync(self, memory: VectorMemory) -> None:
         """Make the vector memory hold exactly the SQL store's chunk vectors (after a crash or a damaged file)."""
@@ -238,13 +289,35 @@ class Store:
         memory.generation = generation
 
     def save_vectors(self) -> None:
-        if self._vectors is not None:
-            self._vectors.save(self.directory, generation=self.generation)
-            self._vector_signature = VectorMemory.file_signature(self.directory)
+        """Write the vector memory to its file (atomically). With ``index: auto``, first rebuild it from SQL
+        when the memory has grown (or shrunk) across what its index was chosen for."""
+        if self._vectors is None:
+            return
+        if self._vectors.needs_rebuild():
+            dimension, factory = self._vectors.dimension, self._vectors.factory
+            self._vectors = None  # free the old index before building the new one
+            memory = VectorMemory.from_sql(self.engine, dimension=dimension, factory=factory)
+            memory.exact = self._exact_vectors
+            self._vectors = memory
+            if memory.generation != self.generation:
+                self._resync(memory)
+        self._vectors.save(self.directory, generation=self.generation)
+        self._vector_signature = VectorMemory.file_signature(self.directory)
 
     def search(self, query: npt.NDArray[np.float32], k: int) -> list[tuple[int, float]]:
         """(chunk id, inner product) of the ``k`` chunks nearest to ``query``, best first."""
-        scores, ids = self.vectors.search(query, k)
+        memory = self.vectors
+        # One query over a small memory is microseconds of work: FAISS's OpenMP team costs more than it
+        # saves there, and far more when another process holds a core (its threads wait for each other).
+        small = memory.ntotal < SINGLE_THREAD_SEARCH_BELOW
+        threads = faiss.omp_get_max_threads()
+        if small:
+            faiss.omp_set_num_threads(1)
+        try:
+            scores, ids = memory.search(query, k)
+        finally:
+            if small:
+                faiss.omp_set_num_threads(threads)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
     # -- writes -------------------------------------------------------------------------------------------
@@ -357,17 +430,22 @@ class Store:
         """The chunks with these ids, in the order given (missing ids are left out)."""
         if not ids:
             return []
-        with Session(self.engine) as session:
-            rows = session.execute(
-                select(ChunkRow, DocumentRow.uri, DocumentRow.title)
-                .join(DocumentRow, DocumentRow.id == ChunkRow.document_id)
-                .where(ChunkRow.id.in_(list(ids)))
-            ).all()
-        by_id = {row[0].id: self._stored_chunk(*row) for row in rows}
+        # Core rows, not ORM objects: this is on every query's path, and identity-mapped entities cost
+        # several times more to build for rows that are only read.
+        query = (
+            select(ChunkRow.id, ChunkRow.document_id, ChunkRow.ordinal, ChunkRow.start, ChunkRow.end, ChunkRow.text,
+                   ChunkRow.section, ChunkRow.sentence_spans, ChunkRow.sentence_vectors, DocumentRow.uri,
+                   DocumentRow.title)
+            .join(DocumentRow, DocumentRow.id == ChunkRow.document_id)
+            .where(ChunkRow.id.in_(list(ids)))
+        )
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        by_id = {row.id: self._stored_chunk(row) for row in rows}
         return [by_id[i] for i in ids if i in by_id]
 
     @staticmethod
-    def _stored_chunk(row: ChunkRow, uri: str, title: str) -> StoredChunk:
+    def _stored_chunk(row: Any) -> StoredChunk:
         spans = np.frombuffer(row.sentence_spans, dtype="<i4").reshape(-1, 2)
         base = row.start
         sentences = [
@@ -375,7 +453,7 @@ class Store:
         ]
         vectors = np.frombuffer(row.sentence_vectors, dtype="<f2").reshape(len(sentences), -1)
         return StoredChunk(
-            id=row.id, document_id=row.document_id, document=uri, title=title, ordinal=row.ordinal,
+            id=row.id, document_id=row.document_id, document=row.uri, title=row.title, ordinal=row.ordinal,
             start=row.start, end=row.end, text=row.text, section=row.section, sentences=sentences,
             sentence_vectors=vectors,
         )

@@ -11,9 +11,12 @@ __all__ = ["StoreWriter"]
 
 
 class StoreWriter(Component):
-    """The ingest pipeline's sink. ``index`` is the FAISS factory string the store's vector memory uses
-    ("Flat" = exact inner product; e.g. "HNSW32" or "IVF256,PQ32" for large memories); a store keeps
-    the one it was created with."""
+    """The ingest pipeline's sink. ``index`` is the FAISS index of the store's vector memory: ``auto`` (the
+    default) follows the size of the memory: exact ``Flat`` below 100,000 vectors, ``IVF{nlist},Flat``
+    above, ``IVF{nlist},PQ{m}`` from 8 million, re-chosen as it grows (see
+    :mod:`memflow.storage.index_policy`); or any FAISS factory string, used as given ("Flat" = exact
+    inner product; e.g. "HNSW32", "IVF4096,Flat"). A store keeps the one it was created with (``auto``
+    leaves a store created with an explicit index on that index)."""
 
     inputs = {
         "chunks": Socket(list[Chunk]),
@@ -21,7 +24,7 @@ class StoreWriter(Component):
     }
     outputs = {"chunks": Socket(list[Chunk], doc="the chunks written, with their ids set")}
 
-    def __init__(self, *, index: str = "Flat") -> None:
+    def __init__(self, *, index: str = "auto") -> None:
         self.index = index
         self._params = {"index": index}
 
