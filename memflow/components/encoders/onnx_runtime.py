@@ -101,6 +101,9 @@ class OnnxTransformer:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or max(1, len(os.sched_getaffinity(0)))
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Threads that spin between runs fight PyTorch's (pooling, the decoder) and other processes for the
+        # cores: a short query encoded twice as fast without spinning here (bench/profile_query.py).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         self._input_names = {i.name for i in self.session.get_inputs()}
         self._heads = list(model)[1:]  # pooling, normalization, ...: the model's own, in PyTorch
