@@ -18,13 +18,21 @@ stores.
 Stages (each row of the table):
 - ingest into SQLite and into PostgreSQL through ``Store.write_documents`` (documents, chunks with their
   vectors and sentence vectors, BM25 postings; one transaction per batch of documents): rows/s, store size on
-  disk, peak RSS of the process (each backend in its own subprocess) and the RSS growth per chunk, which is
-  the in-memory vector index (1,536 bytes a vector for Flat) and nothing else when the ingest streams.
+  disk, peak RSS of the process (each backend in its own subprocess) and the RSS growth per chunk. The
+  ingest streams (batches of documents, nothing kept), so what grows is the writer's in-memory vector index:
+  1,536 bytes a vector for Flat; IVF's inverted lists, grown list by list as batches arrive, hold 1.6-2.1
+  times their payload in this FAISS build (measured alone: 934 MB resident for 442 MB of IVF1024 lists).
 - ``auto`` on the SQLite store: what the store's ``index: auto`` rebuilds from SQL at that size (train on a
-  random sample, add every vector), with the recall ``memflow doctor`` reports.
-- each index type (Flat, the auto choice, IVF, HNSW32, IVF-PQ) over the same vectors: build (train + add)
-  time, single-query p50/p95 latency and recall@10 against exact (Flat) search, for ~1,000 queries that are
-  perturbed chunk texts (a third of their words dropped or replaced) through the same embedding.
+  random sample, add every vector, tune nprobe on 200 stored vectors), and the index file the ingest left
+  (chosen and re-chosen by ``auto`` as the store grew), loaded memory-mapped as a reader loads it.
+- each index type (Flat, the auto choice, IVF across nprobe, HNSW32 across efSearch and tuned, IVF-PQ tuned,
+  re-ranked from SQL and not) over the same vectors: build (train + add) time, single-query p50/p95 latency
+  and recall@10 against exact (Flat) search, for 1,000 queries that are perturbed chunk texts (a fifth of
+  their words dropped, an eighth replaced by random words) through the same embedding.
+
+PostgreSQL gets fewer chunks by default (--pg-chunks 100,000): through the full write path it takes ~220
+rows/s here (2 shared cores), so 1M would take over an hour; its rows/s and bytes per chunk are what
+matter. Results of the full run: bench/results/scale.txt and scale.json.
 """
 
 from __future__ import annotations
@@ -477,6 +485,21 @@ def _evaluate(name: str, memory: Any, queries: npt.NDArray[np.float32], truth: n
             "p50_ms": p50, "p95_ms": p95, "recall@10": _recall(found, truth), **extra}
 
 
+TUNED = "tuned as a rebuild tunes: recall@10 >= 0.95 on 200 stored vectors"
+
+
+def _self_truth(ids: npt.NDArray[np.int64], vectors: npt.NDArray[np.float32]) -> Any:
+    """Exact top 10 of 200 random stored vectors (their own id left out): what index_policy.tune uses."""
+    from memflow.storage import index_policy
+
+    rng = np.random.default_rng(7)
+    picked = rng.choice(len(ids), size=min(index_policy.TUNE_QUERIES, len(ids)), replace=False)
+    truth = index_policy.ExactTop(vectors[picked], ids[picked], 10)
+    for at in range(0, len(ids), 65536):
+        truth.update(ids[at : at + 65536], vectors[at : at + 65536])
+    return truth
+
+
 def bench_indexes(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     import faiss
 
@@ -499,6 +522,7 @@ def bench_indexes(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     flat.add(ids, vectors)
     build = time.perf_counter() - started
     _, truth = flat.search(queries, 10)
+    self_truth = _self_truth(ids, vectors)
     rows.append(_evaluate("Flat", flat, queries, truth, build, threads=args.threads, vectors=n,
                           note=f"exact; latency over {min(len(queries), FLAT_LATENCY_QUERIES)} queries"))
     del flat
@@ -510,8 +534,19 @@ def bench_indexes(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
         build = time.perf_counter() - started
         auto.exact = store._exact_vectors
         rows.append(_evaluate(f"auto -> {auto.kind}", auto, queries, truth, build, threads=args.threads, vectors=n,
-                              note="rebuilt from SQL: random training sample, every vector streamed"))
+                              note=f"rebuilt from SQL: random training sample, every vector streamed; {TUNED}"))
     del auto
+
+    # The store's own file, as a reader loads it: memory-mapped (IVF lists read from the page cache).
+    with Store(directory) as store:
+        started = time.perf_counter()
+        mapped = VectorMemory.load(directory, dimension=DIM, factory="auto", mmap=True)
+        load = time.perf_counter() - started
+        mapped.exact = store._exact_vectors
+        rows.append(_evaluate(f"store file: {mapped.kind}", mapped, queries, truth, load, threads=args.threads,
+                              vectors=mapped.ntotal, note=f"what the ingest left, loaded memory-mapped "
+                              f"({'mapped' if mapped.mapped else 'NOT mapped'}) as readers do; build_s = load"))
+        del mapped
 
     # IVF at 4*sqrt(n) lists, across nprobe.
     nlist = index_policy.nlist_of(policy.choose(max(n, policy.flat_max), DIM)) or 1024
@@ -524,48 +559,57 @@ def bench_indexes(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     ivf.add(ids, vectors)
     build = time.perf_counter() - started
     inner = faiss.extract_index_ivf(ivf.index)
-    for nprobe in args.nprobe:
+    for nprobe in sorted({min(p, nlist) for p in args.nprobe}):
         inner.nprobe = nprobe
         ivf.search_params = {"nprobe": nprobe}
         rows.append(_evaluate(kind, ivf, queries, truth, build, threads=args.threads, vectors=n,
                               train_s=round(train, 1)))
     del ivf, inner
 
-    # HNSW32 on a prefix (its build is the slowest by far); truth recomputed on that prefix.
+    # HNSW32 on a prefix (--hnsw-chunks; all of them by default); truth recomputed on that prefix.
     m = min(n, args.hnsw_chunks)
     if m > 0:
-        prefix_truth = truth
+        prefix_truth, prefix_self = truth, self_truth
         if m < n:
             exact = faiss.IndexFlatIP(DIM)
             exact.add(vectors[:m])
             _, positions = exact.search(queries, 10)
             prefix_truth = ids[positions]
             del exact
+            prefix_self = _self_truth(ids[:m], vectors[:m])
         started = time.perf_counter()
         hnsw = VectorMemory(dimension=DIM, factory="HNSW32")
         for at in range(0, m, 65536):
             hnsw.add(ids[at : min(m, at + 65536)], vectors[at : min(m, at + 65536)])
         build = time.perf_counter() - started
+        note = "" if m == n else f"first {m} chunks (--hnsw-chunks)"
         graph = faiss.downcast_index(hnsw.index.index).hnsw
         for ef in args.ef_search:
             graph.efSearch = ef
             hnsw.search_params = {"efSearch": ef}
             rows.append(_evaluate("HNSW32", hnsw, queries, prefix_truth, build, threads=args.threads, vectors=m,
-                                  note="" if m == n else f"first {m} chunks (--hnsw-chunks)"))
+                                  note=note))
+        index_policy.tune(hnsw, prefix_self)
+        rows.append(_evaluate("HNSW32", hnsw, queries, prefix_truth, build, threads=args.threads, vectors=m,
+                              note=f"{note + '; ' if note else ''}{TUNED}"))
         del hnsw
 
-    # IVF-PQ: what auto picks from ivfpq_min, here at this size; raw, and re-ranked from SQL.
+    # IVF-PQ: what auto picks from ivfpq_min vectors, here at this size, tuned as a rebuild would be; scored by
+    # its codes alone, and re-ranked with the exact vectors from SQL as the store searches it.
     kind = f"IVF{nlist},PQ{DIM // 8}"
     started = time.perf_counter()
     pq = VectorMemory(dimension=DIM, factory=kind)
     pq.train(vectors[np.sort(rng.choice(n, size=min(n, index_policy.training_size(kind)), replace=False))])
     pq.add(ids, vectors)
     build = time.perf_counter() - started
-    rows.append(_evaluate(kind, pq, queries, truth, build, threads=args.threads, vectors=n, note="PQ codes only"))
     with Store(directory) as store:
         pq.exact = store._exact_vectors
+        index_policy.tune(pq, self_truth)
         rows.append(_evaluate(kind, pq, queries, truth, build, threads=args.threads, vectors=n,
-                              note=f"re-ranked: {4}x10 candidates, exact vectors from SQL"))
+                              note=f"{TUNED}; re-ranked: {index_policy.REFINE}x10 candidates, exact vectors from SQL"))
+        pq.exact = None
+        rows.append(_evaluate(kind, pq, queries, truth, build, threads=args.threads, vectors=n,
+                              note="the same, scored by its PQ codes alone"))
     del pq, vectors
     for row in rows:
         row.setdefault("note", "")
@@ -609,8 +653,8 @@ def main() -> int:
     parser.add_argument("--save-every", type=float, default=300.0,
                         help="seconds between FAISS saves while ingesting (Memory.ingest: 300)")
     parser.add_argument("--threads", type=int, default=1, help="FAISS threads for the single-query latencies")
-    parser.add_argument("--nprobe", type=int, nargs="+", default=[8, 32, 64, 128, 256])
-    parser.add_argument("--ef-search", type=int, nargs="+", default=[32, 128])
+    parser.add_argument("--nprobe", type=int, nargs="+", default=[8, 32, 128, 512, 1024])
+    parser.add_argument("--ef-search", type=int, nargs="+", default=[32, 128, 512])
     parser.add_argument("--work", type=Path, help="keep the stores in this folder (default: a temporary one)")
     parser.add_argument("--reuse", action="store_true",
                         help="with --work: reuse the ingest of an earlier run there (its stores and figures)")

@@ -7,7 +7,9 @@ Checks, each reported with a one-line detail:
   without a row, no duplicate ids, stored vectors equal to the SQL ones on a sample;
 - recall: the vector index's recall@10 against exact search, measured on 200 stored vectors as queries
   (exact: brute force over the SQL vectors) for approximate indexes; 1.0 by construction for Flat. Below
-  0.9 it warns (the store is usable, searches miss neighbours) with what to raise; ``repair`` retrains;
+  0.9 it warns (the store is usable, searches miss neighbours) with what to raise; ``repair`` retrains.
+  Stored vectors are easier queries than real ones (a few points for IVF, more for HNSW, whose graph holds
+  them): read the figure as an upper bound;
 - chunks: per document, chunk ordinals 0..n-1, the recorded chunk count, every chunk's text equal to its span
   of the document, sentence spans inside their chunk (the chunk graph is derived from these);
 - summaries: every summary slot's span holds its text and points at an existing chunk.

@@ -389,7 +389,14 @@ def _read_index(path: Path, *, mmap: bool, ivf: bool) -> tuple[faiss.Index, bool
         flags = [faiss.IO_FLAG_MMAP, faiss.IO_FLAG_MMAP_IFC] if ivf else [faiss.IO_FLAG_MMAP_IFC]
         for flag in flags:
             try:
-                return faiss.read_index(str(path), flag), True
+                index = faiss.read_index(str(path), flag)
             except RuntimeError:
                 continue
+            found = _ivf(index)
+            lists = faiss.downcast_InvertedLists(found.invlists) if found is not None else None
+            if isinstance(lists, faiss.OnDiskInvertedLists):
+                # Its default prefetch starts 32 threads per search to touch pages the page cache already
+                # holds: that doubled single-query latency (IVF1024, nprobe 512: 11 ms against 5-7 ms).
+                lists.prefetch_nthread = 0
+            return index, True
     return faiss.read_index(str(path)), False
