@@ -75,13 +75,16 @@ def main() -> None:
             finally:
                 os._exit(0)
         early = len(kills) % 5 == 4
+        finished = False  # reaped: a child reaped once cannot be waited for again (ECHILD)
         if early:  # some kills before the first commit: opening, listing, encoding the first batch
             time.sleep(rng.uniform(0.0, 0.4))
         else:  # most while it is writing: after it has committed at least once since starting
-            while generation(store) == before and os.waitpid(pid, os.WNOHANG) == (0, 0):
+            while generation(store) == before and not finished:
+                finished = os.waitpid(pid, os.WNOHANG) != (0, 0)
                 time.sleep(0.01)
-            time.sleep(rng.uniform(0.0, 0.8))
-        finished = os.waitpid(pid, os.WNOHANG) != (0, 0)
+            if not finished:
+                time.sleep(rng.uniform(0.0, 0.8))
+        finished = finished or os.waitpid(pid, os.WNOHANG) != (0, 0)
         if not finished:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
