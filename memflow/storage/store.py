@@ -10,6 +10,10 @@ generation is brought back in step from the vectors stored in SQL.
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +55,10 @@ SINGLE_THREAD_SEARCH_BELOW = 200_000
 #: Settings a store records once and never changes afterwards (a different encoder is refused, not switched).
 FIXED_SETTINGS = frozenset({"encoder", "dimension"})
 LOCK_FILE = "LOCK"
+#: The next chunk id to hand out. Chunk ids are the vector ids in the FAISS file, so one must never be
+#: reused: SQLite gives a new row the largest id + 1, which after deleting the newest document is an id the
+#: (possibly older) FAISS file still holds with the deleted chunk's vector.
+NEXT_CHUNK_ID = "next_chunk_id"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,11 +117,14 @@ class Store:
         self.url = url or f"sqlite:///{self.directory / DB_FILE}"
         # Settings that never change once recorded, read once per open: the query path reads them per query.
         self._fixed: dict[str, Any] = {}
-        self._generation_seen: tuple[tuple[tuple[int, int], ...] | None, int] = (None, 0)
         self.engine = make_engine(self.url)
         database = self.engine.url.database
         self._sqlite_file = (Path(database).resolve() if self.engine.dialect.name == "sqlite" and database
                              and database != ":memory:" else None)
+        # The generation is read on every query: on SQLite through one raw connection of its own (3 us a read
+        # against ~100 us through a pooled SQLAlchemy session), re-opened in a forked child.
+        self._generation_connection: tuple[int, sqlite3.Connection] | None = None
+        self._generation_mutex = threading.Lock()
         try:
             Base.metadata.create_all(self.engine)
             self._init_settings()
@@ -159,12 +170,33 @@ class Store:
         else:
             row.value = value
 
-    def _bump_generation(self, session: Session) -> None:
+    def _bump_generation(self, session: Session) -> int:
+        """Increment the generation in this transaction; returns the value it will have once committed."""
         row = session.get(SettingRow, "generation")
         if row is None:
             session.add(SettingRow(key="generation", value=1))
-        else:
-            row.value = int(row.value) + 1
+            return 1
+        row.value = int(row.value) + 1
+        return int(row.value)
+
+    def _allocate_chunk_ids(self, session: Session, count: int) -> int:
+        """Reserve ``count`` new chunk ids in this transaction; returns the first. Never an id used before."""
+        row = session.get(SettingRow, NEXT_CHUNK_ID)
+        if row is None:
+            # A store from before the counter: past every id SQL or the FAISS file (which may hold rows
+            # deleted since it was saved) has seen.
+            largest = int(session.scalar(select(func.max(ChunkRow.id))) or 0)
+            dimension = self.setting("dimension")
+            if dimension is not None:
+                on_disk = VectorMemory.load(self.directory, dimension=int(dimension), factory=self.index_factory,
+                                            mmap=True).ids()
+                largest = max(largest, int(on_disk.max()) if on_disk.size else 0)
+            first = largest + 1
+            session.add(SettingRow(key=NEXT_CHUNK_ID, value=first + count))
+            return first
+        first = int(row.value)
+        row.value = first + count
+        return first
 
     def check_encoder(self, model: str, dimension: int, *, record: bool) -> None:
         """Refuse an encoder other than the store's; record it when the store has none yet and ``record``."""
@@ -243,30 +275,27 @@ class Store:
 
     @property
     def generation(self) -> int:
-        """The store's write counter. Read on every query (is the vector memory current?): on SQLite it is
-        re-read only when the database or its WAL changed on disk (every commit changes one), so an idle
-        store answers from two stat calls."""
-        signature = self._sqlite_signature()
-        if signature is not None and signature == self._generation_seen[0]:
-            return self._generation_seen[1]
+        """The store's write counter, read from SQL every time (every query asks: is the vector memory
+        current?). Each committed write batch increments it."""
+        if self._sqlite_file is not None:
+            with self._generation_mutex:
+                connection = self._generation_reader()
+                row = connection.execute("SELECT value FROM settings WHERE key = 'generation'").fetchone()
+            # SQLite hands a JSON number back as an int, JSON text as a str
+            return int(json.loads(row[0]) if isinstance(row[0], str) else row[0]) if row else 0
         with self.engine.connect() as connection:
             value = connection.execute(select(SettingRow.value).where(SettingRow.key == "generation")).scalar()
-        generation = int(value) if value is not None else 0
-        self._generation_seen = (signature, generation)
-        return generation
+        return int(value) if value is not None else 0
 
-    def _sqlite_signature(self) -> tuple[tuple[int, int], ...] | None:
-        if self._sqlite_file is None:
-            return None
-        signature = []
-        for path in (self._sqlite_file, self._sqlite_file.with_name(self._sqlite_file.name + "-wal")):
-            try:
-                stat = path.stat()
-            except FileNotFoundError:
-                signature.append((0, 0))
-            else:
-                signature.append((stat.st_mtime_ns, stat.st_size))
-        return tuple(signature)
+    def _generation_reader(self) -> sqlite3.Connection:
+        assert self._sqlite_file is not None
+        pid = os.getpid()
+        if self._generation_connection is None or self._generation_connection[0] != pid:
+            # autocommit: every read is its own short read transaction, never a snapshot held open
+            connection = sqlite3.connect(self._sqlite_file, timeout=30, isolation_level=None,
+                                         check_same_thread=False)
+            self._generation_connection = (pid, connection)
+        return self._generation_connection[1]
 
     def _resync(self, memory: VectorMemory) -> None:
         """Make the vector memory hold exactly the SQL store's chunk vectors (after a crash or a damaged file)."""
@@ -301,7 +330,10 @@ class Store:
             self._vectors = memory
             if memory.generation != self.generation:
                 self._resync(memory)
-        self._vectors.save(self.directory, generation=self.generation)
+        elif self._vectors.generation != self.generation:
+            self._resync(self._vectors)
+        # The generation the memory reflects, which is what the file must claim (never a later one read now).
+        self._vectors.save(self.directory, generation=self._vectors.generation)
         self._vector_signature = VectorMemory.file_signature(self.directory)
 
     def search(self, query: npt.NDArray[np.float32], k: int) -> list[tuple[int, float]]:
@@ -354,30 +386,31 @@ class Store:
                     }],
                 ).one()
                 if chunks:
-                    rows = [self._chunk_row(doc_id, chunk) for chunk in chunks]
-                    returning = insert(ChunkRow).returning(ChunkRow.id, sort_by_parameter_order=True)
-                    ids = list(session.scalars(returning, rows))
+                    first = self._allocate_chunk_ids(session, len(chunks))
+                    ids = list(range(first, first + len(chunks)))
                     for chunk, chunk_id in zip(chunks, ids, strict=True):
                         chunk.id = chunk_id
+                    session.execute(insert(ChunkRow), [self._chunk_row(doc_id, chunk) for chunk in chunks])
                     lexical_index.index_chunks(session, chunks)  # the BM25 index, in the same transaction
                     added_ids.append(np.asarray(ids, dtype=np.int64))
                     added_vectors.append(np.vstack([c.vector for c in chunks if c.vector is not None]))
                 if state is not None:
                     session.add(self._state_row(doc_id, state))
-            self._bump_generation(session)
+            generation = self._bump_generation(session)
         if vectors is None:
             vectors = self.vectors
-        vectors.remove(np.asarray(removed, dtype=np.int64))
-        for ids_, vecs in zip(added_ids, added_vectors, strict=True):
-            vectors.add(ids_, vecs)
-        vectors.generation = self.generation
+        if vectors.generation != generation:
+            vectors.remove(np.asarray(removed, dtype=np.int64))
+            for ids_, vecs in zip(added_ids, added_vectors, strict=True):
+                vectors.add(ids_, vecs)
+            vectors.generation = generation
 
     @staticmethod
     def _chunk_row(doc_id: int, chunk: Chunk) -> dict[str, Any]:
         if chunk.vector is None or chunk.sentence_vectors is None:
             raise StoreError(f"chunk {chunk.ordinal} of {chunk.document.uri} was not encoded")
         return {
-            "document_id": doc_id, "ordinal": chunk.ordinal, "start": chunk.start, "end": chunk.end,
+            "id": chunk.id, "document_id": doc_id, "ordinal": chunk.ordinal, "start": chunk.start, "end": chunk.end,
             "text": chunk.text, "token_count": chunk.token_count, "section": chunk.section,
             "vector": np.asarray(chunk.vector, dtype="<f4").tobytes(),
             "sentence_spans": _spans_to_bytes(chunk.sentences),
@@ -417,10 +450,12 @@ class Store:
                 exists = session.scalar(select(func.count()).where(DocumentRow.uri == uri))
                 count += int(exists or 0)
                 removed.extend(self._delete_document(session, uri))
-            self._bump_generation(session)
+            generation = self._bump_generation(session)
         if self.setting("dimension") is not None:
-            self.vectors.remove(np.asarray(removed, dtype=np.int64))
-            self.vectors.generation = self.generation
+            memory = self.vectors
+            if memory.generation != generation:  # else it was just loaded or caught up from SQL
+                memory.remove(np.asarray(removed, dtype=np.int64))
+                memory.generation = generation
             self.save_vectors()
         return count
 
@@ -585,6 +620,9 @@ class Store:
         return sorted(inspect(self.engine).get_table_names())
 
     def close(self) -> None:
+        if self._generation_connection is not None and self._generation_connection[0] == os.getpid():
+            self._generation_connection[1].close()
+        self._generation_connection = None
         self.engine.dispose()
 
     def __enter__(self) -> Store:

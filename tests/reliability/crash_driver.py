@@ -61,6 +61,12 @@ def main() -> None:
     kills_wanted, seed = int(sys.argv[3]), int(sys.argv[4])
     from memflow.components.encoders.sentence_transformers import load_encoder
 
+    import torch
+
+    # GNU OpenMP is not fork-safe: a child that runs a parallel torch op after its parent started an OpenMP
+    # team waits forever on the parent's threads. One intra-op thread starts no team (the encoder is ONNX
+    # Runtime's, with its own threads created per process; torch only runs the small pooling heads).
+    torch.set_num_threads(1)
     load_encoder("default")  # warm: every forked victim starts with the model loaded
     rng = random.Random(seed)
     files = sorted(corpus.iterdir())
@@ -77,13 +83,13 @@ def main() -> None:
         early = len(kills) % 5 == 4
         finished = False  # reaped: a child reaped once cannot be waited for again (ECHILD)
         if early:  # some kills before the first commit: opening, listing, encoding the first batch
-            time.sleep(rng.uniform(0.0, 0.4))
+            time.sleep(rng.uniform(0.0, 0.3))
         else:  # most while it is writing: after it has committed at least once since starting
             while generation(store) == before and not finished:
                 finished = os.waitpid(pid, os.WNOHANG) != (0, 0)
                 time.sleep(0.01)
             if not finished:
-                time.sleep(rng.uniform(0.0, 0.8))
+                time.sleep(rng.uniform(0.0, 0.25))
         finished = finished or os.waitpid(pid, os.WNOHANG) != (0, 0)
         if not finished:
             os.kill(pid, signal.SIGKILL)

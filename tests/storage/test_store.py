@@ -74,6 +74,52 @@ def test_vectors_lost_before_save_are_rebuilt_from_sql_on_open(tmp_path: Path, s
     assert reopened.search(b_chunks[1].vector, 1)[0][0] == b_chunks[1].id  # type: ignore[arg-type]
 
 
+def test_replacing_the_newest_document_before_a_save_never_leaves_its_old_vectors(
+    tmp_path: Path, store_url: str | None
+) -> None:
+    # The newest document's chunks hold the largest ids: a store that let SQL reuse them would give the
+    # new chunks the ids the (older) FAISS file holds with the old vectors, and a catch-up by id would keep them.
+    store = _store(tmp_path, store_url)
+    a, b = make_document(TEXT, uri="/a"), make_document(TEXT, uri="/b")
+    store.write_documents([(a, make_chunks(a, SPANS), None), (b, make_chunks(b, SPANS, seed=1), None)])
+    store.save_vectors()
+    old_ids = set(store.chunk_ids_all())
+    changed = make_document(TEXT + " Nu xi.", uri="/b")
+    new_chunks = make_chunks(changed, SPANS, seed=2)
+    store.write_documents([(changed, new_chunks, None)])  # committed, never saved to the FAISS file
+    assert not {c.id for c in new_chunks} & old_ids
+    store.close()
+    reopened = Store(tmp_path / "store", url=store_url)
+    ids = reopened.chunk_ids_all()
+    assert sorted(reopened.vectors.ids().tolist()) == ids
+    stored = np.vstack([reopened.vectors.index.reconstruct(int(i)) for i in ids])
+    np.testing.assert_allclose(stored, reopened.chunk_vectors(ids), atol=1e-6)
+    reopened.close()
+
+
+def test_the_first_write_into_a_new_store_adds_each_vector_once(tmp_path: Path, store_url: str | None) -> None:
+    store = _store(tmp_path, store_url)
+    a = make_document(TEXT, uri="/a")
+    store.write_documents([(a, make_chunks(a, SPANS), None)])
+    ids = store.vectors.ids().tolist()
+    assert sorted(ids) == store.chunk_ids_all() and len(ids) == 4
+    store.save_vectors()
+    assert Store(tmp_path / "store", url=store_url).vectors.ntotal == 4
+
+
+def test_a_reader_sees_each_commit_at_once(tmp_path: Path, store_url: str | None) -> None:
+    # Commits a few microseconds apart must each be visible: no cached generation may hide one.
+    writer = _store(tmp_path, store_url)
+    reader = Store(tmp_path / "store", url=store_url)
+    for n in range(20):
+        doc = make_document(f"{TEXT} {n}", uri=f"/doc{n}")
+        writer.write_documents([(doc, make_chunks(doc, SPANS[:1], seed=n), None)])
+        assert reader.generation == writer.generation == n + 1
+        assert reader.vectors.ntotal == n + 1
+    reader.close()
+    writer.close()
+
+
 def test_missing_faiss_file_is_rebuilt(tmp_path: Path, store_url: str | None) -> None:
     store = _store(tmp_path, store_url)
     a = make_document(TEXT, uri="/a")
