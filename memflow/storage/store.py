@@ -279,12 +279,12 @@ class Store:
         current?). Each committed write batch increments it."""
         if self._sqlite_file is not None:
             with self._generation_mutex:
-                connection = self._generation_reader()
-                row = connection.execute("SELECT value FROM settings WHERE key = 'generation'").fetchone()
+                row = self._generation_reader().execute(
+                    "SELECT value FROM settings WHERE key = 'generation'").fetchone()
             # SQLite hands a JSON number back as an int, JSON text as a str
             return int(json.loads(row[0]) if isinstance(row[0], str) else row[0]) if row else 0
-        with self.engine.connect() as connection:
-            value = connection.execute(select(SettingRow.value).where(SettingRow.key == "generation")).scalar()
+        with self.engine.connect() as pooled:
+            value = pooled.execute(select(SettingRow.value).where(SettingRow.key == "generation")).scalar()
         return int(value) if value is not None else 0
 
     def _generation_reader(self) -> sqlite3.Connection:

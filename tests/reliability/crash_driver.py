@@ -59,9 +59,9 @@ def ingest_child(corpus: Path, store: Path) -> None:
 def main() -> None:
     corpus, store, out = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[5])
     kills_wanted, seed = int(sys.argv[3]), int(sys.argv[4])
-    from memflow.components.encoders.sentence_transformers import load_encoder
-
     import torch
+
+    from memflow.components.encoders.sentence_transformers import load_encoder
 
     # GNU OpenMP is not fork-safe: a child that runs a parallel torch op after its parent started an OpenMP
     # team waits forever on the parent's threads. One intra-op thread starts no team (the encoder is ONNX

@@ -11,7 +11,14 @@ For each of the first ``depth`` hits it computes, from stored vectors and the le
   sentence of the chunk covers (the question's index terms found in that sentence, idf-weighted);
 - ``prf``: pseudo-relevance feedback (Rocchio in embedding space): the inner product with the question
   moved towards the mean vector of the first-stage top ``prf_depth`` chunks, ``normalize(q + prf_beta * m)``;
-- ``first``: the first-stage score (e.g. the hybrid retriever's fused score).
+- ``first``: the first-stage score (e.g. the hybrid retriever's fused score);
+- ``bigram``: phrase evidence, the idf-weighted share of the question's adjacent index-term pairs that occur
+  adjacent in the chunk (title included): "super bowl" matched as a phrase, not as two stray words;
+- ``sentence_joint``: the best sentence by meaning and words at once, max over the chunk's sentences of
+  (its vector's inner product with the question) x (its share of the question's idf mass);
+- ``window_joint``: the same over two adjacent sentences too (their terms together, the better one's
+  inner product), for answers that span a sentence boundary;
+- ``coverage``: the share of the question's idf mass the whole chunk (and its title) holds.
 
 Each feature is standardized over the candidates (``normalization``) and the new score is their weighted
 sum. The default weights were fitted on the SciFact *train* queries (``bench/quality.py tune``), never on
@@ -32,7 +39,8 @@ from memflow.types import Hit, Vector
 
 __all__ = ["LateInteractionReranker", "FEATURES", "candidate_features"]
 
-FEATURES = ("dense", "maxsim", "lexical", "sentence_lexical", "prf", "first")
+FEATURES = ("dense", "maxsim", "lexical", "sentence_lexical", "prf", "first", "bigram", "sentence_joint",
+            "window_joint", "coverage")
 Normalization = Literal["zscore", "minmax"]
 
 
@@ -45,20 +53,41 @@ def candidate_features(store: Store, query: str, query_vector: Vector, hits: lis
     vectors = store.chunk_vectors(ids)
     chunks = {c.id: c for c in store.chunks(ids)}
     dense = vectors @ q
-    maxsim = np.asarray([float((chunks[i].sentence_vectors.astype(np.float32) @ q).max())
-                         if i in chunks and len(chunks[i].sentence_vectors) else float(dense[n])
-                         for n, i in enumerate(ids)])
     lexical_scores = store.lexical.score(query, ids, k1=k1, b=b)
     lexical = np.asarray([lexical_scores[i] for i in ids])
-    idf = store.lexical.idf(tokenize(query))
+    query_terms = tokenize(query)
+    idf = store.lexical.idf(query_terms)
     mass = sum(idf.values()) or 1.0
-    sentence_lexical = np.asarray([
-        max((sum(idf.get(t, 0.0) for t in set(tokenize(s.text))) / mass for s in chunks[i].sentences), default=0.0)
-        if i in chunks else 0.0 for i in ids])
+    pairs = {(a, b_) for a, b_ in zip(query_terms, query_terms[1:], strict=False) if a != b_}
+    pair_mass = sum(idf.get(a, 0.0) + idf.get(b_, 0.0) for a, b_ in pairs) or 1.0
+    rows = len(ids)
+    maxsim, sentence_lexical, sentence_joint, window_joint, coverage_all, bigram = (np.zeros(rows) for _ in range(6))
+    for n, i in enumerate(ids):
+        chunk = chunks.get(i)
+        if chunk is None or not chunk.sentences or len(chunk.sentence_vectors) != len(chunk.sentences):
+            maxsim[n] = dense[n]
+            continue
+        term_sets = [set(tokenize(s.text)) for s in chunk.sentences]
+        coverage = np.asarray([sum(idf.get(t, 0.0) for t in terms) / mass for terms in term_sets])
+        similarity = chunk.sentence_vectors.astype(np.float32) @ q
+        joint = np.clip(similarity, 0.0, None) * coverage
+        maxsim[n] = float(similarity.max())
+        sentence_lexical[n] = float(coverage.max())
+        sentence_joint[n] = float(joint.max())
+        # an answer that spans two sentences: their terms together, the better sentence's meaning
+        window = [float(max(similarity[j], similarity[j + 1], 0.0)
+                        * sum(idf.get(t, 0.0) for t in term_sets[j] | term_sets[j + 1]) / mass)
+                  for j in range(len(term_sets) - 1)]
+        window_joint[n] = max([sentence_joint[n], *window])
+        words = tokenize(f"{chunk.title}\n{chunk.text}" if chunk.title else chunk.text)
+        coverage_all[n] = sum(idf.get(t, 0.0) for t in set(words)) / mass
+        present = set(zip(words, words[1:], strict=False)) & pairs
+        bigram[n] = sum(idf.get(a, 0.0) + idf.get(b_, 0.0) for a, b_ in present) / pair_mass
     feedback = q + prf_beta * vectors[: max(1, prf_depth)].mean(axis=0)
     prf = vectors @ (feedback / max(float(np.linalg.norm(feedback)), 1e-12))
     first = np.asarray([h.score for h in hits])
-    return np.column_stack([dense, maxsim, lexical, sentence_lexical, prf, first]).astype(np.float64)
+    return np.column_stack([dense, maxsim, lexical, sentence_lexical, prf, first, bigram, sentence_joint,
+                            window_joint, coverage_all]).astype(np.float64)
 
 
 class LateInteractionReranker(Component):
@@ -67,20 +96,25 @@ class LateInteractionReranker(Component):
     inputs = {"query": Socket(str), "query_vector": Socket(Vector), "hits": Socket(list[Hit])}
     outputs = {"hits": Socket(list[Hit])}
 
-    def __init__(self, *, depth: int = 100, dense: float = 0.1, maxsim: float = 0.1, lexical: float = 0.2,
-                 sentence_lexical: float = 0.2, prf: float = 0.3, first: float = 0.1, prf_depth: int = 3,
+    def __init__(self, *, depth: int = 100, dense: float = 0.122, maxsim: float = 0.171, lexical: float = 0.132,
+                 sentence_lexical: float = 0.037, prf: float = 0.111, first: float = 0.123, bigram: float = 0.061,
+                 sentence_joint: float = 0.076, window_joint: float = 0.069, coverage: float = 0.098,
+                 prf_depth: int = 3,
                  prf_beta: float = 1.0,
                  normalization: Normalization = "zscore", k1: float = 0.9, b: float = 0.4) -> None:
         if depth < 1 or prf_depth < 1:
             raise ValueError("depth and prf_depth must be at least 1")
-        self.weights = np.asarray([dense, maxsim, lexical, sentence_lexical, prf, first], dtype=np.float64)
+        self.weights = np.asarray([dense, maxsim, lexical, sentence_lexical, prf, first, bigram, sentence_joint,
+                                   window_joint, coverage], dtype=np.float64)
         if (self.weights < 0).any() or not self.weights.any():
             raise ValueError("feature weights must be non-negative and not all 0")
         self.depth, self.prf_depth, self.prf_beta = depth, prf_depth, prf_beta
         self.normalization, self.k1, self.b = normalization, k1, b
         self._params = {"depth": depth, "dense": dense, "maxsim": maxsim, "lexical": lexical,
                         "sentence_lexical": sentence_lexical, "prf": prf,
-                        "first": first, "prf_depth": prf_depth, "prf_beta": prf_beta,
+                        "first": first, "bigram": bigram, "sentence_joint": sentence_joint,
+                        "window_joint": window_joint, "coverage": coverage,
+                        "prf_depth": prf_depth, "prf_beta": prf_beta,
                         "normalization": normalization, "k1": k1, "b": b}
 
     def run(self, *, query: str, query_vector: Vector, hits: list[Hit]) -> dict[str, Any]:

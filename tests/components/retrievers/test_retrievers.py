@@ -64,13 +64,51 @@ def test_late_interaction_features_come_from_the_stored_vectors(essay_memory: Me
     assert (features[:, FEATURES.index("sentence_lexical")] >= 0).all()
     assert (features[:, FEATURES.index("sentence_lexical")] <= 1 + 1e-9).all()
     # maxsim alone orders the candidates by their best sentence
-    reranker = LateInteractionReranker(dense=0, maxsim=1, lexical=0, sentence_lexical=0, prf=0, first=0)
+    reranker = LateInteractionReranker(**{f: float(f == "maxsim") for f in FEATURES})  # type: ignore[arg-type]
     reranker.bind(RunContext(store=store))
     reranked = reranker.run(query=QUESTION, query_vector=query_vector, hits=hits)["hits"]
     maxsim = dict(zip([h.chunk_id for h in hits], features[:, FEATURES.index("maxsim")], strict=True))
     assert [h.chunk_id for h in reranked] == sorted(maxsim, key=lambda i: -maxsim[i])
     with pytest.raises(ValueError):
-        LateInteractionReranker(dense=0, maxsim=0, lexical=0, sentence_lexical=0, prf=0, first=0)
+        LateInteractionReranker(**dict.fromkeys(FEATURES, 0.0))  # type: ignore[arg-type]
+
+
+def test_phrase_window_and_coverage_features_by_hand(essay_memory: Memory) -> None:
+    from memflow.storage.lexical import tokenize
+
+    store = essay_memory.store
+    question = "Why do startup founders need a founder visa?"
+    hits = _hits(essay_memory, "ask-hybrid-minmax.yaml", question)
+    query_vector = Pipeline.from_yaml(builtin_pipeline("ask")).run(
+        {"query": question}, context=RunContext(store=store), outputs=["embed.query_vector"])["embed"]["query_vector"]
+    features = candidate_features(store, question, query_vector, hits)
+    terms = tokenize(question)
+    idf = store.lexical.idf(terms)
+    pairs = {(a, b) for a, b in zip(terms, terms[1:], strict=False) if a != b}
+    pair_mass = sum(idf.get(a, 0.0) + idf.get(b, 0.0) for a, b in pairs)
+    q = query_vector / np.linalg.norm(query_vector)
+    for row, hit in enumerate(hits[:5]):
+        chunk = store.chunks([hit.chunk_id])[0]
+        words = tokenize(f"{chunk.title}\n{chunk.text}" if chunk.title else chunk.text)
+        present = set(zip(words, words[1:], strict=False)) & pairs
+        expected = sum(idf.get(a, 0.0) + idf.get(b, 0.0) for a, b in present) / pair_mass
+        assert features[row, FEATURES.index("bigram")] == pytest.approx(expected)
+        mass = sum(idf.values())
+        sims = [float(v.astype(np.float32) @ q) for v in chunk.sentence_vectors]
+        covers = [set(tokenize(s.text)) for s in chunk.sentences]
+        joint = max(max(sim, 0.0) * sum(idf.get(t, 0.0) for t in terms) / mass
+                    for sim, terms in zip(sims, covers, strict=True))
+        assert features[row, FEATURES.index("sentence_joint")] == pytest.approx(joint, abs=1e-4)
+        pairs_of_sentences = [max(sims[j], sims[j + 1], 0.0) * sum(idf.get(t, 0.0) for t in covers[j] | covers[j + 1])
+                              / mass for j in range(len(sims) - 1)]
+        assert features[row, FEATURES.index("window_joint")] == pytest.approx(max([joint, *pairs_of_sentences]),
+                                                                              abs=1e-4)
+        assert features[row, FEATURES.index("coverage")] == pytest.approx(
+            sum(idf.get(t, 0.0) for t in set(words)) / mass)
+    # the founder-visa essay holds the phrase ("founder visa"): its best chunk has phrase evidence
+    top = [row for row, h in enumerate(hits) if h.document.endswith("foundervisa.txt")][0]
+    assert features[top, FEATURES.index("bigram")] > 0
+    assert (features[:, FEATURES.index("bigram")] <= 1 + 1e-9).all()
 
 
 def test_cross_encoder_without_a_model_passes_hits_through_and_says_so(essay_memory: Memory,
