@@ -97,6 +97,39 @@ def test_replacing_the_newest_document_before_a_save_never_leaves_its_old_vector
     reopened.close()
 
 
+def test_a_store_from_before_the_id_counter_starts_past_every_id_sql_or_the_file_holds(
+    tmp_path: Path, store_url: str | None
+) -> None:
+    from sqlalchemy import delete, select
+    from sqlalchemy.orm import Session
+
+    from memflow.storage.sql import ChunkRow, DocumentRow, SettingRow
+    from memflow.storage.store import NEXT_CHUNK_ID
+
+    store = _store(tmp_path, store_url)
+    a, b = make_document(TEXT, uri="/a"), make_document(TEXT, uri="/b")
+    store.write_documents([(a, make_chunks(a, SPANS), None), (b, make_chunks(b, SPANS, seed=1), None)])
+    store.save_vectors()
+    in_file = max(store.vectors.ids().tolist())
+    # an older store, crashed after deleting its newest document and before saving the FAISS file
+    with Session(store.engine) as session, session.begin():
+        newest = session.scalar(select(DocumentRow.id).where(DocumentRow.uri == "/b"))
+        session.execute(delete(ChunkRow).where(ChunkRow.document_id == newest))
+        session.execute(delete(DocumentRow).where(DocumentRow.id == newest))
+        session.execute(delete(SettingRow).where(SettingRow.key == NEXT_CHUNK_ID))
+        generation = session.get(SettingRow, "generation")
+        assert generation is not None
+        generation.value = int(generation.value) + 1  # every committed delete moves the generation
+    store.close()
+    reopened = Store(tmp_path / "store", url=store_url)
+    c = make_document(TEXT, uri="/c")
+    c_chunks = make_chunks(c, SPANS, seed=2)
+    reopened.write_documents([(c, c_chunks, None)])
+    assert min(chunk.id for chunk in c_chunks) > in_file  # type: ignore[operator]
+    assert sorted(reopened.vectors.ids().tolist()) == reopened.chunk_ids_all()
+    reopened.close()
+
+
 def test_the_first_write_into_a_new_store_adds_each_vector_once(tmp_path: Path, store_url: str | None) -> None:
     store = _store(tmp_path, store_url)
     a = make_document(TEXT, uri="/a")
