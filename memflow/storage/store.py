@@ -369,33 +369,39 @@ class Store:
         self, documents: Sequence[tuple[Document, Sequence[Chunk], SummaryState | None]]
     ) -> None:
         """Store documents with their encoded chunks and summary states in one transaction, replacing any
-        stored version of the same URI; then update the in-memory vector index to match."""
+        stored version of the same URI; then update the in-memory vector index to match. A batch is written
+        with a handful of statements whatever its size (each one row-set for the whole batch)."""
         vectors = self.vectors if self.setting("dimension") is not None else None
-        removed: list[int] = []
+        # a URI given twice in one batch: the later version replaces the earlier, as two batches would
+        last = {document.uri: n for n, (document, _, _) in enumerate(documents)}
+        batch = [item for n, item in enumerate(documents) if last[item[0].uri] == n]
         added_ids: list[npt.NDArray[np.int64]] = []
         added_vectors: list[npt.NDArray[np.float32]] = []
         with Session(self.engine) as session, session.begin():
-            for document, chunks, state in documents:
-                removed.extend(self._delete_document(session, document.uri))
-                doc_id = session.scalars(
-                    insert(DocumentRow).returning(DocumentRow.id),
-                    [{
-                        "uri": document.uri, "content_hash": document.content_hash, "title": document.title,
-                        "meta": document.metadata, "text": document.text, "chunk_count": len(chunks),
-                        "sections": [[s.start, s.title, s.level] for s in document.sections],
-                    }],
-                ).one()
-                if chunks:
-                    first = self._allocate_chunk_ids(session, len(chunks))
-                    ids = list(range(first, first + len(chunks)))
-                    for chunk, chunk_id in zip(chunks, ids, strict=True):
-                        chunk.id = chunk_id
-                    session.execute(insert(ChunkRow), [self._chunk_row(doc_id, chunk) for chunk in chunks])
-                    lexical_index.index_chunks(session, chunks)  # the BM25 index, in the same transaction
-                    added_ids.append(np.asarray(ids, dtype=np.int64))
-                    added_vectors.append(np.vstack([c.vector for c in chunks if c.vector is not None]))
-                if state is not None:
-                    session.add(self._state_row(doc_id, state))
+            removed = self._delete_documents(session, [document.uri for document, _, _ in batch])
+            doc_ids = list(session.scalars(
+                insert(DocumentRow).returning(DocumentRow.id, sort_by_parameter_order=True),
+                [{
+                    "uri": document.uri, "content_hash": document.content_hash, "title": document.title,
+                    "meta": document.metadata, "text": document.text, "chunk_count": len(chunks),
+                    "sections": [[s.start, s.title, s.level] for s in document.sections],
+                } for document, chunks, _ in batch],
+            )) if batch else []
+            all_chunks = [chunk for _, chunks, _ in batch for chunk in chunks]
+            if all_chunks:
+                next_id = self._allocate_chunk_ids(session, len(all_chunks))
+                rows = []
+                for doc_id, (_, chunks, _) in zip(doc_ids, batch, strict=True):
+                    for chunk in chunks:
+                        chunk.id = next_id
+                        next_id += 1
+                        rows.append(self._chunk_row(doc_id, chunk))
+                session.execute(insert(ChunkRow), rows)
+                lexical_index.index_chunks(session, all_chunks)  # the BM25 index, in the same transaction
+                added_ids.append(np.asarray([c.id for c in all_chunks], dtype=np.int64))
+                added_vectors.append(np.vstack([c.vector for c in all_chunks if c.vector is not None]))
+            session.add_all([self._state_row(doc_id, state)
+                             for doc_id, (_, _, state) in zip(doc_ids, batch, strict=True) if state is not None])
             generation = self._bump_generation(session)
         if vectors is None:
             vectors = self.vectors
@@ -430,26 +436,31 @@ class Store:
             centroid_sum=np.asarray(state.centroid_sum, dtype="<f4").tobytes(),
         )
 
-    def _delete_document(self, session: Session, uri: str) -> list[int]:
-        doc_id = session.scalar(select(DocumentRow.id).where(DocumentRow.uri == uri))
-        if doc_id is None:
-            return []
-        chunk_ids = list(session.scalars(select(ChunkRow.id).where(ChunkRow.document_id == doc_id)))
-        lexical_index.remove_chunks(session, chunk_ids)
-        session.execute(delete(ChunkRow).where(ChunkRow.document_id == doc_id))
-        session.execute(delete(SummaryStateRow).where(SummaryStateRow.document_id == doc_id))
-        session.execute(delete(DocumentRow).where(DocumentRow.id == doc_id))
+    def _delete_documents(self, session: Session, uris: Sequence[str]) -> list[int]:
+        """Delete these documents (those stored) with their chunks, index rows and summary states; returns
+        the deleted chunk ids."""
+        chunk_ids: list[int] = []
+        for start in range(0, len(uris), 500):
+            part = uris[start : start + 500]
+            doc_ids = list(session.scalars(select(DocumentRow.id).where(DocumentRow.uri.in_(part))))
+            if not doc_ids:
+                continue
+            found = list(session.scalars(select(ChunkRow.id).where(ChunkRow.document_id.in_(doc_ids))))
+            lexical_index.remove_chunks(session, found)
+            session.execute(delete(ChunkRow).where(ChunkRow.document_id.in_(doc_ids)))
+            session.execute(delete(SummaryStateRow).where(SummaryStateRow.document_id.in_(doc_ids)))
+            session.execute(delete(DocumentRow).where(DocumentRow.id.in_(doc_ids)))
+            chunk_ids.extend(found)
         return chunk_ids
 
     def forget(self, uris: Iterable[str]) -> int:
         """Remove documents completely (rows, vectors, summary states). Returns how many were stored."""
-        removed: list[int] = []
-        count = 0
+        wanted = list(dict.fromkeys(uris))
         with Session(self.engine) as session, session.begin():
-            for uri in uris:
-                exists = session.scalar(select(func.count()).where(DocumentRow.uri == uri))
-                count += int(exists or 0)
-                removed.extend(self._delete_document(session, uri))
+            count = sum(int(session.scalar(select(func.count()).select_from(DocumentRow)
+                                           .where(DocumentRow.uri.in_(wanted[start : start + 500]))) or 0)
+                        for start in range(0, len(wanted), 500))
+            removed = self._delete_documents(session, wanted)
             generation = self._bump_generation(session)
         if self.setting("dimension") is not None:
             memory = self.vectors

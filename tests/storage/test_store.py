@@ -51,6 +51,28 @@ def test_rewriting_a_document_replaces_its_chunks_and_vectors(tmp_path: Path, st
     assert store.document_hashes(["/corpus/a.txt"]) == {"/corpus/a.txt": changed.content_hash}
 
 
+def test_one_batch_writes_many_documents_and_a_repeated_uri_keeps_its_last_version(
+    tmp_path: Path, store_url: str | None
+) -> None:
+    store = _store(tmp_path, store_url)
+    docs = [make_document(f"{TEXT} {n}", uri=f"/d{n}") for n in range(5)]
+    again = make_document(TEXT + " Nu xi.", uri="/d2")
+    batch = [(d, make_chunks(d, SPANS, seed=n), None) for n, d in enumerate(docs)]
+    batch.append((again, make_chunks(again, SPANS[:1], seed=9), None))
+    store.write_documents(batch)
+    stats = store.stats()
+    assert (stats.documents, stats.chunks, stats.vectors) == (5, 17, 17)
+    assert store.document_hashes(["/d2"]) == {"/d2": again.content_hash}
+    ids = store.chunk_ids_all()
+    assert ids == sorted(store.vectors.ids().tolist()) and len(set(ids)) == 17
+    # chunks of each document keep their order and their own document
+    for document in docs[:2]:
+        found = store.find_document(document.uri)
+        assert found is not None and found.chunk_count == 4
+    assert store.forget(["/d0", "/d1", "/nowhere"]) == 2
+    assert store.stats().chunks == 9
+
+
 def test_forget_removes_rows_and_vectors(tmp_path: Path, store_url: str | None) -> None:
     store = _store(tmp_path, store_url)
     a, b = make_document(TEXT, uri="/a"), make_document(TEXT, uri="/b")
