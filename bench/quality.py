@@ -26,7 +26,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 PRF_DEPTHS = (1, 3, 5, 10)
 #: Bump when candidate_features changes, so cached feature files are recomputed.
-FEATURE_VERSION = 5
+FEATURE_VERSION = 8
 FIRST_STAGE = """
 name: first-stage
 components:
@@ -38,8 +38,10 @@ connections:
 """
 
 
-def _query_features(memory: object, first: object, query: str, depth: int) -> tuple[list[str], np.ndarray]:
-    """Candidate document ids and the feature matrix (FEATURES, with prf expanded to one column per depth)."""
+def _query_features(memory: object, first: object, query: str,
+                    depth: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Candidate document ids, the feature matrix (FEATURES, with prf expanded to one column per depth) and
+    the candidates' Gram matrix (what the second hop of feedback needs)."""
     from memflow.components.base import RunContext
     from memflow.components.rerankers.late_interaction import FEATURES, candidate_features
     from memflow.evaluation.retrieval import document_id
@@ -57,15 +59,17 @@ def _query_features(memory: object, first: object, query: str, depth: int) -> tu
         prf.append(vectors @ (feedback / np.linalg.norm(feedback)))
     at = FEATURES.index("prf")
     matrix = np.column_stack([base[:, :at], *prf, base[:, at + 1 :]])
-    return [document_id(h.document) for h in hits], matrix
+    return [document_id(h.document) for h in hits], matrix, (vectors @ vectors.T).astype(np.float16)
 
 
 def _save(out: Path, qids: list[str], docs: list[list[str]], feats: list[np.ndarray],
-          qrels: list[dict[str, int]]) -> dict[str, object]:
+          qrels: list[dict[str, int]], grams: list[np.ndarray] | None = None) -> dict[str, object]:
     result = {"qids": np.asarray(qids, dtype=object),
               "docs": np.asarray([np.asarray(d, dtype=object) for d in docs] + [None], dtype=object)[:-1],
               "feats": np.asarray(feats + [None], dtype=object)[:-1],
               "qrels": np.asarray([json.dumps(r) for r in qrels], dtype=object)}
+    if grams is not None:
+        result["grams"] = np.asarray(grams + [None], dtype=object)[:-1]
     np.savez(out, **result)  # type: ignore[arg-type]
     return result
 
@@ -87,17 +91,18 @@ def beir_features(data_dir: Path, split: str, depth: int, cache: Path | None) ->
     if (found := _load(out)) is not None:
         return found
     first = Pipeline.from_string(FIRST_STAGE)
-    qids, docs, feats, qrels = [], [], [], []
+    qids, docs, feats, qrels, grams = [], [], [], [], []
     with open_beir_memory(data, cache=cache) as memory:
         for n, qid in enumerate(sorted(data.queries)):
-            names, matrix = _query_features(memory, first, data.queries[qid], depth)
+            names, matrix, gram = _query_features(memory, first, data.queries[qid], depth)
+            grams.append(gram)
             qids.append(qid)
             docs.append(names)
             feats.append(matrix)
             qrels.append(data.qrels[qid])
             if n % 100 == 0:
                 print(f"{data.name} {split}: {n}/{len(data.queries)} queries", file=sys.stderr)
-    return _save(out, qids, docs, feats, qrels)
+    return _save(out, qids, docs, feats, qrels, grams)
 
 
 def squad_features(file: Path, depth: int, cache: Path | None, every: int = 1) -> dict[str, object]:
@@ -113,7 +118,7 @@ def squad_features(file: Path, depth: int, cache: Path | None, every: int = 1) -
     qids, docs, feats, qrels = [], [], [], []
     with open_squad_memory(data, cache=cache) as memory:
         for n, question in enumerate(data.questions[::every]):
-            names, matrix = _query_features(memory, first, question.question, depth)
+            names, matrix, _ = _query_features(memory, first, question.question, depth)
             qids.append(question.id)
             docs.append(names)
             feats.append(matrix)
@@ -150,6 +155,31 @@ def prepare(data: dict[str, object]) -> Prepared:
 DISCOUNT = 1 / np.log2(np.arange(2, 12))
 
 
+FEEDBACK_DEPTHS = (1, 3, 5)
+FEEDBACK_WEIGHTS = (0.1, 0.2, 0.3, 0.5)
+
+
+def second_hop(raw: dict[str, object], prepared: Prepared, names: list[str], weights: np.ndarray,
+               prf_column: int, depth: int, feedback: float) -> float:
+    """Mean nDCG@10 after the reranker's second hop (see LateInteractionReranker.second_hop): the
+    first-pass score blended with the inner product with the question moved towards the top ``depth``
+    chunks by that score. From the cached Gram matrices: V(q + mean V_top) = dense + mean of Gram columns."""
+    columns = _named_columns(names, prf_column)
+    total = 0.0
+    for (matrix, doc_index, gains, idcg), raw_matrix, gram in zip(prepared, raw["feats"], raw["grams"],  # type: ignore[call-overload]
+                                                                   strict=True):
+        first = _zscore((matrix[:, columns] @ weights)[:, None])[:, 0]
+        best = np.argsort(-first, kind="stable")[:depth]
+        dense = np.asarray(raw_matrix, dtype=np.float64)[:, 0]
+        moved = dense + np.asarray(gram, dtype=np.float64)[:, best].mean(axis=1)
+        score = (1 - feedback) * first + feedback * _zscore(moved[:, None])[:, 0]
+        order = doc_index[np.argsort(-score, kind="stable")]
+        _, seen = np.unique(order, return_index=True)
+        top = order[np.sort(seen)][:10]
+        total += float(gains[top] @ DISCOUNT[: len(top)]) / idcg if idcg else 0.0
+    return total / len(prepared)
+
+
 def main() -> None:
     from memflow.components.rerankers.late_interaction import FEATURES
 
@@ -162,8 +192,9 @@ def main() -> None:
     parser.add_argument("--bags", type=int, default=8, help="bootstrap fits averaged into the weights")
     parser.add_argument("--without", default="", help="comma-separated features to leave out (weight 0)")
     args = parser.parse_args()
-    train = prepare(beir_features(args.beir, "train", args.depth, args.cache))
-    test = prepare(beir_features(args.beir, "test", args.depth, args.cache))
+    raw_train = beir_features(args.beir, "train", args.depth, args.cache)
+    raw_test = beir_features(args.beir, "test", args.depth, args.cache)
+    train, test = prepare(raw_train), prepare(raw_test)
     squad = prepare(squad_features(args.squad, args.depth, args.cache, args.squad_every)) if args.squad else None
     left_out = {f for f in args.without.split(",") if f}
     if "prf" in left_out:
@@ -184,9 +215,16 @@ def main() -> None:
         "prf_depth": PRF_DEPTHS[prf_column], "train_ndcg@10": round(value, 4),
         "test_ndcg@10": round(metric(test, names, weights, prf_column, None), 4),
     }
-    if squad is not None:
-        report["squad_r@1"] = round(metric(squad, names, weights, prf_column, 1), 4)
-        report["squad_r@5"] = round(metric(squad, names, weights, prf_column, 5), 4)
+    # the second hop of feedback: its depth and weight, by train nDCG@10 over a small grid
+    grid = {(d, w): second_hop(raw_train, train, names, weights, prf_column, d, w)
+            for d in FEEDBACK_DEPTHS for w in FEEDBACK_WEIGHTS}
+    (depth, feedback), value = max(grid.items(), key=lambda item: item[1])
+    report.update({"feedback_depth": depth, "feedback": feedback, "train_ndcg@10_second_hop": round(value, 4),
+                   "test_ndcg@10_second_hop": round(second_hop(raw_test, test, names, weights, prf_column, depth,
+                                                               feedback), 4)})
+    if squad is not None:  # first pass only: the SQuAD cache holds no Gram matrices
+        report["squad_r@1_first_pass"] = round(metric(squad, names, weights, prf_column, 1), 4)
+        report["squad_r@5_first_pass"] = round(metric(squad, names, weights, prf_column, 5), 4)
     print(json.dumps(report, indent=2))
 
 

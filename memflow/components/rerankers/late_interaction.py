@@ -21,8 +21,12 @@ For each of the first ``depth`` hits it computes, from stored vectors and the le
 - ``coverage``: the share of the question's idf mass the whole chunk (and its title) holds.
 
 Each feature is standardized over the candidates (``normalization``) and the new score is their weighted
-sum. The default weights were fitted on the SciFact *train* queries (``bench/quality.py tune``), never on
-a test split. Hits past ``depth`` keep their order below the reranked ones.
+sum. Then a second hop of feedback (``feedback``, ``feedback_depth``): the question moved towards the vectors
+of the ``feedback_depth`` best chunks *by that score*, and the final score is ``(1 - feedback)`` x the
+standardized score + ``feedback`` x the standardized inner product with the moved question: feedback from
+the reranked first hop, which is more often relevant than the first stage's top. The default weights and
+feedback were fitted on the SciFact *train* queries (``bench/quality.py``), never on a test split. Hits past
+``depth`` keep their order below the reranked ones.
 """
 
 from __future__ import annotations
@@ -99,11 +103,14 @@ class LateInteractionReranker(Component):
     def __init__(self, *, depth: int = 100, dense: float = 0.122, maxsim: float = 0.171, lexical: float = 0.132,
                  sentence_lexical: float = 0.037, prf: float = 0.111, first: float = 0.123, bigram: float = 0.061,
                  sentence_joint: float = 0.076, window_joint: float = 0.069, coverage: float = 0.098,
-                 prf_depth: int = 3,
+                 prf_depth: int = 3, feedback: float = 0.2, feedback_depth: int = 1,
                  prf_beta: float = 1.0,
                  normalization: Normalization = "zscore", k1: float = 0.9, b: float = 0.4) -> None:
-        if depth < 1 or prf_depth < 1:
-            raise ValueError("depth and prf_depth must be at least 1")
+        if depth < 1 or prf_depth < 1 or feedback_depth < 1:
+            raise ValueError("depth, prf_depth and feedback_depth must be at least 1")
+        if not 0.0 <= feedback < 1.0:
+            raise ValueError("feedback must be in [0, 1)")
+        self.feedback, self.feedback_depth = feedback, feedback_depth
         self.weights = np.asarray([dense, maxsim, lexical, sentence_lexical, prf, first, bigram, sentence_joint,
                                    window_joint, coverage], dtype=np.float64)
         if (self.weights < 0).any() or not self.weights.any():
@@ -114,7 +121,8 @@ class LateInteractionReranker(Component):
                         "sentence_lexical": sentence_lexical, "prf": prf,
                         "first": first, "bigram": bigram, "sentence_joint": sentence_joint,
                         "window_joint": window_joint, "coverage": coverage,
-                        "prf_depth": prf_depth, "prf_beta": prf_beta,
+                        "prf_depth": prf_depth, "prf_beta": prf_beta, "feedback": feedback,
+                        "feedback_depth": feedback_depth,
                         "normalization": normalization, "k1": k1, "b": b}
 
     def run(self, *, query: str, query_vector: Vector, hits: list[Hit]) -> dict[str, Any]:
@@ -125,6 +133,8 @@ class LateInteractionReranker(Component):
         features = candidate_features(store, query, query_vector, head, prf_depth=self.prf_depth,
                                       prf_beta=self.prf_beta, k1=self.k1, b=self.b)
         scores = self.combine(features)
+        if self.feedback > 0:
+            scores = self.second_hop(store.chunk_vectors([h.chunk_id for h in head]), query_vector, scores)
         by_id = {h.chunk_id: float(s) for h, s in zip(head, scores, strict=True)}
         floor = min(by_id.values())
         for n, h in enumerate(tail, start=1):  # below every reranked hit, in their first-stage order
@@ -135,3 +145,15 @@ class LateInteractionReranker(Component):
         scale = zscore if self.normalization == "zscore" else minmax
         columns = [scale(features[:, j]) for j in range(features.shape[1])]
         return np.column_stack(columns) @ self.weights
+
+    def second_hop(self, vectors: np.ndarray, query_vector: Vector, scores: np.ndarray) -> np.ndarray:
+        """Blend ``scores`` with the candidates' inner products with the question moved towards the vectors
+        of the ``feedback_depth`` best-scored candidates."""
+        scale = zscore if self.normalization == "zscore" else minmax
+        q = np.asarray(query_vector, dtype=np.float32)
+        q = q / max(float(np.linalg.norm(q)), 1e-12)
+        best = np.argsort(-scores, kind="stable")[: self.feedback_depth]
+        moved = q + vectors[best].mean(axis=0)
+        moved /= max(float(np.linalg.norm(moved)), 1e-12)
+        feedback = vectors @ moved
+        return (1.0 - self.feedback) * scale(scores) + self.feedback * scale(feedback.astype(np.float64))

@@ -64,13 +64,31 @@ def test_late_interaction_features_come_from_the_stored_vectors(essay_memory: Me
     assert (features[:, FEATURES.index("sentence_lexical")] >= 0).all()
     assert (features[:, FEATURES.index("sentence_lexical")] <= 1 + 1e-9).all()
     # maxsim alone orders the candidates by their best sentence
-    reranker = LateInteractionReranker(**{f: float(f == "maxsim") for f in FEATURES})  # type: ignore[arg-type]
+    only_maxsim = {f: float(f == "maxsim") for f in FEATURES}
+    reranker = LateInteractionReranker(**only_maxsim, feedback=0.0)  # type: ignore[arg-type]
     reranker.bind(RunContext(store=store))
     reranked = reranker.run(query=QUESTION, query_vector=query_vector, hits=hits)["hits"]
     maxsim = dict(zip([h.chunk_id for h in hits], features[:, FEATURES.index("maxsim")], strict=True))
     assert [h.chunk_id for h in reranked] == sorted(maxsim, key=lambda i: -maxsim[i])
+    # the second hop: the question moved towards the best chunk by that score, blended in by hand
+    hop = LateInteractionReranker(**only_maxsim, feedback=0.5, feedback_depth=1)  # type: ignore[arg-type]
+    hop.bind(RunContext(store=store))
+    rehopped = hop.run(query=QUESTION, query_vector=query_vector, hits=hits)["hits"]
+    vectors = store.chunk_vectors([h.chunk_id for h in hits])
+    first = features[:, FEATURES.index("maxsim")]
+    moved = q + vectors[int(np.argmax(first))]
+    second = vectors @ (moved / np.linalg.norm(moved))
+
+    def z(values: np.ndarray) -> np.ndarray:
+        return (values - values.mean()) / values.std()
+
+    blended = dict(zip([h.chunk_id for h in hits], 0.5 * z(first) + 0.5 * z(second), strict=True))
+    assert [h.chunk_id for h in rehopped] == sorted(blended, key=lambda i: -blended[i])
+    assert [h.chunk_id for h in rehopped] != [h.chunk_id for h in reranked]
     with pytest.raises(ValueError):
         LateInteractionReranker(**dict.fromkeys(FEATURES, 0.0))  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        LateInteractionReranker(feedback=1.0)
 
 
 def test_phrase_window_and_coverage_features_by_hand(essay_memory: Memory) -> None:
