@@ -96,15 +96,21 @@ def test_vectors_lost_before_save_are_rebuilt_from_sql_on_open(tmp_path: Path, s
     assert reopened.search(b_chunks[1].vector, 1)[0][0] == b_chunks[1].id  # type: ignore[arg-type]
 
 
+def _two_documents_saved(tmp_path: Path, store_url: str | None) -> Store:
+    """A store holding /a then /b (the newest, with the largest chunk ids), its FAISS file saved."""
+    store = _store(tmp_path, store_url)
+    a, b = make_document(TEXT, uri="/a"), make_document(TEXT, uri="/b")
+    store.write_documents([(a, make_chunks(a, SPANS), None), (b, make_chunks(b, SPANS, seed=1), None)])
+    store.save_vectors()
+    return store
+
+
 def test_replacing_the_newest_document_before_a_save_never_leaves_its_old_vectors(
     tmp_path: Path, store_url: str | None
 ) -> None:
     # The newest document's chunks hold the largest ids: a store that let SQL reuse them would give the
     # new chunks the ids the (older) FAISS file holds with the old vectors, and a catch-up by id would keep them.
-    store = _store(tmp_path, store_url)
-    a, b = make_document(TEXT, uri="/a"), make_document(TEXT, uri="/b")
-    store.write_documents([(a, make_chunks(a, SPANS), None), (b, make_chunks(b, SPANS, seed=1), None)])
-    store.save_vectors()
+    store = _two_documents_saved(tmp_path, store_url)
     old_ids = set(store.chunk_ids_all())
     changed = make_document(TEXT + " Nu xi.", uri="/b")
     new_chunks = make_chunks(changed, SPANS, seed=2)
@@ -128,10 +134,7 @@ def test_a_store_from_before_the_id_counter_starts_past_every_id_sql_or_the_file
     from memflow.storage.sql import ChunkRow, DocumentRow, SettingRow
     from memflow.storage.store import NEXT_CHUNK_ID
 
-    store = _store(tmp_path, store_url)
-    a, b = make_document(TEXT, uri="/a"), make_document(TEXT, uri="/b")
-    store.write_documents([(a, make_chunks(a, SPANS), None), (b, make_chunks(b, SPANS, seed=1), None)])
-    store.save_vectors()
+    store = _two_documents_saved(tmp_path, store_url)
     in_file = max(store.vectors.ids().tolist())
     # an older store, crashed after deleting its newest document and before saving the FAISS file
     with Session(store.engine) as session, session.begin():
