@@ -43,7 +43,7 @@ def _query_features(memory: object, first: object, query: str,
     """Candidate document ids, the feature matrix (FEATURES, with prf expanded to one column per depth) and
     the candidates' Gram matrix (what the second hop of feedback needs)."""
     from memflow.components.base import RunContext
-    from memflow.components.rerankers.late_interaction import FEATURES, candidate_features
+    from memflow.components.rerankers.late_interaction import FEATURES, candidate_features, feedback_scores
     from memflow.evaluation.retrieval import document_id
 
     store = memory.store  # type: ignore[attr-defined]
@@ -53,10 +53,8 @@ def _query_features(memory: object, first: object, query: str,
     base = candidate_features(store, query, vector, hits, prf_depth=PRF_DEPTHS[0])
     vectors = store.chunk_vectors([h.chunk_id for h in hits])
     q = vector / np.linalg.norm(vector)
-    prf = []
-    for depth_ in PRF_DEPTHS:  # the same feedback feature as the component's, for each depth
-        feedback = q + vectors[:depth_].mean(axis=0)
-        prf.append(vectors @ (feedback / np.linalg.norm(feedback)))
+    # the component's feedback feature, for each depth
+    prf = [feedback_scores(vectors, q, slice(0, depth_)) for depth_ in PRF_DEPTHS]
     at = FEATURES.index("prf")
     matrix = np.column_stack([base[:, :at], *prf, base[:, at + 1 :]])
     return [document_id(h.document) for h in hits], matrix, (vectors @ vectors.T).astype(np.float16)

@@ -48,9 +48,23 @@ FEATURES = ("dense", "maxsim", "lexical", "sentence_lexical", "prf", "first", "b
 Normalization = Literal["zscore", "minmax"]
 
 
+def feedback_scores(vectors: np.ndarray, q: np.ndarray, rows: Any, *, beta: float = 1.0) -> np.ndarray:
+    """Inner products of ``vectors`` with the unit question ``q`` moved towards the mean of ``vectors[rows]``
+    (Rocchio in embedding space): ``vectors @ normalize(q + beta * mean)``."""
+    moved = q + beta * vectors[rows].mean(axis=0)
+    return np.asarray(vectors @ (moved / max(float(np.linalg.norm(moved)), 1e-12)))
+
+
 def candidate_features(store: Store, query: str, query_vector: Vector, hits: list[Hit], *, prf_depth: int = 3,
                        prf_beta: float = 1.0, k1: float = 0.9, b: float = 0.4) -> np.ndarray:
     """The raw feature matrix, one row per hit, columns in :data:`FEATURES` order."""
+    return _features_and_vectors(store, query, query_vector, hits, prf_depth=prf_depth, prf_beta=prf_beta,
+                                 k1=k1, b=b)[0]
+
+
+def _features_and_vectors(store: Store, query: str, query_vector: Vector, hits: list[Hit], *, prf_depth: int,
+                          prf_beta: float, k1: float, b: float) -> tuple[np.ndarray, np.ndarray]:
+    """The feature matrix and the hits' chunk vectors it was computed from."""
     ids = [h.chunk_id for h in hits]
     q = np.asarray(query_vector, dtype=np.float32)
     q = q / max(float(np.linalg.norm(q)), 1e-12)
@@ -87,11 +101,11 @@ def candidate_features(store: Store, query: str, query_vector: Vector, hits: lis
         coverage_all[n] = sum(idf.get(t, 0.0) for t in set(words)) / mass
         present = set(zip(words, words[1:], strict=False)) & pairs
         bigram[n] = sum(idf.get(a, 0.0) + idf.get(b_, 0.0) for a, b_ in present) / pair_mass
-    feedback = q + prf_beta * vectors[: max(1, prf_depth)].mean(axis=0)
-    prf = vectors @ (feedback / max(float(np.linalg.norm(feedback)), 1e-12))
+    prf = feedback_scores(vectors, q, slice(0, max(1, prf_depth)), beta=prf_beta)
     first = np.asarray([h.score for h in hits])
-    return np.column_stack([dense, maxsim, lexical, sentence_lexical, prf, first, bigram, sentence_joint,
-                            window_joint, coverage_all]).astype(np.float64)
+    features = np.column_stack([dense, maxsim, lexical, sentence_lexical, prf, first, bigram, sentence_joint,
+                                window_joint, coverage_all]).astype(np.float64)
+    return features, vectors
 
 
 class LateInteractionReranker(Component):
@@ -130,30 +144,29 @@ class LateInteractionReranker(Component):
             return {"hits": hits}
         store = self.context.require_store("rerankers.late_interaction")
         head, tail = hits[: self.depth], hits[self.depth :]
-        features = candidate_features(store, query, query_vector, head, prf_depth=self.prf_depth,
-                                      prf_beta=self.prf_beta, k1=self.k1, b=self.b)
+        features, vectors = _features_and_vectors(store, query, query_vector, head, prf_depth=self.prf_depth,
+                                                  prf_beta=self.prf_beta, k1=self.k1, b=self.b)
         scores = self.combine(features)
         if self.feedback > 0:
-            scores = self.second_hop(store.chunk_vectors([h.chunk_id for h in head]), query_vector, scores)
+            scores = self.second_hop(vectors, query_vector, scores)
         by_id = {h.chunk_id: float(s) for h, s in zip(head, scores, strict=True)}
         floor = min(by_id.values())
         for n, h in enumerate(tail, start=1):  # below every reranked hit, in their first-stage order
             by_id.setdefault(h.chunk_id, floor - n)
         return {"hits": rehit(head + tail, by_id)}
 
+    def _scale(self, values: np.ndarray) -> np.ndarray:
+        return zscore(values) if self.normalization == "zscore" else minmax(values)
+
     def combine(self, features: np.ndarray) -> np.ndarray:
-        scale = zscore if self.normalization == "zscore" else minmax
-        columns = [scale(features[:, j]) for j in range(features.shape[1])]
+        columns = [self._scale(features[:, j]) for j in range(features.shape[1])]
         return np.column_stack(columns) @ self.weights
 
     def second_hop(self, vectors: np.ndarray, query_vector: Vector, scores: np.ndarray) -> np.ndarray:
         """Blend ``scores`` with the candidates' inner products with the question moved towards the vectors
         of the ``feedback_depth`` best-scored candidates."""
-        scale = zscore if self.normalization == "zscore" else minmax
         q = np.asarray(query_vector, dtype=np.float32)
         q = q / max(float(np.linalg.norm(q)), 1e-12)
         best = np.argsort(-scores, kind="stable")[: self.feedback_depth]
-        moved = q + vectors[best].mean(axis=0)
-        moved /= max(float(np.linalg.norm(moved)), 1e-12)
-        feedback = vectors @ moved
-        return (1.0 - self.feedback) * scale(scores) + self.feedback * scale(feedback.astype(np.float64))
+        feedback = feedback_scores(vectors, q, best).astype(np.float64)
+        return (1.0 - self.feedback) * self._scale(scores) + self.feedback * self._scale(feedback)
