@@ -375,10 +375,10 @@ class Store:
         # a URI given twice in one batch: the later version replaces the earlier, as two batches would
         last = {document.uri: n for n, (document, _, _) in enumerate(documents)}
         batch = [item for n, item in enumerate(documents) if last[item[0].uri] == n]
-        added_ids: list[npt.NDArray[np.int64]] = []
-        added_vectors: list[npt.NDArray[np.float32]] = []
+        added_ids = np.zeros(0, dtype=np.int64)
+        added_vectors: npt.NDArray[np.float32] | None = None
         with Session(self.engine) as session, session.begin():
-            removed = self._delete_documents(session, [document.uri for document, _, _ in batch])
+            _, removed = self._delete_documents(session, [document.uri for document, _, _ in batch])
             doc_ids = list(session.scalars(
                 insert(DocumentRow).returning(DocumentRow.id, sort_by_parameter_order=True),
                 [{
@@ -398,8 +398,8 @@ class Store:
                         rows.append(self._chunk_row(doc_id, chunk))
                 session.execute(insert(ChunkRow), rows)
                 lexical_index.index_chunks(session, all_chunks)  # the BM25 index, in the same transaction
-                added_ids.append(np.asarray([c.id for c in all_chunks], dtype=np.int64))
-                added_vectors.append(np.vstack([c.vector for c in all_chunks if c.vector is not None]))
+                added_ids = np.asarray([c.id for c in all_chunks], dtype=np.int64)
+                added_vectors = np.vstack([c.vector for c in all_chunks if c.vector is not None])
             session.add_all([self._state_row(doc_id, state)
                              for doc_id, (_, _, state) in zip(doc_ids, batch, strict=True) if state is not None])
             generation = self._bump_generation(session)
@@ -407,8 +407,8 @@ class Store:
             vectors = self.vectors
         if vectors.generation != generation:
             vectors.remove(np.asarray(removed, dtype=np.int64))
-            for ids_, vecs in zip(added_ids, added_vectors, strict=True):
-                vectors.add(ids_, vecs)
+            if added_vectors is not None:
+                vectors.add(added_ids, added_vectors)
             vectors.generation = generation
 
     @staticmethod
@@ -436,9 +436,10 @@ class Store:
             centroid_sum=np.asarray(state.centroid_sum, dtype="<f4").tobytes(),
         )
 
-    def _delete_documents(self, session: Session, uris: Sequence[str]) -> list[int]:
+    def _delete_documents(self, session: Session, uris: Sequence[str]) -> tuple[int, list[int]]:
         """Delete these documents (those stored) with their chunks, index rows and summary states; returns
-        the deleted chunk ids."""
+        how many documents were stored and the deleted chunk ids."""
+        documents = 0
         chunk_ids: list[int] = []
         for start in range(0, len(uris), 500):
             part = uris[start : start + 500]
@@ -450,17 +451,14 @@ class Store:
             session.execute(delete(ChunkRow).where(ChunkRow.document_id.in_(doc_ids)))
             session.execute(delete(SummaryStateRow).where(SummaryStateRow.document_id.in_(doc_ids)))
             session.execute(delete(DocumentRow).where(DocumentRow.id.in_(doc_ids)))
+            documents += len(doc_ids)
             chunk_ids.extend(found)
-        return chunk_ids
+        return documents, chunk_ids
 
     def forget(self, uris: Iterable[str]) -> int:
         """Remove documents completely (rows, vectors, summary states). Returns how many were stored."""
-        wanted = list(dict.fromkeys(uris))
         with Session(self.engine) as session, session.begin():
-            count = sum(int(session.scalar(select(func.count()).select_from(DocumentRow)
-                                           .where(DocumentRow.uri.in_(wanted[start : start + 500]))) or 0)
-                        for start in range(0, len(wanted), 500))
-            removed = self._delete_documents(session, wanted)
+            count, removed = self._delete_documents(session, list(dict.fromkeys(uris)))
             generation = self._bump_generation(session)
         if self.setting("dimension") is not None:
             memory = self.vectors
