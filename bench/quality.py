@@ -153,6 +153,17 @@ def prepare(data: dict[str, object]) -> Prepared:
 DISCOUNT = 1 / np.log2(np.arange(2, 12))
 
 
+def _top_documents(scores: np.ndarray, doc_index: np.ndarray) -> np.ndarray:
+    """The 10 best documents (indexes into a query's gains), each ranked by its best-scored chunk."""
+    order = doc_index[np.argsort(-scores, kind="stable")]
+    _, first = np.unique(order, return_index=True)
+    return order[np.sort(first)][:10]
+
+
+def _ndcg(top: np.ndarray, gains: np.ndarray, idcg: float) -> float:
+    return float(gains[top] @ DISCOUNT[: len(top)]) / idcg if idcg else 0.0
+
+
 FEEDBACK_DEPTHS = (1, 3, 5)
 FEEDBACK_WEIGHTS = (0.1, 0.2, 0.3, 0.5)
 
@@ -171,10 +182,7 @@ def second_hop(raw: dict[str, object], prepared: Prepared, names: list[str], wei
         dense = np.asarray(raw_matrix, dtype=np.float64)[:, 0]
         moved = dense + np.asarray(gram, dtype=np.float64)[:, best].mean(axis=1)
         score = (1 - feedback) * first + feedback * _zscore(moved[:, None])[:, 0]
-        order = doc_index[np.argsort(-score, kind="stable")]
-        _, seen = np.unique(order, return_index=True)
-        top = order[np.sort(seen)][:10]
-        total += float(gains[top] @ DISCOUNT[: len(top)]) / idcg if idcg else 0.0
+        total += _ndcg(_top_documents(score, doc_index), gains, idcg)
     return total / len(prepared)
 
 
@@ -237,11 +245,9 @@ def metric(prepared: Prepared, names: list[str], weights: np.ndarray, prf_column
     columns = _named_columns(names, prf_column)
     total = 0.0
     for matrix, doc_index, gains, idcg in prepared:
-        order = doc_index[np.argsort(-(matrix[:, columns] @ weights), kind="stable")]
-        _, first = np.unique(order, return_index=True)
-        top = order[np.sort(first)][:10]
+        top = _top_documents(matrix[:, columns] @ weights, doc_index)
         if at is None:
-            total += float(gains[top] @ DISCOUNT[: len(top)]) / idcg if idcg else 0.0
+            total += _ndcg(top, gains, idcg)
         else:
             total += float(gains[top[:at]].max(initial=0.0) > 0)
     return total / len(prepared)
