@@ -15,6 +15,7 @@ from memflow.components.rerankers.late_interaction import FEATURES, LateInteract
 from memflow.components.retrievers.expand import ContextExpander, chunk_graph
 from memflow.errors import MemflowError
 from memflow.pipeline import builtin_pipeline
+from memflow.storage.store import Store
 
 QUESTION = "What could the government do to increase the number of startups at no cost?"
 PIPELINES = Path(builtin_pipeline("ask")).parent
@@ -25,6 +26,13 @@ def _hits(memory: Memory, pipeline: str, question: str = QUESTION, k: int = 10) 
                                                        context=RunContext(store=memory.store), outputs=None)
     answer = run["decode"]["answer"]
     return list(answer.hits)
+
+
+def _query_vector(store: Store, question: str) -> np.ndarray:
+    """The question's vector from the default ask pipeline's encoder."""
+    run = Pipeline.from_yaml(builtin_pipeline("ask")).run({"query": question}, context=RunContext(store=store),
+                                                          outputs=["embed.query_vector"])
+    return np.asarray(run["embed"]["query_vector"])
 
 
 @pytest.mark.parametrize("pipeline", ["ask-bm25.yaml", "ask-hybrid-rrf.yaml", "ask-hybrid-minmax.yaml",
@@ -45,8 +53,7 @@ def test_bm25_ranks_a_rare_exact_term_first(essay_memory: Memory) -> None:
 def test_late_interaction_features_come_from_the_stored_vectors(essay_memory: Memory) -> None:
     store = essay_memory.store
     hits = _hits(essay_memory, "ask-hybrid-minmax.yaml")
-    query_vector = Pipeline.from_yaml(builtin_pipeline("ask")).run(
-        {"query": QUESTION}, context=RunContext(store=store), outputs=["embed.query_vector"])["embed"]["query_vector"]
+    query_vector = _query_vector(store, QUESTION)
     features = candidate_features(store, QUESTION, query_vector, hits)
     assert features.shape == (len(hits), len(FEATURES))
     chunk = store.chunks([hits[0].chunk_id])[0]
@@ -80,7 +87,7 @@ def test_late_interaction_features_come_from_the_stored_vectors(essay_memory: Me
     second = vectors @ (moved / np.linalg.norm(moved))
 
     def z(values: np.ndarray) -> np.ndarray:
-        return (values - values.mean()) / values.std()
+        return np.asarray((values - values.mean()) / values.std())
 
     blended = dict(zip([h.chunk_id for h in hits], 0.5 * z(first) + 0.5 * z(second), strict=True))
     assert [h.chunk_id for h in rehopped] == sorted(blended, key=lambda i: -blended[i])
@@ -97,8 +104,7 @@ def test_phrase_window_and_coverage_features_by_hand(essay_memory: Memory) -> No
     store = essay_memory.store
     question = "Why do startup founders need a founder visa?"
     hits = _hits(essay_memory, "ask-hybrid-minmax.yaml", question)
-    query_vector = Pipeline.from_yaml(builtin_pipeline("ask")).run(
-        {"query": question}, context=RunContext(store=store), outputs=["embed.query_vector"])["embed"]["query_vector"]
+    query_vector = _query_vector(store, question)
     features = candidate_features(store, question, query_vector, hits)
     terms = tokenize(question)
     idf = store.lexical.idf(terms)
