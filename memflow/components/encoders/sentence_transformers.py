@@ -4,6 +4,12 @@ Sentence vectors come from "late chunking": the chunk is encoded once, and each 
 mean of the encoder's contextual token outputs over that sentence's tokens (found through the fast
 tokenizer's character offsets). Ingest therefore never runs the encoder twice, and every sentence vector
 has seen its whole chunk as context.
+
+``sentence_vectors: independent`` instead encodes every sentence on its own, in a second pass over the
+sentences (about as many tokens again, in short sequences): each vector is the model's embedding of that
+sentence alone, the kind of text a short question is matched against. On SciFact's train queries it made
+the late-interaction reranker's sentence features stronger (``bench/quality.py``; figures in README's
+Quality section); ingest costs more for it, so the default stays ``late``.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ __all__ = ["SentenceTransformersEncoder", "QueryEncoder", "EncoderModel", "load_
 
 Precision = Literal["auto", "float32", "float16", "int8"]
 Backend = Literal["auto", "torch", "onnx"]
+SentenceVectors = Literal["late", "independent"]
 
 _CACHE: dict[tuple[str, str, str, str], EncoderModel] = {}
 _CACHE_LOCK = threading.Lock()
@@ -100,13 +107,29 @@ class EncoderModel:
 
     # -- chunks -------------------------------------------------------------------------------------------
 
-    def encode_chunks(self, chunks: Sequence[Chunk], *, batch_size: int = 32) -> None:
+    def encode_chunks(self, chunks: Sequence[Chunk], *, batch_size: int = 32,
+                      sentence_vectors: SentenceVectors = "late") -> None:
         """Set ``vector`` and ``sentence_vectors`` on every chunk (in place), in length-sorted batches so
-        padding stays small."""
+        padding stays small. ``sentence_vectors``: ``late`` pools them from the chunk's own pass,
+        ``independent`` encodes each sentence alone (see the module docs)."""
         order = sorted(range(len(chunks)), key=lambda i: chunks[i].token_count or len(chunks[i].text))
         for start in range(0, len(order), batch_size):
             batch = [chunks[i] for i in order[start : start + batch_size]]
             self._encode_batch(batch)
+        if sentence_vectors == "independent":
+            self._encode_sentences_alone(chunks, batch_size=batch_size)
+
+    def _encode_sentences_alone(self, chunks: Sequence[Chunk], *, batch_size: int) -> None:
+        texts = [sentence.text for chunk in chunks for sentence in chunk.sentences]
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        vectors = np.empty((len(texts), self.dimension), dtype=np.float16)
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            vectors[rows] = self.encode_queries([texts[i] for i in rows], batch_size=batch_size)
+        at = 0
+        for chunk in chunks:
+            chunk.sentence_vectors = vectors[at : at + len(chunk.sentences)]
+            at += len(chunk.sentences)
 
     def _encode_batch(self, batch: Sequence[Chunk]) -> None:
         import torch
@@ -207,16 +230,25 @@ class _EncoderComponent(Component):
 
 
 class SentenceTransformersEncoder(_EncoderComponent):
-    """Encodes chunks: a normalized vector per chunk and a float16 vector per sentence, in one pass."""
+    """Encodes chunks: a normalized vector per chunk and a float16 vector per sentence (``sentence_vectors``:
+    ``late``, from the chunk's own pass, or ``independent``, each sentence encoded alone)."""
 
     inputs = {"chunks": Socket(list[Chunk])}
     outputs = {"chunks": Socket(list[Chunk])}
     record_in_store = True
 
+    def __init__(self, *, model: str = DEFAULT_MODEL, device: DeviceName = "auto", precision: Precision = "auto",
+                 backend: Backend = "auto", batch_size: int = 32, sentence_vectors: SentenceVectors = "late") -> None:
+        super().__init__(model=model, device=device, precision=precision, backend=backend, batch_size=batch_size)
+        if sentence_vectors not in ("late", "independent"):
+            raise ValueError(f"sentence_vectors must be 'late' or 'independent', not {sentence_vectors!r}")
+        self.sentence_vectors: SentenceVectors = sentence_vectors
+        self._params["sentence_vectors"] = sentence_vectors
+
     def run(self, *, chunks: list[Chunk]) -> dict[str, Any]:
         if chunks:
             self._check_store()
-            self.encoder.encode_chunks(chunks, batch_size=self.batch_size)
+            self.encoder.encode_chunks(chunks, batch_size=self.batch_size, sentence_vectors=self.sentence_vectors)
         return {"chunks": chunks}
 
 

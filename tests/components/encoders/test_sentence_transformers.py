@@ -61,6 +61,32 @@ def test_sentence_vectors_find_their_own_sentence(encoded) -> None:  # type: ign
     assert similarity.argmax(axis=1).tolist() == [0, 1, 2, 3]
 
 
+def test_independent_sentence_vectors_are_each_sentence_encoded_alone() -> None:
+    """``sentence_vectors: independent``: the chunk vector is unchanged, and each sentence's vector is the
+    model's embedding of that sentence on its own, in the chunks' sentence order, across several chunks."""
+    document = make_document(TEXT, uri="/facts.txt")
+    chunks = SentenceChunker(max_tokens=24, overlap=0.0).chunk_document(document)
+    assert len(chunks) > 1
+    late = SentenceChunker(max_tokens=24, overlap=0.0).chunk_document(document)
+    SentenceTransformersEncoder(backend="torch").run(chunks=late)
+    SentenceTransformersEncoder(backend="torch", sentence_vectors="independent").run(chunks=chunks)
+    model = load_encoder("default", backend="torch")
+    for chunk, reference in zip(chunks, late, strict=True):
+        assert np.allclose(chunk.vector, reference.vector, atol=1e-6)
+        alone = model.model.encode([s.text for s in chunk.sentences], normalize_embeddings=True)
+        assert chunk.sentence_vectors.dtype == np.float16
+        assert chunk.sentence_vectors.shape == alone.shape
+        assert np.allclose(chunk.sentence_vectors.astype(np.float32), alone, atol=2e-3)
+        if len(chunk.sentences) > 1:  # pooled within the chunk's context is a different vector
+            assert not np.allclose(chunk.sentence_vectors, reference.sentence_vectors, atol=2e-3)
+
+
+def test_sentence_vectors_option_is_checked() -> None:
+    with pytest.raises(ValueError, match="sentence_vectors"):
+        SentenceTransformersEncoder(sentence_vectors="pooled")  # type: ignore[arg-type]
+    assert SentenceTransformersEncoder(sentence_vectors="independent").params()["sentence_vectors"] == "independent"
+
+
 def test_query_encoder_is_a_conforming_component() -> None:
     outputs = check_component(QueryEncoder, inputs={"query": "hello"})
     assert outputs["query_vector"].shape == (384,)
