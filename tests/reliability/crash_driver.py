@@ -14,14 +14,18 @@ import signal
 import sqlite3
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
 
 
 def generation(store: Path) -> int:
+    # closing(): sqlite3's own context manager only commits. An unclosed connection lingers until the cyclic
+    # GC, and a child forked meanwhile inherits it; when the child's GC closes it, POSIX drops every lock the
+    # child holds on the file, and its own connections fail with "disk I/O error".
     try:
-        with sqlite3.connect(store / "memflow.db", timeout=30) as db:
+        with closing(sqlite3.connect(store / "memflow.db", timeout=30)) as db:
             row = db.execute("SELECT value FROM settings WHERE key = 'generation'").fetchone()
             # SQLite hands a JSON number back as an int, JSON text as a str.
             return int(json.loads(row[0]) if isinstance(row[0], str) else row[0]) if row else 0

@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from memflow.components.chunkers.sentences import SentenceChunker
 from memflow.components.loaders.text import TextLoader
 from memflow.storage.store import Store
@@ -19,11 +17,6 @@ FILES = 320
 KILLS = 24
 
 
-# Session 4, fresh install (SQLAlchemy 2.1.9, onnxruntime 1.32): after two kills the next child's ingest dies
-# with "sqlite3.OperationalError: disk I/O error" in Store.generation (the raw sqlite3 reader), so the driver
-# stops early. Not diagnosed yet; suspected: a SQLite connection inherited across fork and closed in the child,
-# which removes the WAL files under the live connections. xfail so main stays green while it is tracked.
-@pytest.mark.xfail(reason="disk I/O error in a forked child's generation read (session-4 note)", strict=False)
 def test_random_sigkills_never_corrupt_the_store(tmp_path: Path, shared_data: Path) -> None:
     corpus = tmp_path / "corpus"
     paths = write_corpus(corpus, squad_paragraphs(shared_data)[:FILES])
