@@ -113,10 +113,11 @@ class EncoderModel:
         padding stays small. ``sentence_vectors``: ``late`` pools them from the chunk's own pass,
         ``independent`` encodes each sentence alone (see the module docs)."""
         order = sorted(range(len(chunks)), key=lambda i: chunks[i].token_count or len(chunks[i].text))
+        late = sentence_vectors == "late"
         for start in range(0, len(order), batch_size):
             batch = [chunks[i] for i in order[start : start + batch_size]]
-            self._encode_batch(batch)
-        if sentence_vectors == "independent":
+            self._encode_batch(batch, pool_sentences=late)
+        if not late:
             self._encode_sentences_alone(chunks, batch_size=batch_size)
 
     def _encode_sentences_alone(self, chunks: Sequence[Chunk], *, batch_size: int) -> None:
@@ -131,14 +132,20 @@ class EncoderModel:
             chunk.sentence_vectors = vectors[at : at + len(chunk.sentences)]
             at += len(chunk.sentences)
 
-    def _encode_batch(self, batch: Sequence[Chunk]) -> None:
+    def _encode_batch(self, batch: Sequence[Chunk], *, pool_sentences: bool = True) -> None:
+        """Chunk vectors, and with ``pool_sentences`` the late-chunked sentence vectors from the same pass."""
         import torch
 
-        features = self._tokenize([c.text for c in batch], offsets=True)
-        offsets = features.pop("offset_mapping")
-        special = features.pop("special_tokens_mask")
+        features = self._tokenize([c.text for c in batch], offsets=pool_sentences)
+        offsets = features.pop("offset_mapping", None)
+        special = features.pop("special_tokens_mask", None)
         sentence, tokens = self._forward(features)
         chunk_vectors = sentence.float().cpu().numpy()
+        if not pool_sentences:
+            for row, chunk in enumerate(batch):
+                chunk.vector = chunk_vectors[row]
+            return
+        assert offsets is not None and special is not None
         tokens = tokens.float()
         valid = (features["attention_mask"].bool() & ~special.bool()).to(tokens.device)
         token_starts = offsets[..., 0].to(tokens.device)
