@@ -18,7 +18,7 @@ Options for comparing fits and stores (each store and feature set is cached unde
     --fit listwise        non-negative weights by listwise softmax cross-entropy instead of bagged ascent
     --cv 5                also the fit's 5-fold cross-validated nDCG@10 on the train split (809 queries
                           judge a change better than SciFact test's 300)
-    --ingest-pipeline bench/pipelines/ingest-sentences-independent.yaml
+    --ingest-pipeline pipelines/ingest-sentences.yaml
                           features from a store whose sentence vectors were each encoded alone
     --ingest-pipeline bench/pipelines/ingest-fp32.yaml --backend torch
                           features from the PyTorch fp32 encoder instead of ONNX int8
@@ -265,26 +265,20 @@ def main() -> None:
 
     train, test = reduce(train), reduce(test)
     squad = reduce(squad) if squad is not None else None
-    if args.fit == "defaults":
-        weights, prf_column = default_weights(names)
-        value = metric(train, names, weights, prf_column, None)
-    elif args.fit == "listwise":
-        value, weights, prf_column = fit_listwise(train, names)
-    else:
-        value, weights, prf_column = fit(train, names, bags=args.bags)
+    value, weights, prf_column = fit_by(args.fit, train, names, bags=args.bags)
     report: dict[str, object] = {
         "fit": args.fit,
         "weights": dict(zip(names, np.round(weights, 3).tolist(), strict=True)),
         "prf_depth": PRF_DEPTHS[prf_column], "train_ndcg@10": round(value, 4),
         "test_ndcg@10": round(metric(test, names, weights, prf_column, None), 4),
     }
-    # the second hop of feedback: its depth and weight, by train nDCG@10 over a small grid
-    grid = {(d, w): second_hop(raw_train, train, names, weights, prf_column, d, w)
-            for d in FEEDBACK_DEPTHS for w in FEEDBACK_WEIGHTS}
-    (depth, feedback), value = max(grid.items(), key=lambda item: item[1])
-    if args.fit == "defaults":
+    if args.fit == "defaults":  # the component's own second hop
         depth, feedback = DEFAULTS["feedback_depth"], DEFAULTS["feedback"]
         value = second_hop(raw_train, train, names, weights, prf_column, depth, feedback)
+    else:  # the second hop of feedback: its depth and weight, by train nDCG@10 over a small grid
+        grid = {(d, w): second_hop(raw_train, train, names, weights, prf_column, d, w)
+                for d in FEEDBACK_DEPTHS for w in FEEDBACK_WEIGHTS}
+        (depth, feedback), value = max(grid.items(), key=lambda item: item[1])
     report.update({"feedback_depth": depth, "feedback": feedback, "train_ndcg@10_second_hop": round(value, 4),
                    "test_ndcg@10_second_hop": round(second_hop(raw_test, test, names, weights, prf_column, depth,
                                                                feedback), 4)})
@@ -410,6 +404,16 @@ def fit_listwise(train: Prepared, names: list[str]) -> tuple[float, np.ndarray, 
     return best
 
 
+def fit_by(how: str, train: Prepared, names: list[str], *, bags: int) -> tuple[float, np.ndarray, int]:
+    """Train nDCG@10, weights and prf column by the ``--fit`` procedure ``how``."""
+    if how == "defaults":
+        weights, prf_column = default_weights(names)
+        return metric(train, names, weights, prf_column, None), weights, prf_column
+    if how == "listwise":
+        return fit_listwise(train, names)
+    return fit(train, names, bags=bags)
+
+
 def cross_validate(train: Prepared, names: list[str], how: str, folds: int, *, bags: int) -> float:
     """Mean held-out nDCG@10 of the fitting procedure over ``folds`` folds of the train queries."""
     fold = np.random.default_rng(1).permutation(len(train)) % folds
@@ -417,7 +421,7 @@ def cross_validate(train: Prepared, names: list[str], how: str, folds: int, *, b
     for k in range(folds):
         inside = [p for p, f in zip(train, fold, strict=True) if f != k]
         outside = [p for p, f in zip(train, fold, strict=True) if f == k]
-        _, weights, column = fit_listwise(inside, names) if how == "listwise" else fit(inside, names, bags=bags)
+        _, weights, column = fit_by(how, inside, names, bags=bags)
         held_out.append(metric(outside, names, weights, column, None) * len(outside))
         print(f"fold {k}: held-out nDCG@10 {held_out[-1] / len(outside):.4f}", file=sys.stderr)
     return sum(held_out) / len(train)
