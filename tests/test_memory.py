@@ -9,7 +9,9 @@ import pytest
 
 from memflow import Answer, MemflowError, Memory, StoreError
 
-# Each answer sentence was picked by reading the essay; the question paraphrases it.
+# Each answer sentence was picked by reading the essay; the question paraphrases it. Each one's attention weight
+# is far above the runner-up's (session 5: 0.39-0.92 against 0.02-0.19). Session 4's machine flipped a marginal one
+# ("What is your mind like?", 0.11 against 0.08 here), which this list no longer holds.
 QUESTIONS = [
     ("What could the government do to increase the number of startups at no cost?",
      "foundervisa.txt", "establish a new class of visa for startup founders"),
@@ -17,11 +19,10 @@ QUESTIONS = [
      "the more general the ideas you're talking about, the less you should worry about repeating yourself"),
     ("Are venture capital firms biased against female founders?", "bias.txt",
      "many suspect that venture capital firms are biased against female founders"),
-    # Session 4: with a fresh install the int8 encoder ranks another know.txt sentence first here (see the note).
-    pytest.param("What is your mind like?", "know.txt",
-                 "Your mind is like a compiled program you've lost the source of",
-                 marks=pytest.mark.xfail(reason="marginal for the int8 encoder since session 4", strict=False)),
-    ("Why do so many programmers believe all programming languages are equivalent?", "weird.txt",
+    ("Is it worth reading important books more than once?", "know.txt",
+     "it is very much worth reading important books multiple times"),
+    ("When people say all programming languages are basically equivalent, what are they really making a statement "
+     "about?", "weird.txt",
      "they're making a statement not about languages but about the kind of programming they've done"),
 ]
 

@@ -120,10 +120,16 @@ class LlamaCppModel:
 
     @staticmethod
     def _request(messages: Sequence[ChatMessage], max_tokens: int, temperature: float, stream: bool) -> dict[str, Any]:
+        # Greedy decoding must give the same answer to the same prompt. Reusing the KV cache of an earlier
+        # prompt's prefix breaks that: llama.cpp evaluates the cached and the new tokens in other batch shapes,
+        # whose logits differ in the last bits, and one flipped token sends the answer elsewhere (its server
+        # README: cache_prompt "can cause nondeterministic results"; seen here with SmolLM2, session 5). The
+        # prompts are a few hundred tokens, so evaluating them whole costs little.
+        greedy = temperature == 0
         request: dict[str, Any] = {"messages": list(messages), "max_tokens": max_tokens, "temperature": temperature,
-                                   "stream": stream, "cache_prompt": True}
-        if temperature == 0:
-            request.update(top_k=1, seed=0)  # greedy: the same prompt gives the same answer
+                                   "stream": stream, "cache_prompt": not greedy}
+        if greedy:
+            request.update(top_k=1, seed=0)
         return request
 
     def _check(self, result: Any) -> dict[str, Any]:

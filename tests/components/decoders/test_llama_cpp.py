@@ -38,14 +38,6 @@ connections:
   - write.chunks -> abstract.chunks
 """
 
-# Session 4: after a fresh install (onnxruntime 1.32, xllamacpp 2026.10.11549) these two questions became
-# marginal: the int8 encoder's sentence choice drops the "$1,235" sentence from the 384-token prompt, and
-# SmolLM2-135M's wording varies between runs. They fail on the session-3 code as well. Kept as non-strict
-# xfail until they are rebuilt on questions whose evidence is not at the budget's edge.
-MARGINAL = pytest.mark.xfail(reason="marginal question for the int8 encoder and SmolLM2-135M (see above)",
-                             strict=False)
-
-
 @pytest.fixture(scope="module")
 def smollm2() -> LlamaCppModel:
     return load_llama(resolve_gguf("smollm2"), 2048, 1)
@@ -87,11 +79,13 @@ def test_token_counts_are_the_models_own(smollm2: LlamaCppModel) -> None:
     assert "<|im_start|>user" in smollm2.render(messages)
 
 
-@MARGINAL
+# The questions below ask for a number stated in one sentence that retrieval ranks far above the rest (attention
+# 0.70-0.78 against 0.10-0.12 for the runner-up): SmolLM2-135M copies a number reliably where its paraphrase of
+# an idea varies between runs, and session 4 lost a "$1,235" that stood alone as a sentence at the budget's edge.
 def test_end_to_end_answer_on_the_pg_essays(essay_memory: Memory) -> None:
-    answer = essay_memory.ask("What could the government do to increase the number of startups at no cost?",
-                              decoder="llama_cpp")
-    assert answer.generated and "visa" in answer.text.lower()
+    answer = essay_memory.ask("How many hospitals were in the study Noora conducted?", decoder="llama_cpp")
+    assert answer.generated and "28" in answer.text
+    assert any(c.document.endswith("/nft.txt") for c in answer.citations + [e.citation for e in answer.evidence])
     given = {(e.citation.document, e.citation.start) for e in answer.evidence}
     assert all((c.document, c.start) in given for c in answer.citations)  # never an invented citation
     assert answer.citations or any("rests on no citation" in n for n in answer.notes)
@@ -99,16 +93,29 @@ def test_end_to_end_answer_on_the_pg_essays(essay_memory: Memory) -> None:
         essay_memory.ask("anything?", decoder="nope")
 
 
-@MARGINAL
 def test_a_detail_is_answered_from_the_retrieved_memory(essay_memory: Memory) -> None:
     decoder = LlamaCppDecoder(threads=1, budget=384, max_tokens=40)
-    prompt, answer = _ask(essay_memory, decoder, "What is the cost of saving a life for Noora Health?")
+    prompt, answer = _ask(essay_memory, decoder, "How long has Noora been saving lives?")
     assert prompt.mode == "detail" and prompt.prompt_tokens <= 384
-    fact = next(item for item in prompt.items if "$1,235" in item.text)  # the retrieved sentence with the detail
+    fact = next(item for item in prompt.items if "7 years" in item.text)  # the retrieved sentence with the detail
     assert fact.origin == "retrieved" and fact.citation.document.endswith("/nft.txt")
     assert not any(item.in_summary for item in prompt.items)  # no written summary stored: evidence only
     assert [item.weight for item in prompt.items] == sorted((item.weight for item in prompt.items), reverse=True)
-    assert "1,235" in answer.text
+    assert "7 years" in answer.text
+
+
+def test_greedy_prompts_are_evaluated_whole(smollm2: LlamaCppModel) -> None:
+    # Reusing a cached prefix evaluates the prompt in other batch shapes, which changed greedy answers with
+    # the prompts asked before them (session 5: the hospitals question in the test above); sampling keeps it.
+    messages = [{"role": "system", "content": "Answer from the context."},
+                {"role": "user", "content": "Context: [1] The Eiffel Tower was built in 1889.\nQuestion: When was "
+                                            "the Eiffel Tower built?"}]
+    for _ in range(2):
+        completion = smollm2.complete(messages, max_tokens=4, temperature=0.0)
+        assert smollm2.last_timings["cache_n"] == 0 and smollm2.last_timings["prompt_n"] == completion.prompt_tokens
+    for _ in range(2):
+        smollm2.complete(messages, max_tokens=4, temperature=0.7)
+    assert smollm2.last_timings["cache_n"] > 0
 
 
 def test_a_whole_document_question_is_answered_from_its_summary_state(essay_memory: Memory,
