@@ -10,12 +10,19 @@ sentences (about as many tokens again, in short sequences): each vector is the m
 sentence alone, the kind of text a short question is matched against. On SciFact's train queries it made
 the late-interaction reranker's sentence features stronger (``bench/quality.py``; figures in README's
 Quality section); ingest costs more for it, so the default stays ``late``.
+
+``header: title`` (or ``title_section``) has the encoder read the document's title (and the chunk's section
+heading) before each chunk's text, as BEIR's dense baselines read "title + text": a chunk that never names
+its subject still lands near questions about it. The header's tokens count towards the chunk vector only;
+the sentence vectors pool the chunk's own tokens, and the window widens by up to :data:`HEADER_TOKENS` for
+the header so that no chunk loses its tail to it. The stored text and offsets are the chunk's own.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
@@ -37,6 +44,10 @@ __all__ = ["SentenceTransformersEncoder", "QueryEncoder", "EncoderModel", "load_
 Precision = Literal["auto", "float32", "float16", "int8"]
 Backend = Literal["auto", "torch", "onnx"]
 SentenceVectors = Literal["late", "independent"]
+Header = Literal["none", "title", "title_section"]
+
+#: Tokens a chunk header may take; they are added to the model's window rather than cut from the chunk's tail.
+HEADER_TOKENS = 32
 
 _CACHE: dict[tuple[str, str, str, str], EncoderModel] = {}
 _CACHE_LOCK = threading.Lock()
@@ -108,15 +119,16 @@ class EncoderModel:
     # -- chunks -------------------------------------------------------------------------------------------
 
     def encode_chunks(self, chunks: Sequence[Chunk], *, batch_size: int = 32,
-                      sentence_vectors: SentenceVectors = "late") -> None:
+                      sentence_vectors: SentenceVectors = "late", header: Header = "none") -> None:
         """Set ``vector`` and ``sentence_vectors`` on every chunk (in place), in length-sorted batches so
         padding stays small. ``sentence_vectors``: ``late`` pools them from the chunk's own pass,
-        ``independent`` encodes each sentence alone (see the module docs)."""
+        ``independent`` encodes each sentence alone; ``header``: what the encoder reads before the chunk's
+        text (see the module docs)."""
         order = sorted(range(len(chunks)), key=lambda i: chunks[i].token_count or len(chunks[i].text))
         late = sentence_vectors == "late"
         for start in range(0, len(order), batch_size):
             batch = [chunks[i] for i in order[start : start + batch_size]]
-            self._encode_batch(batch, pool_sentences=late)
+            self._encode_batch(batch, pool_sentences=late, header=header)
         if not late:
             self._encode_sentences_alone(chunks, batch_size=batch_size)
 
@@ -132,11 +144,14 @@ class EncoderModel:
             chunk.sentence_vectors = vectors[at : at + len(chunk.sentences)]
             at += len(chunk.sentences)
 
-    def _encode_batch(self, batch: Sequence[Chunk], *, pool_sentences: bool = True) -> None:
+    def _encode_batch(self, batch: Sequence[Chunk], *, pool_sentences: bool = True, header: Header = "none") -> None:
         """Chunk vectors, and with ``pool_sentences`` the late-chunked sentence vectors from the same pass."""
         import torch
 
-        features = self._tokenize([c.text for c in batch], offsets=pool_sentences)
+        headers = [self._header(chunk, header) for chunk in batch]
+        texts = [f"{head}\n{chunk.text}" if head else chunk.text for head, chunk in zip(headers, batch, strict=True)]
+        extra = HEADER_TOKENS if any(headers) else 0
+        features = self._tokenize(texts, offsets=pool_sentences, max_length=self._window(extra))
         offsets = features.pop("offset_mapping", None)
         special = features.pop("special_tokens_mask", None)
         sentence, tokens = self._forward(features)
@@ -148,7 +163,9 @@ class EncoderModel:
         assert offsets is not None and special is not None
         tokens = tokens.float()
         valid = (features["attention_mask"].bool() & ~special.bool()).to(tokens.device)
-        token_starts = offsets[..., 0].to(tokens.device)
+        # Offsets into the chunk's own text: a header's tokens fall before 0 and belong to no sentence.
+        shifts = torch.tensor([len(head) + 1 if head else 0 for head in headers], device=tokens.device)
+        token_starts = offsets[..., 0].to(tokens.device) - shifts[:, None]
         for row, chunk in enumerate(batch):
             chunk.vector = chunk_vectors[row]
             n = len(chunk.sentences)
@@ -171,12 +188,38 @@ class EncoderModel:
             vectors[empty] = chunk.vector
             chunk.sentence_vectors = vectors.astype(np.float16)
 
-    def _tokenize(self, texts: list[str], *, offsets: bool) -> dict[str, torch.Tensor]:
+    def _tokenize(self, texts: list[str], *, offsets: bool, max_length: int | None = None) -> dict[str, torch.Tensor]:
         encoded = self.tokenizer(
-            texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt",
+            texts, padding=True, truncation=True, max_length=max_length or self.max_length, return_tensors="pt",
             return_offsets_mapping=offsets, return_special_tokens_mask=offsets,
         )
         return dict(encoded)
+
+    def _window(self, extra: int) -> int:
+        """The model's window widened by ``extra`` tokens, within its position embeddings."""
+        positions = getattr(getattr(self.model[0], "auto_model", None), "config", None)
+        limit = int(getattr(positions, "max_position_embeddings", self.max_length) or self.max_length)
+        return min(self.max_length + extra, max(limit, self.max_length))
+
+    def _header(self, chunk: Chunk, header: Header) -> str:
+        """The document title (and the chunk's section) cut to :data:`HEADER_TOKENS` tokens, or ''. A title that
+        is only the loaders' fallback (the file name's stem, a JSONL record's id) is left out: it names the
+        document without saying what it is about."""
+        if header == "none":
+            return ""
+        title = chunk.document.title.strip()
+        path, _, record = chunk.document.uri.partition("#")
+        if title in (record, PurePath(path).stem):
+            title = ""
+        parts = [title]
+        if header == "title_section" and chunk.section and chunk.section.strip() != parts[0]:
+            parts.append(chunk.section.strip())
+        text = " - ".join(p for p in parts if p)
+        if not text:
+            return ""
+        ids = self.tokenizer(text, add_special_tokens=False, truncation=True, max_length=HEADER_TOKENS,
+                             return_offsets_mapping=True)
+        return text[: ids["offset_mapping"][-1][1]] if ids["offset_mapping"] else ""
 
     def _forward(self, features: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         import torch
@@ -245,17 +288,23 @@ class SentenceTransformersEncoder(_EncoderComponent):
     record_in_store = True
 
     def __init__(self, *, model: str = DEFAULT_MODEL, device: DeviceName = "auto", precision: Precision = "auto",
-                 backend: Backend = "auto", batch_size: int = 32, sentence_vectors: SentenceVectors = "late") -> None:
+                 backend: Backend = "auto", batch_size: int = 32, sentence_vectors: SentenceVectors = "late",
+                 header: Header = "none") -> None:
         super().__init__(model=model, device=device, precision=precision, backend=backend, batch_size=batch_size)
         if sentence_vectors not in ("late", "independent"):
             raise ValueError(f"sentence_vectors must be 'late' or 'independent', not {sentence_vectors!r}")
+        if header not in ("none", "title", "title_section"):
+            raise ValueError(f"header must be 'none', 'title' or 'title_section', not {header!r}")
         self.sentence_vectors: SentenceVectors = sentence_vectors
+        self.header: Header = header
         self._params["sentence_vectors"] = sentence_vectors
+        self._params["header"] = header
 
     def run(self, *, chunks: list[Chunk]) -> dict[str, Any]:
         if chunks:
             self._check_store()
-            self.encoder.encode_chunks(chunks, batch_size=self.batch_size, sentence_vectors=self.sentence_vectors)
+            self.encoder.encode_chunks(chunks, batch_size=self.batch_size, sentence_vectors=self.sentence_vectors,
+                                       header=self.header)
         return {"chunks": chunks}
 
 

@@ -81,10 +81,71 @@ def test_independent_sentence_vectors_are_each_sentence_encoded_alone() -> None:
             assert not np.allclose(chunk.sentence_vectors, reference.sentence_vectors, atol=2e-3)
 
 
+def test_header_title_is_read_before_every_chunk() -> None:
+    """``header: title``: each chunk vector is the model's embedding of "title\\nchunk text"; the sentence
+    vectors pool only the chunk's own tokens (each still finds its own sentence) and stay unit float16."""
+    document = make_document(TEXT, uri="/facts.txt", title="Four unrelated facts")
+    plain = SentenceChunker(max_tokens=24, overlap=0.0).chunk_document(document)
+    headed = SentenceChunker(max_tokens=24, overlap=0.0).chunk_document(document)
+    SentenceTransformersEncoder(backend="torch").run(chunks=plain)
+    SentenceTransformersEncoder(backend="torch", header="title").run(chunks=headed)
+    model = load_encoder("default", backend="torch")
+    expected = model.model.encode([f"Four unrelated facts\n{c.text}" for c in headed], normalize_embeddings=True)
+    sentences = [s.text for c in headed for s in c.sentences]
+    alone = model.model.encode(sentences, normalize_embeddings=True)
+    pooled = np.vstack([c.sentence_vectors.astype(np.float32) for c in headed])
+    for chunk, reference, vector in zip(headed, plain, expected, strict=True):
+        assert np.allclose(chunk.vector, vector, atol=1e-5)
+        assert not np.allclose(chunk.vector, reference.vector, atol=1e-3)  # the title changed what it encodes
+    assert pooled.shape == (len(sentences), 384) and np.allclose(np.linalg.norm(pooled, axis=1), 1, atol=2e-3)
+    assert ((pooled @ alone.T).argmax(axis=1) == np.arange(len(sentences))).all()
+
+
+def test_header_title_section_and_its_limits() -> None:
+    model = load_encoder("default", backend="torch")
+    document = make_document(TEXT, uri="/facts.txt", title="Facts")
+    chunk = SentenceChunker(max_tokens=256).chunk_document(document)[0]
+    assert model._header(chunk, "none") == "" and model._header(chunk, "title") == "Facts"
+    chunk.section = "Science"
+    assert model._header(chunk, "title_section") == "Facts - Science"
+    chunk.section = "Facts"  # a section named like the document is not said twice
+    assert model._header(chunk, "title_section") == "Facts"
+    chunk.document.title = " ".join(["a very long title"] * 40)
+    header = model._header(chunk, "title")
+    assert chunk.document.title.startswith(header) and len(model.tokenizer.tokenize(header)) == 32
+    # the header widens the window instead of cutting the chunk: a full 256-token chunk keeps its last sentence
+    long_text = " ".join(f"Sentence number {n} says something about topic {n}." for n in range(60))
+    full, plain = (SentenceChunker(max_tokens=256, overlap=0.0).chunk_document(
+        make_document(long_text, uri="/long.txt", title=chunk.document.title))[0] for _ in range(2))
+    assert full.token_count > 240
+    SentenceTransformersEncoder(backend="torch", header="title").run(chunks=[full])
+    SentenceTransformersEncoder(backend="torch").run(chunks=[plain])
+    last, reference = full.sentence_vectors[-1].astype(np.float32), plain.sentence_vectors[-1].astype(np.float32)
+    assert float(last @ full.vector) < 0.99  # pooled from its own tokens, not the truncated sentence's fallback
+    assert float(last @ reference) > 0.8  # and still close to what it is without the header (0.87 here)
+
+
+@pytest.mark.parametrize(("uri", "title"), [("/facts.txt", ""), ("/notes/facts.txt", "facts"),
+                                            ("/corpus.jsonl#doc-7", "doc-7")])
+def test_a_document_without_a_title_gets_no_header(uri: str, title: str) -> None:
+    """No title, or only the loaders' fallback title (file stem, JSONL id): the vectors are the header-less ones."""
+    document = make_document(TEXT, uri=uri, title=title)
+    plain = SentenceChunker(max_tokens=24, overlap=0.0).chunk_document(document)
+    headed = SentenceChunker(max_tokens=24, overlap=0.0).chunk_document(document)
+    SentenceTransformersEncoder(backend="torch").run(chunks=plain)
+    SentenceTransformersEncoder(backend="torch", header="title_section").run(chunks=headed)
+    for chunk, reference in zip(headed, plain, strict=True):
+        assert np.array_equal(chunk.vector, reference.vector)
+        assert np.array_equal(chunk.sentence_vectors, reference.sentence_vectors)
+
+
 def test_sentence_vectors_option_is_checked() -> None:
     with pytest.raises(ValueError, match="sentence_vectors"):
         SentenceTransformersEncoder(sentence_vectors="pooled")  # type: ignore[arg-type]
     assert SentenceTransformersEncoder(sentence_vectors="independent").params()["sentence_vectors"] == "independent"
+    with pytest.raises(ValueError, match="header"):
+        SentenceTransformersEncoder(header="filename")  # type: ignore[arg-type]
+    assert SentenceTransformersEncoder(header="title").params()["header"] == "title"
 
 
 def test_query_encoder_is_a_conforming_component() -> None:
