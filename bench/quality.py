@@ -40,7 +40,7 @@ from memflow.components.rerankers.late_interaction import LateInteractionReranke
 REPO = Path(__file__).resolve().parents[1]
 PRF_DEPTHS = (1, 3, 5, 10)
 #: Bump when candidate_features changes, so cached feature files are recomputed.
-FEATURE_VERSION = 8
+FEATURE_VERSION = 9
 FIRST_STAGE = """
 name: first-stage
 components:
@@ -52,8 +52,8 @@ connections:
 """
 
 
-def _query_features(memory: object, first: object, query: str,
-                    depth: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+def _query_features(memory: object, first: object, query: str, depth: int,
+                    tokens: object = None) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Candidate document ids, the feature matrix (FEATURES, with prf expanded to one column per depth) and
     the candidates' Gram matrix (what the second hop of feedback needs)."""
     from memflow.components.base import RunContext
@@ -64,7 +64,8 @@ def _query_features(memory: object, first: object, query: str,
     run = first.run({"query": query, "k": depth}, context=RunContext(store=store))  # type: ignore[attr-defined]
     hits = run["retrieve"]["hits"]
     vector = first.components["embed"].run(query=query)["query_vector"]  # type: ignore[attr-defined]
-    base = candidate_features(store, query, vector, hits, prf_depth=PRF_DEPTHS[0])
+    base = candidate_features(store, query, vector, hits, prf_depth=PRF_DEPTHS[0], tokens=tokens,  # type: ignore[arg-type]
+                              token_depth=DEFAULTS["token_depth"])
     vectors = store.chunk_vectors([h.chunk_id for h in hits])
     q = vector / np.linalg.norm(vector)
     # the component's feedback feature, for each depth
@@ -116,6 +117,13 @@ class Setup:
 
         return Pipeline.from_string(FIRST_STAGE.replace("BACKEND", self.backend))
 
+    def token_scorer(self) -> object:
+        """The reranker's token MaxSim scorer on the same encoder as the queries."""
+        from memflow.components.encoders.sentence_transformers import load_encoder
+        from memflow.components.rerankers.token_maxsim import TokenScorer
+
+        return TokenScorer(load_encoder("default", backend=self.backend))  # type: ignore[arg-type]
+
 
 def beir_features(data_dir: Path, split: str, depth: int, cache: Path | None,
                   setup: Setup = Setup()) -> dict[str, object]:
@@ -126,11 +134,11 @@ def beir_features(data_dir: Path, split: str, depth: int, cache: Path | None,
     out = cache_root(cache) / f"features-v{FEATURE_VERSION}{setup.key}-{data.name}-{split}-{depth}.npz"
     if (found := _load(out)) is not None:
         return found
-    first = setup.first_stage()
+    first, tokens = setup.first_stage(), setup.token_scorer()
     qids, docs, feats, qrels, grams = [], [], [], [], []
     with open_beir_memory(data, cache=cache, ingest_pipeline=setup.ingest_pipeline) as memory:
         for n, qid in enumerate(sorted(data.queries)):
-            names, matrix, gram = _query_features(memory, first, data.queries[qid], depth)
+            names, matrix, gram = _query_features(memory, first, data.queries[qid], depth, tokens)
             grams.append(gram)
             qids.append(qid)
             docs.append(names)
@@ -150,11 +158,11 @@ def squad_features(file: Path, depth: int, cache: Path | None, every: int = 1,
     out = cache_root(cache) / f"features-v{FEATURE_VERSION}{setup.key}-squad-{data.name}-{depth}-every{every}.npz"
     if (found := _load(out)) is not None:
         return found
-    first = setup.first_stage()
+    first, tokens = setup.first_stage(), setup.token_scorer()
     qids, docs, feats, qrels = [], [], [], []
     with open_squad_memory(data, cache=cache, ingest_pipeline=setup.ingest_pipeline) as memory:
         for n, question in enumerate(data.questions[::every]):
-            names, matrix, _ = _query_features(memory, first, question.question, depth)
+            names, matrix, _ = _query_features(memory, first, question.question, depth, tokens)
             qids.append(question.id)
             docs.append(names)
             feats.append(matrix)

@@ -116,6 +116,29 @@ class EncoderModel:
             out[start : start + len(batch)] = sentence.float().cpu().numpy()
         return out
 
+    def token_vectors(self, texts: Sequence[str], *, batch_size: int = 32
+                      ) -> list[tuple[npt.NDArray[np.float16], npt.NDArray[np.int32]]]:
+        """Per text, the encoder's contextual output for each of its tokens (special tokens left out), each
+        row normalized, as float16, and each token's character span in the text (``(n, 2)``): what token-level
+        late interaction (ColBERT's MaxSim) matches a question's tokens against."""
+        import torch
+
+        out: list[tuple[npt.NDArray[np.float16], npt.NDArray[np.int32]]] = [
+            (np.zeros((0, self.dimension), dtype=np.float16), np.zeros((0, 2), dtype=np.int32))] * len(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            features = self._tokenize([texts[i] for i in rows], offsets=True)
+            offsets = features.pop("offset_mapping")
+            special = features.pop("special_tokens_mask")
+            _, tokens = self._forward(features)
+            tokens = torch.nn.functional.normalize(tokens.float(), dim=-1).cpu()
+            valid = features["attention_mask"].bool() & ~special.bool()
+            for row, i in enumerate(rows):
+                out[i] = (tokens[row][valid[row]].numpy().astype(np.float16),
+                          offsets[row][valid[row]].numpy().astype(np.int32))
+        return out
+
     # -- chunks -------------------------------------------------------------------------------------------
 
     def encode_chunks(self, chunks: Sequence[Chunk], *, batch_size: int = 32,

@@ -18,7 +18,11 @@ For each of the first ``depth`` hits it computes, from stored vectors and the le
   (its vector's inner product with the question) x (its share of the question's idf mass);
 - ``window_joint``: the same over two adjacent sentences too (their terms together, the better one's
   inner product), for answers that span a sentence boundary;
-- ``coverage``: the share of the question's idf mass the whole chunk (and its title) holds.
+- ``coverage``: the share of the question's idf mass the whole chunk (and its title) holds;
+- ``tokens``: token-level late interaction, the idf-weighted mean over the question's tokens of each one's
+  best match among the chunk's contextual token vectors (ColBERT's MaxSim, :mod:`.token_maxsim`), for the
+  first ``token_depth`` candidates (the rest get the lowest value); the only feature that runs the encoder,
+  over chunks not yet in its cache.
 
 Each feature is standardized over the candidates (``normalization``) and the new score is their weighted
 sum. Then a second hop of feedback (``feedback``, ``feedback_depth``): the question moved towards the vectors
@@ -36,7 +40,10 @@ from typing import Any, Literal
 import numpy as np
 
 from memflow.components.base import Component, Socket
+from memflow.components.encoders.sentence_transformers import Backend, load_encoder
+from memflow.components.rerankers.token_maxsim import TokenScorer
 from memflow.components.retrievers._hits import minmax, rehit, zscore
+from memflow.models import DEFAULT_MODEL, resolve_model_path
 from memflow.storage.lexical import tokenize
 from memflow.storage.store import Store
 from memflow.types import Hit, Vector
@@ -44,7 +51,7 @@ from memflow.types import Hit, Vector
 __all__ = ["LateInteractionReranker", "FEATURES", "candidate_features"]
 
 FEATURES = ("dense", "maxsim", "lexical", "sentence_lexical", "prf", "first", "bigram", "sentence_joint",
-            "window_joint", "coverage")
+            "window_joint", "coverage", "tokens")
 Normalization = Literal["zscore", "minmax"]
 
 
@@ -56,14 +63,17 @@ def feedback_scores(vectors: np.ndarray, q: np.ndarray, rows: Any, *, beta: floa
 
 
 def candidate_features(store: Store, query: str, query_vector: Vector, hits: list[Hit], *, prf_depth: int = 3,
-                       prf_beta: float = 1.0, k1: float = 0.9, b: float = 0.4) -> np.ndarray:
-    """The raw feature matrix, one row per hit, columns in :data:`FEATURES` order."""
+                       prf_beta: float = 1.0, k1: float = 0.9, b: float = 0.4, tokens: TokenScorer | None = None,
+                       token_depth: int = 30) -> np.ndarray:
+    """The raw feature matrix, one row per hit, columns in :data:`FEATURES` order (``tokens`` is 0 without
+    a token scorer)."""
     return _features_and_vectors(store, query, query_vector, hits, prf_depth=prf_depth, prf_beta=prf_beta,
-                                 k1=k1, b=b)[0]
+                                 k1=k1, b=b, tokens=tokens, token_depth=token_depth)[0]
 
 
 def _features_and_vectors(store: Store, query: str, query_vector: Vector, hits: list[Hit], *, prf_depth: int,
-                          prf_beta: float, k1: float, b: float) -> tuple[np.ndarray, np.ndarray]:
+                          prf_beta: float, k1: float, b: float, tokens: TokenScorer | None = None,
+                          token_depth: int = 30) -> tuple[np.ndarray, np.ndarray]:
     """The feature matrix and the hits' chunk vectors it was computed from."""
     ids = [h.chunk_id for h in hits]
     q = np.asarray(query_vector, dtype=np.float32)
@@ -103,8 +113,14 @@ def _features_and_vectors(store: Store, query: str, query_vector: Vector, hits: 
         bigram[n] = sum(idf.get(a, 0.0) + idf.get(b_, 0.0) for a, b_ in present) / pair_mass
     prf = feedback_scores(vectors, q, slice(0, max(1, prf_depth)), beta=prf_beta)
     first = np.asarray([h.score for h in hits])
+    token_scores = np.zeros(rows)
+    if tokens is not None:
+        head = [chunks[i].text if i in chunks else h.text for i, h in zip(ids[:token_depth], hits, strict=False)]
+        scored = tokens.scores(store, query, head)
+        token_scores[: len(scored)] = scored
+        token_scores[len(scored) :] = scored.min() if len(scored) else 0.0
     features = np.column_stack([dense, maxsim, lexical, sentence_lexical, prf, first, bigram, sentence_joint,
-                                window_joint, coverage_all]).astype(np.float64)
+                                window_joint, coverage_all, token_scores]).astype(np.float64)
     return features, vectors
 
 
@@ -117,26 +133,34 @@ class LateInteractionReranker(Component):
     def __init__(self, *, depth: int = 100, dense: float = 0.122, maxsim: float = 0.171, lexical: float = 0.132,
                  sentence_lexical: float = 0.037, prf: float = 0.111, first: float = 0.123, bigram: float = 0.061,
                  sentence_joint: float = 0.076, window_joint: float = 0.069, coverage: float = 0.098,
-                 prf_depth: int = 3, feedback: float = 0.2, feedback_depth: int = 1,
-                 prf_beta: float = 1.0,
+                 tokens: float = 0.0, prf_depth: int = 3, feedback: float = 0.2, feedback_depth: int = 1,
+                 prf_beta: float = 1.0, token_depth: int = 30, model: str = DEFAULT_MODEL, backend: Backend = "auto",
+                 token_cache_mb: int = 256,
                  normalization: Normalization = "zscore", k1: float = 0.9, b: float = 0.4) -> None:
-        if depth < 1 or prf_depth < 1 or feedback_depth < 1:
-            raise ValueError("depth, prf_depth and feedback_depth must be at least 1")
+        if depth < 1 or prf_depth < 1 or feedback_depth < 1 or token_depth < 1:
+            raise ValueError("depth, prf_depth, feedback_depth and token_depth must be at least 1")
+        if token_cache_mb < 0:
+            raise ValueError("token_cache_mb must be at least 0")
         if not 0.0 <= feedback < 1.0:
             raise ValueError("feedback must be in [0, 1)")
         self.feedback, self.feedback_depth = feedback, feedback_depth
         self.weights = np.asarray([dense, maxsim, lexical, sentence_lexical, prf, first, bigram, sentence_joint,
-                                   window_joint, coverage], dtype=np.float64)
+                                   window_joint, coverage, tokens], dtype=np.float64)
         if (self.weights < 0).any() or not self.weights.any():
             raise ValueError("feature weights must be non-negative and not all 0")
         self.depth, self.prf_depth, self.prf_beta = depth, prf_depth, prf_beta
         self.normalization, self.k1, self.b = normalization, k1, b
+        self.token_depth, self.model, self.backend, self.token_cache_mb = token_depth, model, backend, token_cache_mb
+        if tokens > 0:
+            resolve_model_path(model)  # fail at build time, naming the path
+        self._tokens: TokenScorer | None = None
         self._params = {"depth": depth, "dense": dense, "maxsim": maxsim, "lexical": lexical,
                         "sentence_lexical": sentence_lexical, "prf": prf,
                         "first": first, "bigram": bigram, "sentence_joint": sentence_joint,
-                        "window_joint": window_joint, "coverage": coverage,
+                        "window_joint": window_joint, "coverage": coverage, "tokens": tokens,
                         "prf_depth": prf_depth, "prf_beta": prf_beta, "feedback": feedback,
-                        "feedback_depth": feedback_depth,
+                        "feedback_depth": feedback_depth, "token_depth": token_depth, "model": model,
+                        "backend": backend, "token_cache_mb": token_cache_mb,
                         "normalization": normalization, "k1": k1, "b": b}
 
     def run(self, *, query: str, query_vector: Vector, hits: list[Hit]) -> dict[str, Any]:
@@ -145,7 +169,8 @@ class LateInteractionReranker(Component):
         store = self.context.require_store("rerankers.late_interaction")
         head, tail = hits[: self.depth], hits[self.depth :]
         features, vectors = _features_and_vectors(store, query, query_vector, head, prf_depth=self.prf_depth,
-                                                  prf_beta=self.prf_beta, k1=self.k1, b=self.b)
+                                                  prf_beta=self.prf_beta, k1=self.k1, b=self.b,
+                                                  tokens=self.token_scorer(), token_depth=self.token_depth)
         scores = self.combine(features)
         if self.feedback > 0:
             scores = self.second_hop(vectors, query_vector, scores)
@@ -154,6 +179,15 @@ class LateInteractionReranker(Component):
         for n, h in enumerate(tail, start=1):  # below every reranked hit, in their first-stage order
             by_id.setdefault(h.chunk_id, floor - n)
         return {"hits": rehit(head + tail, by_id)}
+
+    def token_scorer(self) -> TokenScorer | None:
+        """The token MaxSim scorer (its encoder loaded on first use), or None while ``tokens`` weighs 0."""
+        if self.weights[FEATURES.index("tokens")] <= 0:
+            return None
+        if self._tokens is None:
+            encoder = load_encoder(self.model, backend=self.backend)
+            self._tokens = TokenScorer(encoder, cache_bytes=self.token_cache_mb << 20)
+        return self._tokens
 
     def _scale(self, values: np.ndarray) -> np.ndarray:
         return zscore(values) if self.normalization == "zscore" else minmax(values)

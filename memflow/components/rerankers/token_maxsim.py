@@ -1,0 +1,121 @@
+"""Token-level late interaction: ColBERT's MaxSim over the encoder's own contextual token outputs.
+
+Each of the question's tokens is matched with its most similar token of a candidate chunk (inner product of
+the encoder's normalized token outputs), and the matches are averaged with the question words' BM25 idf as
+weights: a rare word of the question found in the chunk, as itself or as a near-synonym in context, counts
+for more than a common one; stop words and punctuation count for nothing. The sentence-level features of
+:mod:`.late_interaction` see whole sentences; this sees which *words* of the question the chunk answers.
+
+MiniLM was not trained for MaxSim (ColBERT models are), but its token outputs still carry the signal: on
+SciFact train it is the reranker's strongest feature once idf-weighted (``bench/quality.py``).
+
+Chunk token vectors are not stored (about 770 bytes a token at float16, several times the store); they are
+encoded at query time for the first ``depth`` candidates and kept in a least-recently-used cache keyed by
+the chunk's text, so a memory asked many questions encodes each chunk once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from memflow.components.encoders.sentence_transformers import EncoderModel
+from memflow.storage.lexical import tokenize
+from memflow.storage.store import Store
+
+__all__ = ["TokenVectorCache", "TokenScorer", "question_weights", "maxsim"]
+
+_WORD = re.compile(r"\w+")
+
+
+class TokenVectorCache:
+    """Token vectors of chunk texts by the text's digest, the least recently used dropped past ``max_bytes``."""
+
+    def __init__(self, *, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[bytes, npt.NDArray[np.float16]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def vectors(self, encoder: EncoderModel, texts: Sequence[str]) -> list[npt.NDArray[np.float16]]:
+        keys = [hashlib.blake2b(t.encode("utf-8"), digest_size=16).digest() for t in texts]
+        found: dict[bytes, npt.NDArray[np.float16]] = {}
+        with self._lock:
+            for key in keys:
+                if key in self._entries:
+                    self._entries.move_to_end(key)
+                    found[key] = self._entries[key]
+        missing = {key: text for key, text in zip(keys, texts, strict=True) if key not in found}
+        if missing:
+            encoded = encoder.token_vectors(list(missing.values()))
+            with self._lock:
+                for key, (vectors, _) in zip(missing, encoded, strict=True):
+                    found[key] = vectors
+                    self._put(key, vectors)
+        with self._lock:
+            self.hits += len(keys) - len(missing)
+            self.misses += len(missing)
+        return [found[key] for key in keys]
+
+    def _put(self, key: bytes, vectors: npt.NDArray[np.float16]) -> None:
+        if key in self._entries or vectors.nbytes > self.max_bytes:
+            return
+        self._entries[key] = vectors
+        self._bytes += vectors.nbytes
+        while self._bytes > self.max_bytes:
+            _, dropped = self._entries.popitem(last=False)
+            self._bytes -= dropped.nbytes
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+
+def question_weights(store: Store, question: str, spans: npt.NDArray[np.int32]) -> npt.NDArray[np.float64]:
+    """Each question token's weight: the BM25 idf of the index term of the word it is part of (a word the
+    index has never seen gets the highest idf of the question's known words; stop words and punctuation 0)."""
+    words = [(m.start(), m.end(), tokenize(m.group())) for m in _WORD.finditer(question)]
+    idf = store.lexical.idf(term for _, _, terms in words for term in terms)
+    unseen = max(idf.values(), default=1.0)
+    weights = np.zeros(len(spans))
+    for n, (start, _) in enumerate(spans.tolist()):
+        for begin, end, terms in words:
+            if begin <= start < end:
+                weights[n] = idf.get(terms[0], unseen) if terms else 0.0
+                break
+    return weights
+
+
+def maxsim(question: npt.NDArray[np.float32], weights: npt.NDArray[np.float64],
+           chunk: npt.NDArray[np.float16]) -> float:
+    """The weighted mean over the question's tokens of each one's best inner product with a chunk token."""
+    if len(chunk) == 0 or len(question) == 0:
+        return 0.0
+    best = (question @ chunk.astype(np.float32).T).max(axis=1).astype(np.float64)
+    total = float(weights.sum())
+    return float(best @ weights / total) if total > 0 else float(best.mean())
+
+
+class TokenScorer:
+    """Token MaxSim of a question against chunk texts, with one encoder and its token-vector cache."""
+
+    _caches: dict[tuple[int, int], TokenVectorCache] = {}
+    _caches_lock = threading.Lock()
+
+    def __init__(self, encoder: EncoderModel, *, cache_bytes: int = 256 << 20) -> None:
+        self.encoder = encoder
+        with self._caches_lock:  # one cache per loaded encoder and size: rerankers of one process share it
+            self.cache = self._caches.setdefault((id(encoder), cache_bytes), TokenVectorCache(max_bytes=cache_bytes))
+
+    def scores(self, store: Store, question: str, texts: Sequence[str]) -> npt.NDArray[np.float64]:
+        (tokens, spans), = self.encoder.token_vectors([question])
+        weights = question_weights(store, question, spans)
+        q = tokens.astype(np.float32)
+        return np.asarray([maxsim(q, weights, chunk) for chunk in self.cache.vectors(self.encoder, texts)])
