@@ -1,6 +1,7 @@
-"""A second-stage scorer built from what the store already holds: no model runs, nothing is re-encoded.
+"""A second-stage scorer built from what the store holds, plus the encoder's token outputs for the very top.
 
-For each of the first ``depth`` hits it computes, from stored vectors and the lexical index:
+For each of the first ``depth`` hits it computes, from stored vectors and the lexical index (all but the
+last feature, which encodes the first ``token_depth`` chunks' tokens, each once per token-vector cache):
 
 - ``dense``: the question's inner product with the chunk vector;
 - ``maxsim``: late interaction, the best inner product of the question with any of the chunk's stored
@@ -29,8 +30,8 @@ sum. Then a second hop of feedback (``feedback``, ``feedback_depth``): the quest
 of the ``feedback_depth`` best chunks *by that score*, and the final score is ``(1 - feedback)`` x the
 standardized score + ``feedback`` x the standardized inner product with the moved question: feedback from
 the reranked first hop, which is more often relevant than the first stage's top. The default weights and
-feedback were fitted on the SciFact *train* queries (``bench/quality.py``), never on a test split. Hits past
-``depth`` keep their order below the reranked ones.
+feedback were fitted on the SciFact *train* queries (``bench/quality.py --fit listwise``), never on a test
+split. Hits past ``depth`` keep their order below the reranked ones. With ``tokens: 0`` no model runs.
 """
 
 from __future__ import annotations
@@ -130,10 +131,10 @@ class LateInteractionReranker(Component):
     inputs = {"query": Socket(str), "query_vector": Socket(Vector), "hits": Socket(list[Hit])}
     outputs = {"hits": Socket(list[Hit])}
 
-    def __init__(self, *, depth: int = 100, dense: float = 0.122, maxsim: float = 0.171, lexical: float = 0.132,
-                 sentence_lexical: float = 0.037, prf: float = 0.111, first: float = 0.123, bigram: float = 0.061,
-                 sentence_joint: float = 0.076, window_joint: float = 0.069, coverage: float = 0.098,
-                 tokens: float = 0.0, prf_depth: int = 3, feedback: float = 0.2, feedback_depth: int = 1,
+    def __init__(self, *, depth: int = 100, dense: float = 0.004, maxsim: float = 0.182, lexical: float = 0.106,
+                 sentence_lexical: float = 0.028, prf: float = 0.178, first: float = 0.067, bigram: float = 0.021,
+                 sentence_joint: float = 0.044, window_joint: float = 0.037, coverage: float = 0.055,
+                 tokens: float = 0.277, prf_depth: int = 3, feedback: float = 0.2, feedback_depth: int = 1,
                  prf_beta: float = 1.0, token_depth: int = 30, model: str = DEFAULT_MODEL, backend: Backend = "auto",
                  token_cache_mb: int = 256,
                  normalization: Normalization = "zscore", k1: float = 0.9, b: float = 0.4) -> None:
