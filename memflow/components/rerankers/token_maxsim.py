@@ -106,13 +106,16 @@ def maxsim(question: npt.NDArray[np.float32], weights: npt.NDArray[np.float64],
 class TokenScorer:
     """Token MaxSim of a question against chunk texts, with one encoder and its token-vector cache."""
 
-    _caches: dict[tuple[int, int], TokenVectorCache] = {}
+    _caches: dict[tuple[str, str, str, str, int], TokenVectorCache] = {}
     _caches_lock = threading.Lock()
 
     def __init__(self, encoder: EncoderModel, *, cache_bytes: int = 256 << 20) -> None:
         self.encoder = encoder
-        with self._caches_lock:  # one cache per loaded encoder and size: rerankers of one process share it
-            self.cache = self._caches.setdefault((id(encoder), cache_bytes), TokenVectorCache(max_bytes=cache_bytes))
+        # One cache per model variant and size, shared by the rerankers of a process; the key names what the
+        # vectors depend on, so another model (or int8 against fp32) never reads them.
+        key = (encoder.model_id, encoder.backend, encoder.device, encoder.precision, cache_bytes)
+        with self._caches_lock:
+            self.cache = self._caches.setdefault(key, TokenVectorCache(max_bytes=cache_bytes))
 
     def scores(self, store: Store, question: str, texts: Sequence[str]) -> npt.NDArray[np.float64]:
         (tokens, spans), = self.encoder.token_vectors([question])

@@ -96,6 +96,9 @@ def test_the_tokens_feature_and_reranking_by_it(essay_memory: Memory) -> None:
     by_id = dict(zip([h.chunk_id for h in hits[:8]], column[:8], strict=True))
     assert [h.chunk_id for h in reranked[:8]] == sorted(by_id, key=lambda i: -by_id[i])
     assert reranked[0].document.endswith("foundervisa.txt")
+    # one cache per model variant: the int8 encoder's vectors are never read for the fp32 one
+    assert TokenScorer(load_encoder("default")).cache is scorer.cache
+    assert TokenScorer(load_encoder("default", backend="torch")).cache is not scorer.cache
     with pytest.raises(ValueError, match="token_depth"):
         LateInteractionReranker(token_depth=0)
     assert LateInteractionReranker(tokens=0.0).token_scorer() is None  # weight 0: no encoder is loaded for it
