@@ -32,6 +32,10 @@ standardized score + ``feedback`` x the standardized inner product with the move
 the reranked first hop, which is more often relevant than the first stage's top. The default weights and
 feedback were fitted on the SciFact *train* queries (``bench/quality.py --fit listwise``), never on a test
 split. Hits past ``depth`` keep their order below the reranked ones. With ``tokens: 0`` no model runs.
+
+The token feature's encoder is ``model`` / ``backend`` (default: the packaged MiniLM, the same loaded
+instance as the default query encoder's); a store encoded with another model should name it here too.
+``token_cache_mb`` bounds the in-process cache of chunk token vectors (0: no cache).
 """
 
 from __future__ import annotations
