@@ -5,8 +5,9 @@
 
 For every judged query it runs the first stage of pipelines/ask-hybrid.yaml (min-max hybrid, 100 candidates
 per side) against the cached eval store (`memflow eval beir` / `memflow eval squad` build the same ones),
-computes the reranker's raw features (rerankers.late_interaction.candidate_features) for the top `depth`
-chunks, and caches them. Then it fits the weights (non-negative, summing to 1) for mean nDCG@10 on the train
+computes the reranker's raw features (rerankers.late_interaction.candidate_features, the token MaxSim
+feature included: it runs the encoder over each query's top 30 chunks) for the top `depth` chunks, and
+caches them. Then it fits the weights (non-negative, summing to 1) for mean nDCG@10 on the train
 split only: the pseudo-relevance feedback depth by coordinate ascent, then the weights averaged over
 coordinate ascents on bootstrap resamples of the train queries (see `fit`), and prints those weights with
 train and test nDCG@10 -- and, with ``--squad``, SQuAD dev paragraph R@1/R@5
