@@ -54,7 +54,10 @@ def _progress(quiet: bool) -> bool:
 @click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.option("--split", default="test", show_default=True, help="qrels/<split>.tsv to score.")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N judged queries.")
-@click.option("--chunks", default=200, show_default=True, help="Chunks retrieved per query (ranked into documents).")
+@click.option("--chunks", default=200, show_default=True,
+              help="Chunks retrieved per query (ranked into documents). A hybrid retriever fetches "
+                   "max(candidates, chunks) per side, so above its candidates (100 in the shipped pipelines) "
+                   "this also widens its pools beyond what a plain ask uses.")
 @eval_options
 @user_errors
 def beir(directory: Path, split: str, limit: int | None, chunks: int, ask_pipeline: Path | None,
