@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from memflow.evaluation.metrics import mean, ndcg_at_k
+
 
 def ndcg_at_10(queries: np.ndarray, vectors: np.ndarray, chunk_doc: np.ndarray, names: list[str],
                qids: list[str], qrels: dict[str, dict[str, int]]) -> float:
@@ -25,13 +27,7 @@ def ndcg_at_10(queries: np.ndarray, vectors: np.ndarray, chunk_doc: np.ndarray, 
     starts = np.r_[0, np.flatnonzero(np.diff(chunk_doc[order])) + 1]
     by_doc = np.maximum.reduceat((queries @ vectors.T)[:, order], starts, axis=1)  # best chunk per document
     top = np.argsort(-by_doc, axis=1)[:, :10]
-    total = 0.0
-    for row, qid in enumerate(qids):
-        judged = qrels[qid]
-        dcg = sum(judged.get(names[d], 0) / np.log2(i + 2) for i, d in enumerate(top[row]))
-        ideal = sum(g / np.log2(i + 2) for i, g in enumerate(sorted(judged.values(), reverse=True)[:10]))
-        total += dcg / ideal if ideal else 0.0
-    return total / len(qids)
+    return mean([ndcg_at_k([names[d] for d in top[row]], qrels[qid], 10) for row, qid in enumerate(qids)])
 
 
 def fit_adapter(queries: np.ndarray, vectors: np.ndarray, positives: list[np.ndarray], *, penalty: float,

@@ -119,11 +119,8 @@ class Setup:
         return Pipeline.from_string(FIRST_STAGE.replace("BACKEND", self.backend))
 
     def token_scorer(self) -> object:
-        """The reranker's token MaxSim scorer on the same encoder as the queries."""
-        from memflow.components.encoders.sentence_transformers import load_encoder
-        from memflow.components.rerankers.token_maxsim import TokenScorer
-
-        return TokenScorer(load_encoder("default", backend=self.backend))  # type: ignore[arg-type]
+        """The reranker's own token MaxSim scorer (its default encoder, cache and size) on this backend."""
+        return LateInteractionReranker(backend=self.backend).token_scorer()
 
 
 def beir_features(data_dir: Path, split: str, depth: int, cache: Path | None,

@@ -120,8 +120,8 @@ def _features_and_vectors(store: Store, query: str, query_vector: Vector, hits: 
     first = np.asarray([h.score for h in hits])
     token_scores = np.zeros(rows)
     if tokens is not None:
-        head = [chunks[i].text if i in chunks else h.text for i, h in zip(ids[:token_depth], hits, strict=False)]
-        scored = tokens.scores(store, query, head)
+        head = [chunks[h.chunk_id].text if h.chunk_id in chunks else h.text for h in hits[:token_depth]]
+        scored = tokens.scores(store, query, head, idf=idf)  # the question's idf, looked up once above
         token_scores[: len(scored)] = scored
         token_scores[len(scored) :] = scored.min() if len(scored) else 0.0
     features = np.column_stack([dense, maxsim, lexical, sentence_lexical, prf, first, bigram, sentence_joint,

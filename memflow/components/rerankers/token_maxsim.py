@@ -20,7 +20,7 @@ import hashlib
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -78,17 +78,22 @@ class TokenVectorCache:
         return self._bytes
 
 
-def question_weights(store: Store, question: str, spans: npt.NDArray[np.int32]) -> npt.NDArray[np.float64]:
+def question_weights(store: Store, question: str, spans: npt.NDArray[np.int32], *,
+                     idf: Mapping[str, float] | None = None) -> npt.NDArray[np.float64]:
     """Each question token's weight: the BM25 idf of the index term of the word it is part of (a word the
-    index has never seen gets the highest idf of the question's known words; stop words and punctuation 0)."""
+    index has never seen gets the highest idf of the question's known words; stop words and punctuation 0).
+    ``idf``: the index's idf of terms the caller already looked up; only the others are read from the store."""
     words = [(m.start(), m.end(), tokenize(m.group())) for m in _WORD.finditer(question)]
-    idf = store.lexical.idf(term for _, _, terms in words for term in terms)
-    unseen = max(idf.values(), default=1.0)
+    wanted = {term for _, _, terms in words for term in terms}
+    known = {term: idf[term] for term in wanted if term in idf} if idf else {}
+    if wanted - known.keys():
+        known.update(store.lexical.idf(wanted - known.keys()))
+    unseen = max(known.values(), default=1.0)
     weights = np.zeros(len(spans))
     for n, (start, _) in enumerate(spans.tolist()):
         for begin, end, terms in words:
             if begin <= start < end:
-                weights[n] = idf.get(terms[0], unseen) if terms else 0.0
+                weights[n] = known.get(terms[0], unseen) if terms else 0.0
                 break
     return weights
 
@@ -117,8 +122,10 @@ class TokenScorer:
         with self._caches_lock:
             self.cache = self._caches.setdefault(key, TokenVectorCache(max_bytes=cache_bytes))
 
-    def scores(self, store: Store, question: str, texts: Sequence[str]) -> npt.NDArray[np.float64]:
+    def scores(self, store: Store, question: str, texts: Sequence[str], *,
+               idf: Mapping[str, float] | None = None) -> npt.NDArray[np.float64]:
+        """MaxSim of ``question`` against each text (``idf``: as in :func:`question_weights`)."""
         (tokens, spans), = self.encoder.token_vectors([question])
-        weights = question_weights(store, question, spans)
+        weights = question_weights(store, question, spans, idf=idf)
         q = tokens.astype(np.float32)
         return np.asarray([maxsim(q, weights, chunk) for chunk in self.cache.vectors(self.encoder, texts)])
