@@ -6,11 +6,11 @@
 For every judged query it runs the first stage of pipelines/ask-hybrid.yaml (min-max hybrid, 100 candidates
 per side) against the cached eval store (`memflow eval beir` / `memflow eval squad` build the same ones),
 computes the reranker's raw features (rerankers.late_interaction.candidate_features, the token MaxSim
-feature included: it runs the encoder over each query's top 30 chunks) for the top `depth` chunks, and
-caches them. Then it fits the weights (non-negative, summing to 1) for mean nDCG@10 on the train
-split only: the pseudo-relevance feedback depth by coordinate ascent, then the weights averaged over
-coordinate ascents on bootstrap resamples of the train queries (see `fit`), and prints those weights with
-train and test nDCG@10 -- and, with ``--squad``, SQuAD dev paragraph R@1/R@5
+and title features included: they run the encoder over each query's top 50 chunks and the titles) for
+the top `depth` chunks, and caches them. Then it fits the weights (non-negative, summing to 1) for mean
+nDCG@10 on the train split only: the pseudo-relevance feedback depth by coordinate ascent, then the
+weights averaged over coordinate ascents on bootstrap resamples of the train queries (see `fit`), and
+prints those weights with train and test nDCG@10 -- and, with ``--squad``, SQuAD dev paragraph R@1/R@5
 for the same weights (a data set the fit never sees). The weights in pipelines/ask-hybrid.yaml and the
 component's defaults come from this, never from a test split.
 
@@ -41,7 +41,7 @@ from memflow.components.rerankers.late_interaction import LateInteractionReranke
 REPO = Path(__file__).resolve().parents[1]
 PRF_DEPTHS = (1, 3, 5, 10)
 #: Bump when candidate_features changes, so cached feature files are recomputed.
-FEATURE_VERSION = 9
+FEATURE_VERSION = 10
 FIRST_STAGE = """
 name: first-stage
 components:
@@ -54,7 +54,7 @@ connections:
 
 
 def _query_features(memory: object, first: object, query: str, depth: int,
-                    tokens: object = None) -> tuple[list[str], np.ndarray, np.ndarray]:
+                    tokens: object = None, titles: object = None) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Candidate document ids, the feature matrix (FEATURES, with prf expanded to one column per depth) and
     the candidates' Gram matrix (what the second hop of feedback needs)."""
     from memflow.components.base import RunContext
@@ -66,7 +66,7 @@ def _query_features(memory: object, first: object, query: str, depth: int,
     hits = run["retrieve"]["hits"]
     vector = first.components["embed"].run(query=query)["query_vector"]  # type: ignore[attr-defined]
     base = candidate_features(store, query, vector, hits, prf_depth=PRF_DEPTHS[0], tokens=tokens,  # type: ignore[arg-type]
-                              token_depth=DEFAULTS["token_depth"])
+                              token_depth=DEFAULTS["token_depth"], titles=titles)  # type: ignore[arg-type]
     vectors = store.chunk_vectors([h.chunk_id for h in hits])
     q = vector / np.linalg.norm(vector)
     # the component's feedback feature, for each depth
@@ -119,8 +119,14 @@ class Setup:
         return Pipeline.from_string(FIRST_STAGE.replace("BACKEND", self.backend))
 
     def token_scorer(self) -> object:
-        """The reranker's own token MaxSim scorer (its default encoder, cache and size) on this backend."""
-        return LateInteractionReranker(backend=self.backend).token_scorer()
+        """The reranker's own token MaxSim scorer (its default encoder) on this backend."""
+        # A cache that holds a whole corpus's token vectors (SciFact's: about 1.5 GB), so that each chunk is
+        # encoded once; the cache changes how fast the features come, not what they are.
+        return LateInteractionReranker(backend=self.backend, token_cache_mb=4096).token_scorer()
+
+    def title_scorer(self) -> object:
+        """The reranker's own title similarity scorer on this backend."""
+        return LateInteractionReranker(backend=self.backend, title=1.0).title_scorer()
 
 
 def beir_features(data_dir: Path, split: str, depth: int, cache: Path | None,
@@ -132,11 +138,11 @@ def beir_features(data_dir: Path, split: str, depth: int, cache: Path | None,
     out = cache_root(cache) / f"features-v{FEATURE_VERSION}{setup.key}-{data.name}-{split}-{depth}.npz"
     if (found := _load(out)) is not None:
         return found
-    first, tokens = setup.first_stage(), setup.token_scorer()
+    first, tokens, titles = setup.first_stage(), setup.token_scorer(), setup.title_scorer()
     qids, docs, feats, qrels, grams = [], [], [], [], []
     with open_beir_memory(data, cache=cache, ingest_pipeline=setup.ingest_pipeline) as memory:
         for n, qid in enumerate(sorted(data.queries)):
-            names, matrix, gram = _query_features(memory, first, data.queries[qid], depth, tokens)
+            names, matrix, gram = _query_features(memory, first, data.queries[qid], depth, tokens, titles)
             grams.append(gram)
             qids.append(qid)
             docs.append(names)
@@ -156,11 +162,11 @@ def squad_features(file: Path, depth: int, cache: Path | None, every: int = 1,
     out = cache_root(cache) / f"features-v{FEATURE_VERSION}{setup.key}-squad-{data.name}-{depth}-every{every}.npz"
     if (found := _load(out)) is not None:
         return found
-    first, tokens = setup.first_stage(), setup.token_scorer()
+    first, tokens, titles = setup.first_stage(), setup.token_scorer(), setup.title_scorer()
     qids, docs, feats, qrels = [], [], [], []
     with open_squad_memory(data, cache=cache, ingest_pipeline=setup.ingest_pipeline) as memory:
         for n, question in enumerate(data.questions[::every]):
-            names, matrix, _ = _query_features(memory, first, question.question, depth, tokens)
+            names, matrix, _ = _query_features(memory, first, question.question, depth, tokens, titles)
             qids.append(question.id)
             docs.append(names)
             feats.append(matrix)

@@ -1,12 +1,14 @@
-"""What the reranker's token MaxSim feature costs per question: pipelines/ask-hybrid.yaml as shipped against
-the same pipeline with ``tokens: 0`` (no encoder run in the reranker), over the same questions, each through
-`Memory.ask` (retrieval, reranking and the attention decoder).
+"""What the reranker's encoder-run features (token MaxSim and title similarity) cost per question:
+pipelines/ask-hybrid.yaml as shipped against the same pipeline with ``tokens: 0`` and ``title: 0`` (no encoder
+run in the reranker), over the same questions, each through `Memory.ask` (retrieval, reranking and the
+attention decoder).
 
     .venv/bin/python bench/rerank_latency.py [--questions 200] [--json]
 
 The store is the SQuAD dev paragraphs' eval store (`memflow eval squad` builds it; built here if missing).
-Questions are every n-th SQuAD question. Each variant answers them twice: cold (an empty token-vector cache:
-every top-30 chunk is encoded) and warm (the same questions again: their chunks are cached). Nothing is
+Questions are every n-th SQuAD question. Each variant answers them twice: cold (empty token- and title-vector
+caches: every chunk the token feature reads is encoded) and warm (the same questions again: their chunks are
+cached). Nothing is
 asserted; it prints a table of milliseconds per question (median and 90th percentile).
 """
 
@@ -25,11 +27,11 @@ REPO = Path(__file__).resolve().parents[1]
 SQUAD = REPO.parent / "shared" / "data" / "squad" / "dev-v1.1.json"
 
 
-def _variant(directory: Path, tokens: float | None) -> Path:
+def _variant(directory: Path, encoder_features: bool) -> Path:
     spec = yaml.safe_load((REPO / "pipelines" / "ask-hybrid.yaml").read_text(encoding="utf-8"))
-    if tokens is not None:
-        spec["components"]["rerank"]["params"]["tokens"] = tokens
-    path = directory / f"ask-hybrid-tokens-{tokens}.yaml"
+    if not encoder_features:
+        spec["components"]["rerank"]["params"].update(tokens=0.0, title=0.0)
+    path = directory / f"ask-hybrid-{'shipped' if encoder_features else 'no-encoder'}.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
     return path
 
@@ -41,6 +43,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
+    from memflow.components.rerankers.title_similarity import TitleScorer
     from memflow.components.rerankers.token_maxsim import TokenScorer
     from memflow.evaluation.squad import load_squad, open_squad_memory
 
@@ -49,10 +52,12 @@ def main() -> None:
     questions = [q.question for q in data.questions[::step]][: args.questions]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for label, tokens in (("tokens: 0 (no encoder in the reranker)", 0.0), ("shipped (tokens, top 30)", None)):
-            with open_squad_memory(data, ask_pipeline=_variant(Path(tmp), tokens)) as memory:
+        for label, shipped in (("tokens: 0, title: 0 (no encoder in the reranker)", False),
+                               ("shipped (tokens for the top 50, title)", True)):
+            with open_squad_memory(data, ask_pipeline=_variant(Path(tmp), shipped)) as memory:
                 memory.ask(questions[0])  # load the models outside the timings
-                TokenScorer._caches.clear()
+                TokenScorer.clear_caches()
+                TitleScorer.clear_caches()
                 for run in ("cold", "warm"):
                     times = []
                     for question in questions:
@@ -66,9 +71,9 @@ def main() -> None:
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    print(f"{'variant':42} {'cache':6} {'questions':>9} {'median ms':>10} {'p90 ms':>8}")
+    print(f"{'variant':50} {'cache':6} {'questions':>9} {'median ms':>10} {'p90 ms':>8}")
     for row in rows:
-        print(f"{row['variant']:42} {row['cache']:6} {row['questions']:>9} {row['median_ms']:>10} {row['p90_ms']:>8}")
+        print(f"{row['variant']:50} {row['cache']:6} {row['questions']:>9} {row['median_ms']:>10} {row['p90_ms']:>8}")
 
 
 if __name__ == "__main__":

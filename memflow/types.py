@@ -8,6 +8,7 @@ Vectors are numpy arrays: ``float32`` for chunk and query vectors, ``float16`` f
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Any, Literal
 
 import numpy as np
@@ -26,9 +27,18 @@ __all__ = [
     "SummaryState",
     "WrittenSummary",
     "Vector",
+    "informative_title",
 ]
 
 Vector = npt.NDArray[np.float32]
+
+
+def informative_title(uri: str, title: str) -> str:
+    """``title`` stripped, or '' when it is only a loader's fallback (the file name's stem, a JSONL record's
+    id): such a title names the document without saying what it is about."""
+    title = title.strip()
+    path, _, record = uri.partition("#")
+    return "" if title in (record, PurePath(path).stem) else title
 
 
 @dataclass(frozen=True, slots=True)

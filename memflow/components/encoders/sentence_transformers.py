@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
@@ -31,7 +30,7 @@ import numpy.typing as npt
 from memflow.components.base import Component, Socket
 from memflow.errors import MemflowError
 from memflow.models import DEFAULT_MODEL, DeviceName, model_id, pick_device, pick_dtype, resolve_model_path
-from memflow.types import Chunk, Vector
+from memflow.types import Chunk, Vector, informative_title
 
 if TYPE_CHECKING:
     import torch
@@ -230,11 +229,7 @@ class EncoderModel:
         document without saying what it is about."""
         if header == "none":
             return ""
-        title = chunk.document.title.strip()
-        path, _, record = chunk.document.uri.partition("#")
-        if title in (record, PurePath(path).stem):
-            title = ""
-        parts = [title]
+        parts = [informative_title(chunk.document.uri, chunk.document.title)]
         if header == "title_section" and chunk.section and chunk.section.strip() != parts[0]:
             parts.append(chunk.section.strip())
         text = " - ".join(p for p in parts if p)

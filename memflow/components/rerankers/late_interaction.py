@@ -1,7 +1,8 @@
 """A second-stage scorer built from what the store holds, plus the encoder's token outputs for the very top.
 
 For each of the first ``depth`` hits it computes, from stored vectors and the lexical index (all but the
-last feature, which encodes the first ``token_depth`` chunks' tokens, each once per token-vector cache):
+last two features, which run the encoder at query time: over the first ``token_depth`` chunks' tokens, each
+once per token-vector cache, and over the candidates' titles):
 
 - ``dense``: the question's inner product with the chunk vector;
 - ``maxsim``: late interaction, the best inner product of the question with any of the chunk's stored
@@ -22,8 +23,11 @@ last feature, which encodes the first ``token_depth`` chunks' tokens, each once 
 - ``coverage``: the share of the question's idf mass the whole chunk (and its title) holds;
 - ``tokens``: token-level late interaction, the idf-weighted mean over the question's tokens of each one's
   best match among the chunk's contextual token vectors (ColBERT's MaxSim, :mod:`.token_maxsim`), for the
-  first ``token_depth`` candidates (the rest get the lowest value); the only feature that runs the encoder,
-  over chunks not yet in its cache.
+  first ``token_depth`` candidates (the rest get the lowest value); it runs the encoder over chunks not yet
+  in its cache;
+- ``title``: the question's inner product with the document's title encoded alone (:mod:`.title_similarity`),
+  the title as a dense field of its own; a document whose title is only a loader's fallback (file name,
+  record id) gets the titled candidates' mean, so a store without titles leaves the feature flat.
 
 Each feature is standardized over the candidates (``normalization``) and the new score is their weighted
 sum. Then a second hop of feedback (``feedback``, ``feedback_depth``): the question moved towards the vectors
@@ -31,10 +35,11 @@ of the ``feedback_depth`` best chunks *by that score*, and the final score is ``
 standardized score + ``feedback`` x the standardized inner product with the moved question: feedback from
 the reranked first hop, which is more often relevant than the first stage's top. The default weights and
 feedback were fitted on the SciFact *train* queries (``bench/quality.py --fit listwise``), never on a test
-split. Hits past ``depth`` keep their order below the reranked ones. With ``tokens: 0`` no model runs.
+split. Hits past ``depth`` keep their order below the reranked ones. With ``tokens: 0`` and ``title: 0`` no
+model runs.
 
-The token feature's encoder is ``model`` / ``backend`` (default: the packaged MiniLM, the same loaded
-instance as the default query encoder's); a store encoded with another model should name it here too.
+The token and title features' encoder is ``model`` / ``backend`` (default: the packaged MiniLM, the same
+loaded instance as the default query encoder's); a store encoded with another model should name it here too.
 ``token_cache_mb`` bounds the in-process cache of chunk token vectors (0: no cache).
 """
 
@@ -46,17 +51,18 @@ import numpy as np
 
 from memflow.components.base import Component, Socket
 from memflow.components.encoders.sentence_transformers import Backend, load_encoder
+from memflow.components.rerankers.title_similarity import TitleScorer
 from memflow.components.rerankers.token_maxsim import TokenScorer
 from memflow.components.retrievers._hits import minmax, rehit, zscore
 from memflow.models import DEFAULT_MODEL, resolve_model_path
 from memflow.storage.lexical import tokenize
 from memflow.storage.store import Store
-from memflow.types import Hit, Vector
+from memflow.types import Hit, Vector, informative_title
 
 __all__ = ["LateInteractionReranker", "FEATURES", "candidate_features"]
 
 FEATURES = ("dense", "maxsim", "lexical", "sentence_lexical", "prf", "first", "bigram", "sentence_joint",
-            "window_joint", "coverage", "tokens")
+            "window_joint", "coverage", "tokens", "title")
 Normalization = Literal["zscore", "minmax"]
 
 
@@ -69,16 +75,16 @@ def feedback_scores(vectors: np.ndarray, q: np.ndarray, rows: Any, *, beta: floa
 
 def candidate_features(store: Store, query: str, query_vector: Vector, hits: list[Hit], *, prf_depth: int = 3,
                        prf_beta: float = 1.0, k1: float = 0.9, b: float = 0.4, tokens: TokenScorer | None = None,
-                       token_depth: int = 30) -> np.ndarray:
+                       token_depth: int = 50, titles: TitleScorer | None = None) -> np.ndarray:
     """The raw feature matrix, one row per hit, columns in :data:`FEATURES` order (``tokens`` is 0 without
-    a token scorer)."""
+    a token scorer, ``title`` 0 without a title scorer)."""
     return _features_and_vectors(store, query, query_vector, hits, prf_depth=prf_depth, prf_beta=prf_beta,
-                                 k1=k1, b=b, tokens=tokens, token_depth=token_depth)[0]
+                                 k1=k1, b=b, tokens=tokens, token_depth=token_depth, titles=titles)[0]
 
 
 def _features_and_vectors(store: Store, query: str, query_vector: Vector, hits: list[Hit], *, prf_depth: int,
                           prf_beta: float, k1: float, b: float, tokens: TokenScorer | None = None,
-                          token_depth: int = 30) -> tuple[np.ndarray, np.ndarray]:
+                          token_depth: int = 50, titles: TitleScorer | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The feature matrix and the hits' chunk vectors it was computed from."""
     ids = [h.chunk_id for h in hits]
     q = np.asarray(query_vector, dtype=np.float32)
@@ -124,8 +130,14 @@ def _features_and_vectors(store: Store, query: str, query_vector: Vector, hits: 
         scored = tokens.scores(store, query, head, idf=idf)  # the question's idf, looked up once above
         token_scores[: len(scored)] = scored
         token_scores[len(scored) :] = scored.min() if len(scored) else 0.0
+    title_scores = np.zeros(rows)
+    if titles is not None:
+        names = [informative_title(c.document, c.title) if (c := chunks.get(h.chunk_id)) else "" for h in hits]
+        scored = titles.scores(query, names)
+        # an untitled document is neither raised nor lowered: it gets the titled candidates' mean
+        title_scores = np.where(np.isnan(scored), np.nanmean(scored) if (~np.isnan(scored)).any() else 0.0, scored)
     features = np.column_stack([dense, maxsim, lexical, sentence_lexical, prf, first, bigram, sentence_joint,
-                                window_joint, coverage_all, token_scores]).astype(np.float64)
+                                window_joint, coverage_all, token_scores, title_scores]).astype(np.float64)
     return features, vectors
 
 
@@ -135,11 +147,12 @@ class LateInteractionReranker(Component):
     inputs = {"query": Socket(str), "query_vector": Socket(Vector), "hits": Socket(list[Hit])}
     outputs = {"hits": Socket(list[Hit])}
 
-    def __init__(self, *, depth: int = 100, dense: float = 0.004, maxsim: float = 0.182, lexical: float = 0.106,
-                 sentence_lexical: float = 0.028, prf: float = 0.178, first: float = 0.067, bigram: float = 0.021,
-                 sentence_joint: float = 0.044, window_joint: float = 0.037, coverage: float = 0.055,
-                 tokens: float = 0.277, prf_depth: int = 3, feedback: float = 0.2, feedback_depth: int = 1,
-                 prf_beta: float = 1.0, token_depth: int = 30, model: str = DEFAULT_MODEL, backend: Backend = "auto",
+    def __init__(self, *, depth: int = 100, dense: float = 0.002, maxsim: float = 0.078, lexical: float = 0.04,
+                 sentence_lexical: float = 0.032, prf: float = 0.12, first: float = 0.051, bigram: float = 0.016,
+                 sentence_joint: float = 0.035, window_joint: float = 0.044, coverage: float = 0.095,
+                 tokens: float = 0.324, title: float = 0.163, prf_depth: int = 3, feedback: float = 0.1,
+                 feedback_depth: int = 3, prf_beta: float = 1.0, token_depth: int = 50, model: str = DEFAULT_MODEL,
+                 backend: Backend = "auto",
                  token_cache_mb: int = 256,
                  normalization: Normalization = "zscore", k1: float = 0.9, b: float = 0.4) -> None:
         if depth < 1 or prf_depth < 1 or feedback_depth < 1 or token_depth < 1:
@@ -150,19 +163,20 @@ class LateInteractionReranker(Component):
             raise ValueError("feedback must be in [0, 1)")
         self.feedback, self.feedback_depth = feedback, feedback_depth
         self.weights = np.asarray([dense, maxsim, lexical, sentence_lexical, prf, first, bigram, sentence_joint,
-                                   window_joint, coverage, tokens], dtype=np.float64)
+                                   window_joint, coverage, tokens, title], dtype=np.float64)
         if (self.weights < 0).any() or not self.weights.any():
             raise ValueError("feature weights must be non-negative and not all 0")
         self.depth, self.prf_depth, self.prf_beta = depth, prf_depth, prf_beta
         self.normalization, self.k1, self.b = normalization, k1, b
         self.token_depth, self.model, self.backend, self.token_cache_mb = token_depth, model, backend, token_cache_mb
-        if tokens > 0:
+        if tokens > 0 or title > 0:
             resolve_model_path(model)  # fail at build time, naming the path
         self._tokens: TokenScorer | None = None
+        self._titles: TitleScorer | None = None
         self._params = {"depth": depth, "dense": dense, "maxsim": maxsim, "lexical": lexical,
                         "sentence_lexical": sentence_lexical, "prf": prf,
                         "first": first, "bigram": bigram, "sentence_joint": sentence_joint,
-                        "window_joint": window_joint, "coverage": coverage, "tokens": tokens,
+                        "window_joint": window_joint, "coverage": coverage, "tokens": tokens, "title": title,
                         "prf_depth": prf_depth, "prf_beta": prf_beta, "feedback": feedback,
                         "feedback_depth": feedback_depth, "token_depth": token_depth, "model": model,
                         "backend": backend, "token_cache_mb": token_cache_mb,
@@ -175,7 +189,8 @@ class LateInteractionReranker(Component):
         head, tail = hits[: self.depth], hits[self.depth :]
         features, vectors = _features_and_vectors(store, query, query_vector, head, prf_depth=self.prf_depth,
                                                   prf_beta=self.prf_beta, k1=self.k1, b=self.b,
-                                                  tokens=self.token_scorer(), token_depth=self.token_depth)
+                                                  tokens=self.token_scorer(), token_depth=self.token_depth,
+                                                  titles=self.title_scorer())
         scores = self.combine(features)
         if self.feedback > 0:
             scores = self.second_hop(vectors, query_vector, scores)
@@ -193,6 +208,14 @@ class LateInteractionReranker(Component):
             encoder = load_encoder(self.model, backend=self.backend)
             self._tokens = TokenScorer(encoder, cache_bytes=self.token_cache_mb << 20)
         return self._tokens
+
+    def title_scorer(self) -> TitleScorer | None:
+        """The title similarity scorer (its encoder loaded on first use), or None while ``title`` weighs 0."""
+        if self.weights[FEATURES.index("title")] <= 0:
+            return None
+        if self._titles is None:
+            self._titles = TitleScorer(load_encoder(self.model, backend=self.backend))
+        return self._titles
 
     def _scale(self, values: np.ndarray) -> np.ndarray:
         return zscore(values) if self.normalization == "zscore" else minmax(values)

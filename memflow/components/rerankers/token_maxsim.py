@@ -20,7 +20,7 @@ import hashlib
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -29,16 +29,25 @@ from memflow.components.encoders.sentence_transformers import EncoderModel
 from memflow.storage.lexical import tokenize
 from memflow.storage.store import Store
 
-__all__ = ["TokenVectorCache", "TokenScorer", "question_weights", "maxsim"]
+__all__ = ["TokenVectorCache", "TokenScorer", "question_weights", "maxsim", "shared_cache"]
 
 _WORD = re.compile(r"\w+")
 
 
-class TokenVectorCache:
-    """Token vectors of chunk texts by the text's digest, the least recently used dropped past ``max_bytes``."""
+Encode = Callable[[EncoderModel, list[str]], list[npt.NDArray[np.float16]]]
 
-    def __init__(self, *, max_bytes: int) -> None:
+
+def _token_outputs(encoder: EncoderModel, texts: list[str]) -> list[npt.NDArray[np.float16]]:
+    return [vectors for vectors, _ in encoder.token_vectors(texts)]
+
+
+class TokenVectorCache:
+    """Arrays encoded from texts (by default each text's token vectors), by the text's digest, the least
+    recently used dropped past ``max_bytes``. ``encode`` maps an encoder and texts to one array per text."""
+
+    def __init__(self, *, max_bytes: int, encode: Encode = _token_outputs) -> None:
         self.max_bytes = max_bytes
+        self.encode = encode
         self._entries: OrderedDict[bytes, npt.NDArray[np.float16]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
@@ -54,9 +63,9 @@ class TokenVectorCache:
                     found[key] = self._entries[key]
         missing = {key: text for key, text in zip(keys, texts, strict=True) if key not in found}
         if missing:
-            encoded = encoder.token_vectors(list(missing.values()))
+            encoded = self.encode(encoder, list(missing.values()))
             with self._lock:
-                for key, (vectors, _) in zip(missing, encoded, strict=True):
+                for key, vectors in zip(missing, encoded, strict=True):
                     found[key] = vectors
                     self._put(key, vectors)
         with self._lock:
@@ -72,6 +81,11 @@ class TokenVectorCache:
         while self._bytes > self.max_bytes:
             _, dropped = self._entries.popitem(last=False)
             self._bytes -= dropped.nbytes
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
 
     @property
     def nbytes(self) -> int:
@@ -108,19 +122,33 @@ def maxsim(question: npt.NDArray[np.float32], weights: npt.NDArray[np.float64],
     return float(best @ weights / total) if total > 0 else float(best.mean())
 
 
+_SHARED: dict[tuple[str, str, str, str, str, int], TokenVectorCache] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_cache(kind: str, encoder: EncoderModel, *, max_bytes: int, encode: Encode = _token_outputs
+                 ) -> TokenVectorCache:
+    """The process's cache of ``kind`` vectors for this encoder and size, shared by every reranker. The key
+    names what the vectors depend on, so another model (or int8 against fp32) never reads them."""
+    key = (kind, encoder.model_id, encoder.backend, encoder.device, encoder.precision, max_bytes)
+    with _SHARED_LOCK:
+        return _SHARED.setdefault(key, TokenVectorCache(max_bytes=max_bytes, encode=encode))
+
+
+def clear_shared_caches(kind: str) -> None:
+    """Empty every shared cache of ``kind`` vectors (for measuring cold queries)."""
+    with _SHARED_LOCK:
+        for key, cache in _SHARED.items():
+            if key[0] == kind:
+                cache.clear()
+
+
 class TokenScorer:
     """Token MaxSim of a question against chunk texts, with one encoder and its token-vector cache."""
 
-    _caches: dict[tuple[str, str, str, str, int], TokenVectorCache] = {}
-    _caches_lock = threading.Lock()
-
     def __init__(self, encoder: EncoderModel, *, cache_bytes: int = 256 << 20) -> None:
         self.encoder = encoder
-        # One cache per model variant and size, shared by the rerankers of a process; the key names what the
-        # vectors depend on, so another model (or int8 against fp32) never reads them.
-        key = (encoder.model_id, encoder.backend, encoder.device, encoder.precision, cache_bytes)
-        with self._caches_lock:
-            self.cache = self._caches.setdefault(key, TokenVectorCache(max_bytes=cache_bytes))
+        self.cache = shared_cache("tokens", encoder, max_bytes=cache_bytes)
 
     def scores(self, store: Store, question: str, texts: Sequence[str], *,
                idf: Mapping[str, float] | None = None) -> npt.NDArray[np.float64]:
@@ -129,3 +157,8 @@ class TokenScorer:
         weights = question_weights(store, question, spans, idf=idf)
         q = tokens.astype(np.float32)
         return np.asarray([maxsim(q, weights, chunk) for chunk in self.cache.vectors(self.encoder, texts)])
+
+    @staticmethod
+    def clear_caches() -> None:
+        """Empty every token-vector cache of the process (for measuring cold queries)."""
+        clear_shared_caches("tokens")
