@@ -8,8 +8,7 @@ attention decoder).
 The store is the SQuAD dev paragraphs' eval store (`memflow eval squad` builds it; built here if missing).
 Questions are every n-th SQuAD question. Each variant answers them twice: cold (empty token- and title-vector
 caches: every chunk the token feature reads is encoded) and warm (the same questions again: their chunks are
-cached). Nothing is
-asserted; it prints a table of milliseconds per question (median and 90th percentile).
+cached). Nothing is asserted; it prints a table of milliseconds per question (median and 90th percentile).
 """
 
 from __future__ import annotations

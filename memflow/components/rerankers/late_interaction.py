@@ -133,7 +133,7 @@ def _features_and_vectors(store: Store, query: str, query_vector: Vector, hits: 
     title_scores = np.zeros(rows)
     if titles is not None:
         names = [informative_title(c.document, c.title) if (c := chunks.get(h.chunk_id)) else "" for h in hits]
-        scored = titles.scores(query, names)
+        scored = titles.scores(q, names)  # the question's vector, not encoded again
         # an untitled document is neither raised nor lowered: it gets the titled candidates' mean
         title_scores = np.where(np.isnan(scored), np.nanmean(scored) if (~np.isnan(scored)).any() else 0.0, scored)
     features = np.column_stack([dense, maxsim, lexical, sentence_lexical, prf, first, bigram, sentence_joint,

@@ -34,13 +34,14 @@ class TitleScorer:
         self.encoder = encoder
         self.cache = shared_cache("titles", encoder, max_bytes=cache_bytes, encode=_sentence_vectors)
 
-    def scores(self, question: str, titles: Sequence[str]) -> npt.NDArray[np.float64]:
-        """Each title's inner product with the question; NaN for an empty title (no title to compare)."""
+    def scores(self, question_vector: npt.NDArray[np.float32], titles: Sequence[str]) -> npt.NDArray[np.float64]:
+        """Each title's inner product with the (unit) question vector, which the query encoder of the same model
+        already computed; NaN for an empty title (no title to compare)."""
         out = np.full(len(titles), np.nan)
         present = [n for n, title in enumerate(titles) if title]
         if not present:
             return out
-        q = self.encoder.encode_queries([question])[0]
+        q = np.asarray(question_vector, dtype=np.float32)
         vectors = self.cache.vectors(self.encoder, [titles[n] for n in present])
         out[present] = [float(v.astype(np.float32) @ q) for v in vectors]
         return out

@@ -76,7 +76,7 @@ def test_the_title_feature_is_the_questions_similarity_to_the_title(titled_memor
     # without a scorer the column is 0; the same cache serves every scorer of this encoder
     assert (candidate_features(store, QUESTION, vector, hits)[:, FEATURES.index("title")] == 0).all()
     assert TitleScorer(load_encoder("default")).cache is scorer.cache
-    assert scorer.scores(QUESTION, ["", ""]).tolist() == pytest.approx([np.nan, np.nan], nan_ok=True)
+    assert scorer.scores(vector, ["", ""]).tolist() == pytest.approx([np.nan, np.nan], nan_ok=True)
 
 
 def test_reranking_by_title_alone_puts_the_matching_title_first(titled_memory: Memory) -> None:
