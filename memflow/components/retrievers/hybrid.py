@@ -1,6 +1,7 @@
 """Hybrid retrieval: the dense (FAISS) and lexical (BM25) memories, fused.
 
-Each side fetches ``candidates`` chunks; the union is fused and the best ``k`` returned.
+Each side fetches ``candidates`` chunks; the union is fused and the best ``k`` returned. A run asking for more
+than that union holds gets the deeper lists' chunks after it, so the first hits never depend on ``k``.
 
 - ``fusion: rrf`` -- reciprocal-rank fusion: sum over the lists of ``weight / (rrf_k + rank)``
   (Cormack et al. 2009; rrf_k = 60). Uses ranks only, so it needs no score calibration.
@@ -85,7 +86,7 @@ class HybridRetriever(Component):
         depth = max(self.candidates, want)
         dense = store.search(query_vector, depth)
         lexical = store.lexical.search(query, depth, k1=self.k1, b=self.b)
-        fused = fuse(dense, lexical, fusion=self.fusion, dense_weight=self.dense_weight, rrf_k=self.rrf_k)
+        fused = self._fuse(dense, lexical)
         if not self.dedupe:
             return {"hits": to_hits(store, fused[:want])}
         seen: set[str] = set()
@@ -95,3 +96,19 @@ class HybridRetriever(Component):
                 seen.add(hit.text)
                 unique.append(hit)
         return {"hits": [replace(h, rank=n) for n, h in enumerate(unique[:want], start=1)]}
+
+    def _fuse(self, dense: list[tuple[int, float]], lexical: list[tuple[int, float]]) -> list[tuple[int, float]]:
+        """Each side's top ``candidates`` fused; then, when a run asks for more (``k`` above ``candidates``),
+        the deeper lists' other chunks fused among themselves and ranked below: asking for more hits adds
+        hits after the first ones and never reorders them (a score normalized over a deeper list would)."""
+        top = self.candidates
+        head = fuse(dense[:top], lexical[:top], fusion=self.fusion, dense_weight=self.dense_weight, rrf_k=self.rrf_k)
+        if len(dense) <= top and len(lexical) <= top:
+            return head
+        seen = {chunk_id for chunk_id, _ in head}
+        rest = [(i, s) for i, s in fuse(dense, lexical, fusion=self.fusion, dense_weight=self.dense_weight,
+                                        rrf_k=self.rrf_k) if i not in seen]
+        if not head or not rest:
+            return head + rest
+        below = max(0.0, rest[0][1] - head[-1][1]) + 1e-6
+        return head + [(i, s - below) for i, s in rest]

@@ -238,3 +238,22 @@ def test_iterative_retrieval_finds_the_second_passage_through_the_first(bridge_m
     distractors = [w for t, w in weights.items() if not ("Wrobelski" in t or "Medal" in t or "medal" in t
                                                          or "jury" in t or "nets" in t)]
     assert bridge > max(distractors, default=0.0), sorted(weights.items(), key=lambda x: -x[1])
+
+
+@pytest.mark.parametrize("fusion", ["minmax", "zscore", "rrf"])
+def test_asking_the_hybrid_retriever_for_more_hits_never_reorders_the_first(essay_memory: Memory, fusion: str) -> None:
+    from memflow.components.retrievers.hybrid import HybridRetriever, fuse
+
+    store = essay_memory.store
+    question = "Why do startup founders need a founder visa?"
+    vector = _query_vector(store, question)
+    retriever = HybridRetriever(k=5, candidates=5, fusion=fusion)  # type: ignore[arg-type]
+    retriever.bind(RunContext(store=store))
+    few = [h.chunk_id for h in retriever.run(query=question, query_vector=vector)["hits"]]
+    many = retriever.run(query=question, query_vector=vector, k=20)["hits"]
+    union = fuse(store.search(vector, 5), store.lexical.search(question, 5), fusion=fusion)  # type: ignore[arg-type]
+    assert len(few) == 5 and [h.chunk_id for h in many[:5]] == few
+    # the candidates' union first, as a run with k = 5 fuses it; deeper chunks after, scored below it
+    assert [h.chunk_id for h in many[: len(union)]] == [i for i, _ in union]
+    assert len(many) == 20 and [h.rank for h in many] == list(range(1, 21))
+    assert all(a.score >= b.score for a, b in zip(many, many[1:], strict=False))
