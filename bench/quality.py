@@ -41,7 +41,7 @@ from memflow.components.rerankers.late_interaction import LateInteractionReranke
 REPO = Path(__file__).resolve().parents[1]
 PRF_DEPTHS = (1, 3, 5, 10)
 #: Bump when candidate_features changes, so cached feature files are recomputed.
-FEATURE_VERSION = 10
+FEATURE_VERSION = 11
 FIRST_STAGE = """
 name: first-stage
 components:

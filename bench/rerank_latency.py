@@ -1,7 +1,7 @@
-"""What the reranker's encoder-run features (token MaxSim and title similarity) cost per question:
-pipelines/ask-hybrid.yaml as shipped against the same pipeline with ``tokens: 0`` and ``title: 0`` (no encoder
-run in the reranker), over the same questions, each through `Memory.ask` (retrieval, reranking and the
-attention decoder).
+"""What the reranker's encoder-run features (token MaxSim, plain and rare-word weighted, and title similarity)
+cost per question: pipelines/ask-hybrid.yaml as shipped against the same pipeline with ``tokens``,
+``rare_tokens`` and ``title`` at 0 (no encoder run in the reranker), over the same questions, each through
+`Memory.ask` (retrieval, reranking and the attention decoder).
 
     .venv/bin/python bench/rerank_latency.py [--questions 200] [--json]
 
@@ -29,7 +29,7 @@ SQUAD = REPO.parent / "shared" / "data" / "squad" / "dev-v1.1.json"
 def _variant(directory: Path, encoder_features: bool) -> Path:
     spec = yaml.safe_load((REPO / "pipelines" / "ask-hybrid.yaml").read_text(encoding="utf-8"))
     if not encoder_features:
-        spec["components"]["rerank"]["params"].update(tokens=0.0, title=0.0)
+        spec["components"]["rerank"]["params"].update(tokens=0.0, rare_tokens=0.0, title=0.0)
     path = directory / f"ask-hybrid-{'shipped' if encoder_features else 'no-encoder'}.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
     return path
@@ -51,7 +51,7 @@ def main() -> None:
     questions = [q.question for q in data.questions[::step]][: args.questions]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for label, shipped in (("tokens: 0, title: 0 (no encoder in the reranker)", False),
+        for label, shipped in (("tokens, rare_tokens, title: 0 (no encoder in the reranker)", False),
                                ("shipped (tokens for the top 50, title)", True)):
             with open_squad_memory(data, ask_pipeline=_variant(Path(tmp), shipped)) as memory:
                 memory.ask(questions[0])  # load the models outside the timings

@@ -240,6 +240,23 @@ class LexicalIndex:
                 .where(LexicalPostingRow.term.in_(wanted)).group_by(LexicalPostingRow.term)).all())
         return {t: math.log(1 + (n - d + 0.5) / (d + 0.5)) for t, d in df.items() if d}
 
+    def document_terms(self, terms: Iterable[str], document_ids: Iterable[int]) -> dict[int, set[str]]:
+        """Which of ``terms`` (index terms) each document holds in any of its chunks (their title and section
+        fields included); documents holding none are left out."""
+        wanted, documents = list(set(terms)), list(set(document_ids))
+        if not wanted or not documents:
+            return {}
+        self.ensure()
+        found: dict[int, set[str]] = {}
+        with Session(self.store.engine) as session:
+            rows = session.execute(
+                select(ChunkRow.document_id, LexicalPostingRow.term).distinct()
+                .join(ChunkRow, ChunkRow.id == LexicalPostingRow.chunk_id)
+                .where(LexicalPostingRow.term.in_(wanted), ChunkRow.document_id.in_(documents))).all()
+        for document_id, term in rows:
+            found.setdefault(int(document_id), set()).add(term)
+        return found
+
     def _score(self, query: str, *, k: int, k1: float, b: float, within: list[int] | None) -> list[tuple[int, float]]:
         self.ensure()
         terms = Counter(tokenize(query))

@@ -1,8 +1,8 @@
 """A second-stage scorer built from what the store holds, plus the encoder's token outputs for the very top.
 
-For each of the first ``depth`` hits it computes, from stored vectors and the lexical index (all but the
-last two features, which run the encoder at query time: over the first ``token_depth`` chunks' tokens, each
-once per token-vector cache, and over the candidates' titles):
+For each of the first ``depth`` hits it computes, from stored vectors and the lexical index (but ``tokens``,
+``rare_tokens`` and ``title``, which run the encoder at query time: over the first ``token_depth`` chunks'
+tokens, each once per token-vector cache, and over the candidates' titles):
 
 - ``dense``: the question's inner product with the chunk vector;
 - ``maxsim``: late interaction, the best inner product of the question with any of the chunk's stored
@@ -27,7 +27,12 @@ once per token-vector cache, and over the candidates' titles):
   in its cache;
 - ``title``: the question's inner product with the document's title encoded alone (:mod:`.title_similarity`),
   the title as a dense field of its own; a document whose title is only a loader's fallback (file name,
-  record id) gets the titled candidates' mean, so a store without titles leaves the feature flat.
+  record id) gets the titled candidates' mean, so a store without titles leaves the feature flat;
+- ``rare_tokens``: the same token matches as ``tokens``, each question token weighted by its word's idf
+  *squared*: a chunk that matches the question's one rare term (a gene, a drug) outranks one that matches
+  several moderately common ones, which the plain idf weighting cannot express;
+- ``document_coverage``: ``coverage`` over the chunk's whole document (every chunk, title and sections), from
+  the lexical index: a chunk of an abstract whose other half holds the rest of the question's terms.
 
 Each feature is standardized over the candidates (``normalization``) and the new score is their weighted
 sum. Then a second hop of feedback (``feedback``, ``feedback_depth``): the question moved towards the vectors
@@ -35,8 +40,8 @@ of the ``feedback_depth`` best chunks *by that score*, and the final score is ``
 standardized score + ``feedback`` x the standardized inner product with the moved question: feedback from
 the reranked first hop, which is more often relevant than the first stage's top. The default weights and
 feedback were fitted on the SciFact *train* queries (``bench/quality.py --fit listwise``), never on a test
-split. Hits past ``depth`` keep their order below the reranked ones. With ``tokens: 0`` and ``title: 0`` no
-model runs.
+split. Hits past ``depth`` keep their order below the reranked ones. With ``tokens``, ``rare_tokens`` and
+``title`` at 0 no model runs.
 
 The token and title features' encoder is ``model`` / ``backend`` (default: the packaged MiniLM, the same
 loaded instance as the default query encoder's); a store encoded with another model should name it here too.
@@ -52,7 +57,7 @@ import numpy as np
 from memflow.components.base import Component, Socket
 from memflow.components.encoders.sentence_transformers import Backend, load_encoder
 from memflow.components.rerankers.title_similarity import TitleScorer
-from memflow.components.rerankers.token_maxsim import TokenScorer
+from memflow.components.rerankers.token_maxsim import TokenScorer, weighted_mean
 from memflow.components.retrievers._hits import minmax, rehit, zscore
 from memflow.models import DEFAULT_MODEL, resolve_model_path
 from memflow.storage.lexical import tokenize
@@ -62,7 +67,7 @@ from memflow.types import Hit, Vector, informative_title
 __all__ = ["LateInteractionReranker", "FEATURES", "candidate_features"]
 
 FEATURES = ("dense", "maxsim", "lexical", "sentence_lexical", "prf", "first", "bigram", "sentence_joint",
-            "window_joint", "coverage", "tokens", "title")
+            "window_joint", "coverage", "tokens", "title", "rare_tokens", "document_coverage")
 Normalization = Literal["zscore", "minmax"]
 
 
@@ -124,20 +129,26 @@ def _features_and_vectors(store: Store, query: str, query_vector: Vector, hits: 
         bigram[n] = sum(idf.get(a, 0.0) + idf.get(b_, 0.0) for a, b_ in present) / pair_mass
     prf = feedback_scores(vectors, q, slice(0, max(1, prf_depth)), beta=prf_beta)
     first = np.asarray([h.score for h in hits])
-    token_scores = np.zeros(rows)
+    token_scores, rare_token_scores = np.zeros(rows), np.zeros(rows)
     if tokens is not None:
         head = [chunks[h.chunk_id].text if h.chunk_id in chunks else h.text for h in hits[:token_depth]]
-        scored = tokens.scores(store, query, head, idf=idf)  # the question's idf, looked up once above
-        token_scores[: len(scored)] = scored
-        token_scores[len(scored) :] = scored.min() if len(scored) else 0.0
+        weights, matches = tokens.matches(store, query, head, idf=idf)  # the question's idf, looked up above
+        for column, token_weights in ((token_scores, weights), (rare_token_scores, weights**2)):
+            scored = np.asarray([weighted_mean(best, token_weights) for best in matches])
+            column[: len(scored)] = scored
+            column[len(scored) :] = scored.min() if len(scored) else 0.0
     title_scores = np.zeros(rows)
     if titles is not None:
         names = [informative_title(c.document, c.title) if (c := chunks.get(h.chunk_id)) else "" for h in hits]
         scored = titles.scores(q, names)  # the question's vector, not encoded again
         # an untitled document is neither raised nor lowered: it gets the titled candidates' mean
         title_scores = np.where(np.isnan(scored), np.nanmean(scored) if (~np.isnan(scored)).any() else 0.0, scored)
+    held = store.lexical.document_terms(idf, {c.document_id for c in chunks.values()})
+    document_coverage = np.asarray([sum(idf[t] for t in held.get(c.document_id, ())) / mass
+                                    if (c := chunks.get(i)) else 0.0 for i in ids])
     features = np.column_stack([dense, maxsim, lexical, sentence_lexical, prf, first, bigram, sentence_joint,
-                                window_joint, coverage_all, token_scores, title_scores]).astype(np.float64)
+                                window_joint, coverage_all, token_scores, title_scores, rare_token_scores,
+                                document_coverage]).astype(np.float64)
     return features, vectors
 
 
@@ -147,11 +158,12 @@ class LateInteractionReranker(Component):
     inputs = {"query": Socket(str), "query_vector": Socket(Vector), "hits": Socket(list[Hit])}
     outputs = {"hits": Socket(list[Hit])}
 
-    def __init__(self, *, depth: int = 100, dense: float = 0.002, maxsim: float = 0.078, lexical: float = 0.04,
-                 sentence_lexical: float = 0.032, prf: float = 0.12, first: float = 0.051, bigram: float = 0.016,
-                 sentence_joint: float = 0.035, window_joint: float = 0.044, coverage: float = 0.095,
-                 tokens: float = 0.324, title: float = 0.163, prf_depth: int = 3, feedback: float = 0.1,
-                 feedback_depth: int = 3, prf_beta: float = 1.0, token_depth: int = 50, model: str = DEFAULT_MODEL,
+    def __init__(self, *, depth: int = 100, dense: float = 0.002, maxsim: float = 0.075, lexical: float = 0.023,
+                 sentence_lexical: float = 0.029, prf: float = 0.125, first: float = 0.047, bigram: float = 0.017,
+                 sentence_joint: float = 0.043, window_joint: float = 0.041, coverage: float = 0.018,
+                 tokens: float = 0.113, title: float = 0.167, rare_tokens: float = 0.193,
+                 document_coverage: float = 0.107, prf_depth: int = 3, feedback: float = 0.2,
+                 feedback_depth: int = 1, prf_beta: float = 1.0, token_depth: int = 50, model: str = DEFAULT_MODEL,
                  backend: Backend = "auto",
                  token_cache_mb: int = 256,
                  normalization: Normalization = "zscore", k1: float = 0.9, b: float = 0.4) -> None:
@@ -163,13 +175,14 @@ class LateInteractionReranker(Component):
             raise ValueError("feedback must be in [0, 1)")
         self.feedback, self.feedback_depth = feedback, feedback_depth
         self.weights = np.asarray([dense, maxsim, lexical, sentence_lexical, prf, first, bigram, sentence_joint,
-                                   window_joint, coverage, tokens, title], dtype=np.float64)
+                                   window_joint, coverage, tokens, title, rare_tokens, document_coverage],
+                                  dtype=np.float64)
         if (self.weights < 0).any() or not self.weights.any():
             raise ValueError("feature weights must be non-negative and not all 0")
         self.depth, self.prf_depth, self.prf_beta = depth, prf_depth, prf_beta
         self.normalization, self.k1, self.b = normalization, k1, b
         self.token_depth, self.model, self.backend, self.token_cache_mb = token_depth, model, backend, token_cache_mb
-        if tokens > 0 or title > 0:
+        if tokens > 0 or title > 0 or rare_tokens > 0:
             resolve_model_path(model)  # fail at build time, naming the path
         self._tokens: TokenScorer | None = None
         self._titles: TitleScorer | None = None
@@ -177,6 +190,7 @@ class LateInteractionReranker(Component):
                         "sentence_lexical": sentence_lexical, "prf": prf,
                         "first": first, "bigram": bigram, "sentence_joint": sentence_joint,
                         "window_joint": window_joint, "coverage": coverage, "tokens": tokens, "title": title,
+                        "rare_tokens": rare_tokens, "document_coverage": document_coverage,
                         "prf_depth": prf_depth, "prf_beta": prf_beta, "feedback": feedback,
                         "feedback_depth": feedback_depth, "token_depth": token_depth, "model": model,
                         "backend": backend, "token_cache_mb": token_cache_mb,
@@ -201,8 +215,9 @@ class LateInteractionReranker(Component):
         return {"hits": rehit(head + tail, by_id)}
 
     def token_scorer(self) -> TokenScorer | None:
-        """The token MaxSim scorer (its encoder loaded on first use), or None while ``tokens`` weighs 0."""
-        if self.weights[FEATURES.index("tokens")] <= 0:
+        """The token MaxSim scorer (its encoder loaded on first use), or None while ``tokens`` and
+        ``rare_tokens`` weigh 0."""
+        if max(self.weights[FEATURES.index("tokens")], self.weights[FEATURES.index("rare_tokens")]) <= 0:
             return None
         if self._tokens is None:
             encoder = load_encoder(self.model, backend=self.backend)

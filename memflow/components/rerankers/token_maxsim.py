@@ -29,7 +29,8 @@ from memflow.components.encoders.sentence_transformers import EncoderModel
 from memflow.storage.lexical import tokenize
 from memflow.storage.store import Store
 
-__all__ = ["TokenVectorCache", "TokenScorer", "question_weights", "maxsim", "shared_cache"]
+__all__ = ["TokenVectorCache", "TokenScorer", "question_weights", "best_matches", "weighted_mean", "maxsim",
+           "shared_cache"]
 
 _WORD = re.compile(r"\w+")
 
@@ -112,14 +113,25 @@ def question_weights(store: Store, question: str, spans: npt.NDArray[np.int32], 
     return weights
 
 
+def best_matches(question: npt.NDArray[np.float32], chunk: npt.NDArray[np.float16]) -> npt.NDArray[np.float64]:
+    """Each question token's best inner product with any of the chunk's tokens (empty for an empty chunk)."""
+    if len(chunk) == 0 or len(question) == 0:
+        return np.zeros(0)
+    return np.asarray((question @ chunk.astype(np.float32).T).max(axis=1), dtype=np.float64)
+
+
+def weighted_mean(best: npt.NDArray[np.float64], weights: npt.NDArray[np.float64]) -> float:
+    """``best`` averaged with ``weights`` (a plain mean where they sum to 0; 0 for no matches)."""
+    if len(best) == 0:
+        return 0.0
+    total = float(weights.sum())
+    return float(best @ weights / total) if total > 0 else float(best.mean())
+
+
 def maxsim(question: npt.NDArray[np.float32], weights: npt.NDArray[np.float64],
            chunk: npt.NDArray[np.float16]) -> float:
     """The weighted mean over the question's tokens of each one's best inner product with a chunk token."""
-    if len(chunk) == 0 or len(question) == 0:
-        return 0.0
-    best = (question @ chunk.astype(np.float32).T).max(axis=1).astype(np.float64)
-    total = float(weights.sum())
-    return float(best @ weights / total) if total > 0 else float(best.mean())
+    return weighted_mean(best_matches(question, chunk), weights)
 
 
 _SHARED: dict[tuple[str, str, str, str, str, int], TokenVectorCache] = {}
@@ -153,10 +165,17 @@ class TokenScorer:
     def scores(self, store: Store, question: str, texts: Sequence[str], *,
                idf: Mapping[str, float] | None = None) -> npt.NDArray[np.float64]:
         """MaxSim of ``question`` against each text (``idf``: as in :func:`question_weights`)."""
+        weights, matches = self.matches(store, question, texts, idf=idf)
+        return np.asarray([weighted_mean(best, weights) for best in matches])
+
+    def matches(self, store: Store, question: str, texts: Sequence[str], *, idf: Mapping[str, float] | None = None
+                ) -> tuple[npt.NDArray[np.float64], list[npt.NDArray[np.float64]]]:
+        """The question tokens' weights (:func:`question_weights`) and, per text, each question token's best
+        match among the text's tokens (:func:`best_matches`): what any weighting of MaxSim is computed from."""
         (tokens, spans), = self.encoder.token_vectors([question])
         weights = question_weights(store, question, spans, idf=idf)
         q = tokens.astype(np.float32)
-        return np.asarray([maxsim(q, weights, chunk) for chunk in self.cache.vectors(self.encoder, texts)])
+        return weights, [best_matches(q, chunk) for chunk in self.cache.vectors(self.encoder, texts)]
 
     @staticmethod
     def clear_caches() -> None:

@@ -9,7 +9,14 @@ from memflow import Memory, Pipeline
 from memflow.components.base import RunContext
 from memflow.components.encoders.sentence_transformers import load_encoder
 from memflow.components.rerankers.late_interaction import FEATURES, LateInteractionReranker, candidate_features
-from memflow.components.rerankers.token_maxsim import TokenScorer, TokenVectorCache, maxsim, question_weights
+from memflow.components.rerankers.token_maxsim import (
+    TokenScorer,
+    TokenVectorCache,
+    best_matches,
+    maxsim,
+    question_weights,
+    weighted_mean,
+)
 from memflow.pipeline import builtin_pipeline
 from memflow.storage.lexical import tokenize
 
@@ -55,6 +62,9 @@ def test_maxsim_by_hand() -> None:
     assert maxsim(question, np.asarray([1.0, 1.0, 2.0]), chunk) == pytest.approx((1.0 + 0.6 + 2 * 0.96) / 4, abs=1e-3)
     assert maxsim(question, np.zeros(3), chunk) == pytest.approx((1.0 + 0.6 + 0.96) / 3, abs=1e-3)  # all stop words
     assert maxsim(question, np.ones(3), chunk[:0]) == 0.0
+    assert best_matches(question, chunk) == pytest.approx([1.0, 0.6, 0.96], abs=1e-3)
+    assert weighted_mean(np.asarray([1.0, 0.6, 0.96]), np.asarray([1.0, 1.0, 2.0]) ** 2) == pytest.approx(
+        (1.0 + 0.6 + 4 * 0.96) / 6)
 
 
 def test_the_cache_keys_by_text_and_drops_the_least_recently_used() -> None:
@@ -81,13 +91,17 @@ def test_the_tokens_feature_and_reranking_by_it(essay_memory: Memory) -> None:
     assert len(hits) > 8
     scorer = TokenScorer(load_encoder("default"))
     features = candidate_features(store, QUESTION, vector, hits, tokens=scorer, token_depth=8)
-    column = features[:, FEATURES.index("tokens")]
+    column, rare = features[:, FEATURES.index("tokens")], features[:, FEATURES.index("rare_tokens")]
     (q, spans), = load_encoder("default").token_vectors([QUESTION])
     weights = question_weights(store, QUESTION, spans)
     for row, hit in enumerate(hits[:8]):
         chunk_tokens = load_encoder("default").token_vectors([store.chunks([hit.chunk_id])[0].text])[0][0]
         assert column[row] == pytest.approx(maxsim(q.astype(np.float32), weights, chunk_tokens), abs=1e-4)
+        # rare_tokens: the same matches, each question token weighted by its idf squared
+        assert rare[row] == pytest.approx(maxsim(q.astype(np.float32), weights**2, chunk_tokens), abs=1e-4)
     assert (column[8:] == column[:8].min()).all()  # past token_depth: the lowest computed value
+    assert (rare[8:] == rare[:8].min()).all()
+    assert not np.allclose(rare[:8], column[:8])
     assert (candidate_features(store, QUESTION, vector, hits)[:, FEATURES.index("tokens")] == 0).all()
     only_tokens = {f: float(f == "tokens") for f in FEATURES}
     reranker = LateInteractionReranker(**only_tokens, feedback=0.0, token_depth=8)  # type: ignore[arg-type]
@@ -101,4 +115,5 @@ def test_the_tokens_feature_and_reranking_by_it(essay_memory: Memory) -> None:
     assert TokenScorer(load_encoder("default", backend="torch")).cache is not scorer.cache
     with pytest.raises(ValueError, match="token_depth"):
         LateInteractionReranker(token_depth=0)
-    assert LateInteractionReranker(tokens=0.0).token_scorer() is None  # weight 0: no encoder is loaded for it
+    assert LateInteractionReranker(tokens=0.0, rare_tokens=0.0).token_scorer() is None  # weight 0: no encoder
+    assert LateInteractionReranker(tokens=0.0, rare_tokens=0.1).token_scorer() is not None

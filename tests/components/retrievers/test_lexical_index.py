@@ -83,6 +83,13 @@ def _check_index(store: Store) -> None:
         found[0][0]: pytest.approx(found[0][1]), found[1][0]: pytest.approx(found[1][1]), 999: 0.0}
     assert store.lexical.search("zebra quagga", 5) == [] and store.lexical.search("the of", 5) == []
 
+    # a document holds a term when any of its chunks does: "startup" is in the visa essay's first chunk,
+    # "founder" only in its second
+    ids = {c.document: c.document_id for c in store.chunks(list(range(1, 100)))}
+    held = store.lexical.document_terms(tokenize("startup founders sun zebra"), ids.values())
+    assert held == {ids["memory://visa"]: {"startup", "founder"}, ids["memory://sun"]: {"sun", "founder"}}
+    assert store.lexical.document_terms([], ids.values()) == {} == store.lexical.document_terms(["sun"], [])
+
     # replacing a document replaces its postings in the same write; forgetting removes them
     _write(store, "visa", "Nothing here about travel documents. Only gardens and roses.")
     assert all(store.chunks([i])[0].document != "memory://visa" for i, _ in store.lexical.search("visa", 10))

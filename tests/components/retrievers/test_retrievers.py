@@ -129,6 +129,13 @@ def test_phrase_window_and_coverage_features_by_hand(essay_memory: Memory) -> No
                                                                               abs=1e-4)
         assert features[row, FEATURES.index("coverage")] == pytest.approx(
             sum(idf.get(t, 0.0) for t in set(words)) / mass)
+        # document_coverage: the same over every chunk of the chunk's document (its whole text and title)
+        document = store.find_document(chunk.document)
+        assert document is not None
+        whole = set(tokenize(f"{chunk.title}\n{store.document_text(document.id)}"))
+        assert features[row, FEATURES.index("document_coverage")] == pytest.approx(
+            sum(idf.get(t, 0.0) for t in whole) / mass)
+        assert features[row, FEATURES.index("document_coverage")] >= features[row, FEATURES.index("coverage")] - 1e-9
     # the founder-visa essay holds the phrase ("founder visa"): its best chunk has phrase evidence
     top = [row for row, h in enumerate(hits) if h.document.endswith("foundervisa.txt")][0]
     assert features[top, FEATURES.index("bigram")] > 0
