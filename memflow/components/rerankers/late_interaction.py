@@ -146,9 +146,11 @@ def _features_and_vectors(store: Store, query: str, query_vector: Vector, hits: 
     held = store.lexical.document_terms(idf, {c.document_id for c in chunks.values()})
     document_coverage = np.asarray([sum(idf[t] for t in held.get(c.document_id, ())) / mass
                                     if (c := chunks.get(i)) else 0.0 for i in ids])
-    features = np.column_stack([dense, maxsim, lexical, sentence_lexical, prf, first, bigram, sentence_joint,
-                                window_joint, coverage_all, token_scores, title_scores, rare_token_scores,
-                                document_coverage]).astype(np.float64)
+    columns = {"dense": dense, "maxsim": maxsim, "lexical": lexical, "sentence_lexical": sentence_lexical, "prf": prf,
+               "first": first, "bigram": bigram, "sentence_joint": sentence_joint, "window_joint": window_joint,
+               "coverage": coverage_all, "tokens": token_scores, "title": title_scores,
+               "rare_tokens": rare_token_scores, "document_coverage": document_coverage}
+    features = np.column_stack([columns[name] for name in FEATURES]).astype(np.float64)
     return features, vectors
 
 
@@ -173,19 +175,6 @@ class LateInteractionReranker(Component):
             raise ValueError("token_cache_mb must be at least 0")
         if not 0.0 <= feedback < 1.0:
             raise ValueError("feedback must be in [0, 1)")
-        self.feedback, self.feedback_depth = feedback, feedback_depth
-        self.weights = np.asarray([dense, maxsim, lexical, sentence_lexical, prf, first, bigram, sentence_joint,
-                                   window_joint, coverage, tokens, title, rare_tokens, document_coverage],
-                                  dtype=np.float64)
-        if (self.weights < 0).any() or not self.weights.any():
-            raise ValueError("feature weights must be non-negative and not all 0")
-        self.depth, self.prf_depth, self.prf_beta = depth, prf_depth, prf_beta
-        self.normalization, self.k1, self.b = normalization, k1, b
-        self.token_depth, self.model, self.backend, self.token_cache_mb = token_depth, model, backend, token_cache_mb
-        if tokens > 0 or title > 0 or rare_tokens > 0:
-            resolve_model_path(model)  # fail at build time, naming the path
-        self._tokens: TokenScorer | None = None
-        self._titles: TitleScorer | None = None
         self._params = {"depth": depth, "dense": dense, "maxsim": maxsim, "lexical": lexical,
                         "sentence_lexical": sentence_lexical, "prf": prf,
                         "first": first, "bigram": bigram, "sentence_joint": sentence_joint,
@@ -195,6 +184,17 @@ class LateInteractionReranker(Component):
                         "feedback_depth": feedback_depth, "token_depth": token_depth, "model": model,
                         "backend": backend, "token_cache_mb": token_cache_mb,
                         "normalization": normalization, "k1": k1, "b": b}
+        self.feedback, self.feedback_depth = feedback, feedback_depth
+        self.weights = np.asarray([self._params[name] for name in FEATURES], dtype=np.float64)  # FEATURES order
+        if (self.weights < 0).any() or not self.weights.any():
+            raise ValueError("feature weights must be non-negative and not all 0")
+        self.depth, self.prf_depth, self.prf_beta = depth, prf_depth, prf_beta
+        self.normalization, self.k1, self.b = normalization, k1, b
+        self.token_depth, self.model, self.backend, self.token_cache_mb = token_depth, model, backend, token_cache_mb
+        if tokens > 0 or title > 0 or rare_tokens > 0:
+            resolve_model_path(model)  # fail at build time, naming the path
+        self._tokens: TokenScorer | None = None
+        self._titles: TitleScorer | None = None
 
     def run(self, *, query: str, query_vector: Vector, hits: list[Hit]) -> dict[str, Any]:
         if len(hits) < 2:

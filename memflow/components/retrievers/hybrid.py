@@ -99,8 +99,8 @@ class HybridRetriever(Component):
 
     def _fuse(self, dense: list[tuple[int, float]], lexical: list[tuple[int, float]]) -> list[tuple[int, float]]:
         """Each side's top ``candidates`` fused; then, when a run asks for more (``k`` above ``candidates``),
-        the deeper lists' other chunks fused among themselves and ranked below: asking for more hits adds
-        hits after the first ones and never reorders them (a score normalized over a deeper list would)."""
+        the rest of the whole deeper lists' fusion ranked below them: asking for more hits adds hits after
+        the first ones and never reorders them (a score normalized over a deeper list would)."""
         top = self.candidates
         head = fuse(dense[:top], lexical[:top], fusion=self.fusion, dense_weight=self.dense_weight, rrf_k=self.rrf_k)
         if len(dense) <= top and len(lexical) <= top:
