@@ -489,12 +489,12 @@ TUNED = "tuned as a rebuild tunes: recall@10 >= 0.95 on 200 stored vectors"
 
 
 def _self_truth(ids: npt.NDArray[np.int64], vectors: npt.NDArray[np.float32]) -> Any:
-    """Exact top 10 of 200 random stored vectors (their own id left out): what index_policy.tune uses."""
-    from memflow.storage import index_policy
+    """Exact top 10 of 200 random stored vectors (their own id left out): what index_build.tune uses."""
+    from memflow.storage import index_build, index_policy
 
     rng = np.random.default_rng(7)
     picked = rng.choice(len(ids), size=min(index_policy.TUNE_QUERIES, len(ids)), replace=False)
-    truth = index_policy.ExactTop(vectors[picked], ids[picked], 10)
+    truth = index_build.ExactTop(vectors[picked], ids[picked], 10)
     for at in range(0, len(ids), 65536):
         truth.update(ids[at : at + 65536], vectors[at : at + 65536])
     return truth
@@ -503,7 +503,7 @@ def _self_truth(ids: npt.NDArray[np.int64], vectors: npt.NDArray[np.float32]) ->
 def bench_indexes(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     import faiss
 
-    from memflow.storage import index_policy
+    from memflow.storage import index_build, index_policy
     from memflow.storage.index_policy import IndexPolicy
     from memflow.storage.store import Store
     from memflow.storage.vectors import VectorMemory
@@ -530,7 +530,7 @@ def bench_indexes(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     # auto: what the store rebuilds from SQL at this size (read from SQL, trained on a random sample).
     with Store(directory) as store:
         started = time.perf_counter()
-        auto = VectorMemory.from_sql(store.engine, dimension=DIM, factory="auto")
+        auto = index_build.build_from_sql(store.engine, dimension=DIM, factory="auto")
         build = time.perf_counter() - started
         auto.exact = store._exact_vectors
         rows.append(_evaluate(f"auto -> {auto.kind}", auto, queries, truth, build, threads=args.threads, vectors=n,
@@ -589,7 +589,7 @@ def bench_indexes(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
             hnsw.search_params = {"efSearch": ef}
             rows.append(_evaluate("HNSW32", hnsw, queries, prefix_truth, build, threads=args.threads, vectors=m,
                                   note=note))
-        index_policy.tune(hnsw, prefix_self)
+        index_build.tune(hnsw, prefix_self)
         rows.append(_evaluate("HNSW32", hnsw, queries, prefix_truth, build, threads=args.threads, vectors=m,
                               note=f"{note + '; ' if note else ''}{TUNED}"))
         del hnsw
@@ -604,7 +604,7 @@ def bench_indexes(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     build = time.perf_counter() - started
     with Store(directory) as store:
         pq.exact = store._exact_vectors
-        index_policy.tune(pq, self_truth)
+        index_build.tune(pq, self_truth)
         rows.append(_evaluate(kind, pq, queries, truth, build, threads=args.threads, vectors=n,
                               note=f"{TUNED}; re-ranked: {index_policy.REFINE}x10 candidates, exact vectors from SQL"))
         pq.exact = None

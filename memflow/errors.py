@@ -24,16 +24,30 @@ class MemflowError(Exception):
 
 
 class PipelineError(MemflowError):
-    """A pipeline definition is invalid: YAML syntax, unknown component, bad parameter, wiring, cycle."""
+    """A pipeline definition is invalid: YAML syntax, unknown component, bad parameter, wiring, cycle.
 
-    def __init__(self, message: str, *, file: str | Path | None = None, line: int | None = None) -> None:
+    Its fields say where: ``file``, ``line`` and ``column`` (1-based) in it, and the ``component`` (its name in
+    the pipeline) when the problem is one component's; ``reason`` is the message without the place. ``str()``
+    is ``file:line[:column]: reason``, the form editors and terminals link to.
+    """
+
+    def __init__(self, message: str, *, file: str | Path | None = None, line: int | None = None,
+                 column: int | None = None, component: str | None = None) -> None:
         self.reason = message
         self.file = str(file) if file is not None else None
         self.line = line
-        where = ""
-        if self.file is not None:
-            where = f"{self.file}:{line}: " if line is not None else f"{self.file}: "
-        super().__init__(f"{where}{message}")
+        self.column = column if line is not None else None
+        self.component = component
+        super().__init__(f"{self.where}: {message}" if self.where else message)
+
+    @property
+    def where(self) -> str:
+        """``file``, ``file:line`` or ``file:line:column``; empty when the pipeline has no file."""
+        if self.file is None:
+            return ""
+        if self.line is None:
+            return self.file
+        return f"{self.file}:{self.line}" + (f":{self.column}" if self.column is not None else "")
 
 
 class InputError(MemflowError):

@@ -10,65 +10,23 @@
 from __future__ import annotations
 
 import dataclasses
-import re
-import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from memflow.components.base import Problem, RunContext
-from memflow.errors import MemflowError, PipelineError
+from memflow.answering import answer_of, answering_component, stream_answer
+from memflow.components.base import RunContext
+from memflow.errors import MemflowError
+from memflow.ingest import VECTOR_SAVE_INTERVAL_S, IngestEngine, IngestReport, LocalEngine
+from memflow.ingest import ingest as run_ingest
 from memflow.pipeline import Pipeline, builtin_pipeline
 from memflow.storage.doctor import DoctorReport, diagnose
 from memflow.storage.store import Store, StoredDocument, StoreStats
-from memflow.types import Answer, Chunk, Hit, SummaryState
+from memflow.types import Answer, Hit, SummaryState
 
 __all__ = ["Memory", "IngestReport"]
 
 PipelineSpec = str | Path | Pipeline | None
-
-#: How often a long ingest saves the vector memory, so a crash loses at most this much indexing work
-#: (the SQL store, the source of truth, commits every batch regardless).
-VECTOR_SAVE_INTERVAL_S = 300.0
-
-
-@dataclass(slots=True)
-class IngestReport:
-    """What one ingest did: documents written, skipped as unchanged, and what failed, with reasons."""
-
-    files: int = 0
-    ingested: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    pruned: list[str] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
-    chunks: int = 0
-    tokens: int = 0
-    seconds: float = 0.0
-    #: Wall time by stage: "list" (expanding folders), each pipeline component by name, "save" (vectors).
-    stages: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def failed(self) -> list[Problem]:
-        return [p for p in self.problems if p.kind == "failed"]
-
-    def summary(self) -> str:
-        pruned = f", pruned {len(self.pruned)}" if self.pruned else ""
-        return (f"ingested {len(self.ingested)} documents ({self.chunks} chunks, {self.tokens} tokens), "
-                f"skipped {len(self.unchanged)} unchanged, failed {len(self.failed)}{pruned} "
-                f"in {self.seconds:.1f} s")
-
-
-def _as_paths(paths: str | Path | Iterable[str | Path]) -> list[str]:
-    if isinstance(paths, (str, Path)):
-        return [str(paths)]
-    return [str(p) for p in paths]
-
-
-def _batches(items: Sequence[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(items), size):
-        yield list(items[start : start + size])
-
 
 class Memory:
     """A memory stored in ``directory`` (default ``./storage``).
@@ -124,81 +82,20 @@ class Memory:
         ``engine="ray"`` loads, chunks and encodes on Ray Data (Ray as this process already runs it, else the
         cluster at ``ray_address``, else what ``ray.init()`` finds or starts, shut down after) and writes here,
         in order: the store comes out as a local ingest makes it (the ``ray`` extra; :mod:`memflow.engines.ray`)."""
-        if engine != "local":
-            if engine != "ray":
-                raise MemflowError(f"unknown ingest engine {engine!r}; use 'local' or 'ray'")
-            from memflow.engines.ray import ingest as ray_ingest
-
-            return ray_ingest(self, paths, progress=progress, batch_files=batch_files, prune=prune,
-                              save_every=save_every, address=ray_address)
-        if ray_address is not None:
-            raise MemflowError("ray_address is for engine='ray'")
-        started = time.perf_counter()
         pipeline = self.pipeline("ingest")
-        context = RunContext(store=self.store, progress=progress)
-        report = IngestReport()
-        files = self._list_files(pipeline, _as_paths(paths), context)
-        report.files = len(files)
-        listed = time.perf_counter()
-        bar = _progress_bar(total=len(files), enabled=progress)
-        last_save = time.monotonic()
-        try:
-            with self.store.writer(timeout=self.lock_timeout):
-                for batch in _batches(files, max(1, batch_files)):
-                    result = pipeline.run({"paths": batch}, context=context)
-                    chunks = _written_chunks(result)
-                    report.chunks += len(chunks)
-                    report.tokens += sum(c.token_count for c in chunks)
-                    report.ingested.extend(dict.fromkeys(c.document.uri for c in chunks))
-                    bar.update(len(batch))
-                    bar.set_postfix(chunks=report.chunks, refresh=False)
-                    if time.monotonic() - last_save >= save_every:
-                        self.store.save_vectors()
-                        last_save = time.monotonic()
-                if prune:
-                    report.pruned = self._prune(_as_paths(paths), files, context)
-                saving = time.perf_counter()
-                self.store.save_vectors()
-                context.seconds["save"] = time.perf_counter() - saving
-        finally:
-            bar.close()
-        report.unchanged = list(context.unchanged)
-        report.problems = list(context.problems)
-        report.seconds = time.perf_counter() - started
-        report.stages = {"list": listed - started, **context.seconds}
-        return report
+        runner: IngestEngine
+        if engine == "local":
+            if ray_address is not None:
+                raise MemflowError("ray_address is for engine='ray'")
+            runner = LocalEngine(pipeline)
+        elif engine == "ray":
+            from memflow.engines.ray import RayEngine
 
-    @staticmethod
-    def _list_files(pipeline: Pipeline, paths: list[str], context: RunContext) -> list[str]:
-        """Expand folders up front through the pipeline's loader, so batches and the progress bar count
-        files (only paths are held, never their contents)."""
-        owners = [name for name, sockets in pipeline.inputs().items() if "paths" in sockets]
-        if len(owners) != 1:
-            raise PipelineError("an ingest pipeline needs exactly one component with a 'paths' input",
-                                file=pipeline.source)
-        loader: Any = pipeline.component(owners[0])
-        if not hasattr(loader, "iter_files"):
-            return paths
-        loader.bind(context)
-        return [str(p) for p in loader.iter_files(paths)]
-
-    def _prune(self, roots: list[str], files: list[str], context: RunContext) -> list[str]:
-        resolved = [Path(r).expanduser().resolve() for r in roots]
-        loaded = {str(Path(f).resolve()) for f in files}
-        # A file with any failure (a JSONL line that no longer parses, say) keeps all its stored records.
-        failed = {str(Path(re.sub(r":\d+$", "", p.source)).resolve()) for p in context.problems if p.kind == "failed"}
-        gone: list[str] = []
-        for document in self.store.documents():
-            path = document.uri.split("#", 1)[0]
-            if not any(path == str(root) or path.startswith(str(root) + "/") for root in resolved):
-                continue
-            if not Path(path).exists():
-                gone.append(document.uri)
-            elif "#" in document.uri and path in loaded and path not in failed and document.uri not in context.seen:
-                gone.append(document.uri)  # a record removed from a JSONL file that still exists
-        if gone:
-            self.store.forget(gone)
-        return gone
+            runner = RayEngine(pipeline, trusted_modules=self._trusted, address=ray_address)
+        else:
+            raise MemflowError(f"unknown ingest engine {engine!r}; use 'local' or 'ray'")
+        return run_ingest(self.store, pipeline, paths, engine=runner, progress=progress, batch_files=batch_files,
+                          prune=prune, save_every=save_every, lock_timeout=self.lock_timeout)
 
     def doctor(self, *, repair: bool = False) -> DoctorReport:
         """Check the store against itself and the configured encoder; ``repair`` rebuilds what SQL can."""
@@ -240,11 +137,18 @@ class Memory:
         ``decoder`` names another registered decoder type to answer with, e.g. ``"llama_cpp"`` (short for
         ``decoders.llama_cpp``), in place of the ask pipeline's own, with its default params."""
         result = self._ask_pipeline_run(question, k=k, outputs=None, decoder=decoder)
-        for outputs in result.values():
-            for value in outputs.values():
-                if isinstance(value, Answer):
-                    return value
-        raise PipelineError("the ask pipeline produced no Answer", file=self.ask_pipeline(decoder).source)
+        return answer_of(result, self.ask_pipeline(decoder))
+
+    def stream(self, question: str, *, k: int | None = None, decoder: str | None = None) -> Iterator[str | Answer]:
+        """``ask``, streamed: yields the answer's text piece by piece as the decoder writes it, then the whole
+        :class:`Answer` (citations included) as the last item. A decoder that cannot stream (the built-in
+        attention decoder) yields its text as one piece."""
+        data: dict[str, Any] = {"query": question}
+        if k is not None:
+            data["k"] = k
+        stream = stream_answer(self.ask_pipeline(decoder), data, RunContext(store=self.store))
+        answer = yield from stream
+        yield answer
 
     def ask_pipeline(self, decoder: str | None = None) -> Pipeline:
         """The ask pipeline; with ``decoder``, a copy whose decoder (the component with an Answer output) is
@@ -255,12 +159,8 @@ class Memory:
         kind = decoder if "." in decoder or ":" in decoder else f"decoders.{decoder}"
         key = f"ask with {kind}"
         if key not in self._pipelines:
-            names = [name for name, component in base.components.items()
-                     if any(socket.type is Answer for socket in component.outputs.values())]
-            if len(names) != 1:
-                raise PipelineError(f"cannot swap the decoder: the ask pipeline has {len(names)} components with an "
-                                    "Answer output, not one", file=base.source)
-            components = [dataclasses.replace(c, type=kind, params={}, param_lines={}) if c.name == names[0] else c
+            name = answering_component(base)
+            components = [dataclasses.replace(c, type=kind, params={}, param_lines={}) if c.name == name else c
                           for c in base.spec.components]
             spec = dataclasses.replace(base.spec, components=components)
             self._pipelines[key] = Pipeline(spec, trusted_modules=self._trusted)
@@ -300,25 +200,3 @@ class Memory:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _written_chunks(result: dict[str, dict[str, Any]]) -> list[Chunk]:
-    for outputs in result.values():
-        value = outputs.get("chunks")
-        if isinstance(value, list):
-            return value
-    return []
-
-
-class _NoBar:
-    def update(self, n: int) -> None: ...
-    def set_postfix(self, **kwargs: Any) -> None: ...
-    def close(self) -> None: ...
-
-
-def _progress_bar(*, total: int, enabled: bool) -> Any:
-    if not enabled:
-        return _NoBar()
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="file", desc="ingest", dynamic_ncols=True)

@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from memflow.components.base import Component, RunContext, Socket
+from memflow.components.base import Component, RunContext, Socket, constructor_parameters
 from memflow.memory import Memory
+from memflow.pipeline.graph import run_problems
 from memflow.types import Chunk, Document, Sentence
 
 __all__ = ["check_component", "make_document", "make_chunks", "temporary_memory"]
@@ -60,8 +61,10 @@ def check_component(cls: type[Component], *, params: Mapping[str, Any] | None = 
     """Check ``cls`` against the component contract and, given ``inputs``, run it once.
 
     Checks: it subclasses Component; sockets are Socket instances with types; every constructor parameter
-    is keyword-only and annotated; the instance reports its params; ``run`` accepts exactly the declared
-    inputs and returns every declared output. Returns the run's outputs (empty without ``inputs``).
+    is keyword-only and annotated, and kept where :meth:`Component.params` reads it back; ``run``'s
+    parameters match the input sockets as a pipeline requires (see
+    :func:`memflow.pipeline.graph.run_problems`); ``run`` returns every declared output. Returns the run's
+    outputs (empty without ``inputs``).
     """
     assert isinstance(cls, type) and issubclass(cls, Component), f"{cls!r} must subclass memflow.Component"
     for kind, sockets in (("input", cls.inputs), ("output", cls.outputs)):
@@ -76,11 +79,15 @@ def check_component(cls: type[Component], *, params: Mapping[str, Any] | None = 
         assert parameter.kind is parameter.KEYWORD_ONLY, f"{cls.__name__}: parameter {name!r} must be keyword-only"
         assert name in hints, f"{cls.__name__}: parameter {name!r} needs a type annotation"
     instance = cls(**dict(params or {}))
-    assert isinstance(instance.params(), dict)
-    run_parameters = inspect.signature(instance.run).parameters
-    if not any(p.kind is p.VAR_KEYWORD for p in run_parameters.values()):
-        missing = set(cls.inputs) - set(run_parameters)
-        assert not missing, f"{cls.__name__}.run does not accept inputs {sorted(missing)}"
+    try:
+        reported = instance.params()
+    except AttributeError as exc:
+        raise AssertionError(str(exc)) from exc
+    names, _ = constructor_parameters(cls)
+    unreported = set(names) - cls.secret_params - set(reported)
+    assert not unreported, f"{cls.__name__}.params() does not report {sorted(unreported)}"
+    problems = run_problems(instance)
+    assert not problems, f"{cls.__name__}: run() does not match its input sockets: {'; '.join(problems)}"
     if inputs is None:
         return {}
     instance.bind(context or RunContext())

@@ -10,8 +10,7 @@ import pytest
 from memflow import Answer, MemflowError, Memory, StoreError
 
 # Each answer sentence was picked by reading the essay; the question paraphrases it. Each one's attention weight
-# is far above the runner-up's (session 5: 0.39-0.92 against 0.02-0.19). Session 4's machine flipped a marginal one
-# ("What is your mind like?", 0.11 against 0.08 here), which this list no longer holds.
+# is far above the runner-up's, so a different machine's last-bit float differences cannot flip the order.
 QUESTIONS = [
     ("What could the government do to increase the number of startups at no cost?",
      "foundervisa.txt", "establish a new class of visa for startup founders"),

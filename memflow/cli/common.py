@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
+from memflow.components.base import Problem
 from memflow.errors import MemflowError
 from memflow.memory import Memory
 
@@ -74,6 +75,12 @@ def to_jsonable(value: Any) -> Any:
 
 def echo_json(value: Any) -> None:
     click.echo(json.dumps(to_jsonable(value), indent=2, ensure_ascii=False))
+
+
+def format_problem(problem: Problem) -> str:
+    """``kind: path[:line]: reason``, the path as the user reads it."""
+    where = display_path(problem.path) + (f":{problem.line}" if problem.line is not None else "")
+    return f"{problem.kind}: {where}: {problem.reason}"
 
 
 def display_path(uri: str) -> str:

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import click
 
-from memflow.cli.common import configure_logging, display_path, open_memory, store_options, user_errors
+from memflow.cli.common import (
+    configure_logging,
+    display_path,
+    format_problem,
+    open_memory,
+    store_options,
+    user_errors,
+)
 from memflow.engines import ENGINES
 
 
@@ -43,7 +50,7 @@ def ingest(paths: tuple[Path, ...], pipeline: Path | None, batch_files: int, sav
                                ray_address=address)
     for problem in report.problems:
         if problem.kind == "failed" or not quiet:
-            click.echo(f"{problem.kind}: {display_path(problem.source)}: {problem.reason}", err=True)
+            click.echo(format_problem(problem), err=True)
     for uri in report.pruned:
         click.echo(f"pruned: {display_path(uri)}", err=True)
     click.echo(report.summary())

@@ -44,12 +44,12 @@ def ask(question: str, k: int | None, as_json: bool, explain: bool, decoder: str
     configure_logging(quiet=True)
     with open_memory(store, url, trusted, ask_pipeline=pipeline) as memory:
         if stream and not as_json:
-            from memflow.components.decoders.prompting import drain, stream_answer
-
-            answer = drain(stream_answer(memory, question, k=k, decoder=decoder),
-                           lambda piece: click.echo(piece, nl=False))
-            click.echo()
-            _print_answer(answer, explain=explain, streamed=True)
+            for piece in memory.stream(question, k=k, decoder=decoder):
+                if isinstance(piece, str):
+                    click.echo(piece, nl=False)
+                    continue
+                click.echo()
+                _print_answer(piece, explain=explain, streamed=True)
             return
         answer = memory.ask(question, k=k, decoder=decoder)
     if as_json:

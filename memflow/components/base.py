@@ -5,21 +5,29 @@ mappings of socket name to :class:`Socket`, takes its parameters as keyword-only
 with type annotations (a pipeline checks YAML ``params`` against them before anything runs), and
 implements ``run(**inputs) -> dict`` returning one value per output socket.
 
+The constructor signature is the one declaration of a component's parameters: each parameter ``foo`` is
+kept on the instance as ``self.foo`` (or under the attribute its class names in ``param_attributes``), and
+:meth:`Component.params` reads them back from there, so what it reports is what the component runs with.
+Likewise ``run``'s keyword parameters must be the declared input sockets; a pipeline checks both when it
+is built.
+
 Components that need the store, the run's progress settings or its warning channel receive a
 :class:`RunContext` through :meth:`Component.bind` before their first run.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
+import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 if TYPE_CHECKING:
     from memflow.storage.store import Store
 
-__all__ = ["Socket", "Component", "RunContext", "Problem"]
+__all__ = ["Socket", "Component", "RunContext", "Problem", "constructor_parameters"]
 
 log = logging.getLogger("memflow")
 
@@ -37,13 +45,27 @@ class Socket:
     doc: str = ""
 
 
+ProblemKind = Literal["failed", "skipped"]
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """Something that could not be ingested or used, reported without stopping the run."""
+    """Something that could not be ingested or used, reported without stopping the run.
 
-    source: str
+    ``path`` is the file (or the component, for a problem that is not about an input) it is about, ``line``
+    the line in it where one applies (a JSONL record); ``kind`` is ``failed`` (broken input: its stored
+    documents are kept as they were) or ``skipped`` (nothing to ingest, e.g. an empty or unsupported file).
+    """
+
+    path: str
     reason: str
-    kind: str = "failed"
+    kind: ProblemKind = "failed"
+    line: int | None = None
+
+    @property
+    def source(self) -> str:
+        """``path``, or ``path:line``."""
+        return f"{self.path}:{self.line}" if self.line is not None else self.path
 
     def __str__(self) -> str:
         return f"{self.source}: {self.reason}"
@@ -66,8 +88,8 @@ class RunContext:
     seen: set[str] = field(default_factory=set)
     seconds: dict[str, float] = field(default_factory=dict)
 
-    def report(self, source: str, reason: str, *, kind: str = "failed") -> None:
-        problem = Problem(source=str(source), reason=reason, kind=kind)
+    def report(self, path: str, reason: str, *, kind: ProblemKind = "failed", line: int | None = None) -> None:
+        problem = Problem(path=str(path), reason=reason, kind=kind, line=line)
         self.problems.append(problem)
         log.warning("%s", problem)
 
@@ -79,11 +101,36 @@ class RunContext:
         return self.store
 
 
+def constructor_parameters(cls: type) -> tuple[list[str], str | None]:
+    """The names of the parameters ``cls`` is built with (without ``self`` and ``*args``, which YAML cannot
+    fill), and the name of its ``**kwargs`` parameter if it has one."""
+    init = cls.__init__  # type: ignore[misc]
+    if init is object.__init__:
+        return [], None
+    names: list[str] = []
+    var_keyword: str | None = None
+    for index, p in enumerate(inspect.signature(init).parameters.values()):
+        if index == 0 or p.kind is inspect.Parameter.VAR_POSITIONAL:
+            continue
+        if p.kind is inspect.Parameter.VAR_KEYWORD:
+            var_keyword = p.name
+        else:
+            names.append(p.name)
+    return names, var_keyword
+
+
 class Component:
     """Base class of every pipeline component (memflow's own and plugins alike)."""
 
     inputs: ClassVar[Mapping[str, Socket]] = {}
     outputs: ClassVar[Mapping[str, Socket]] = {}
+
+    # Constructor parameters kept under another attribute than their own name, by parameter name. A dotted
+    # path reads through to the object that uses the value (``"attention.hops"``), so it cannot go stale.
+    # Merged along the class's bases, the nearest class winning.
+    param_attributes: ClassVar[Mapping[str, str]] = {}
+    # Constructor parameters params() never reports: secrets that must not reach ``pipeline show`` or a log.
+    secret_params: ClassVar[frozenset[str]] = frozenset()
 
     context: RunContext
 
@@ -101,5 +148,31 @@ class Component:
             raise NotImplementedError(f"{type(self).__name__} must implement run()")
 
     def params(self) -> dict[str, Any]:
-        """The parameters the component was built with (for ``pipeline show`` and store settings)."""
-        return dict(getattr(self, "_params", {}))
+        """The effective value of every constructor parameter, in signature order (for ``pipeline show``).
+
+        Each is read from the attribute of its name, or the one ``param_attributes`` names; a ``**extra``
+        parameter is read as the mapping ``self.extra`` and its items added. Raises AttributeError naming
+        the parameter when the instance does not keep one where the rule says.
+        """
+        cls = type(self)
+        names, var_keyword = constructor_parameters(cls)
+        attributes: dict[str, str] = {}
+        for klass in reversed(cls.__mro__):
+            attributes.update(vars(klass).get("param_attributes", {}))
+        found: dict[str, Any] = {}
+        for name in [*names, *([var_keyword] if var_keyword else [])]:
+            if name in cls.secret_params:
+                continue
+            attribute = attributes.get(name, name)
+            try:
+                value = operator.attrgetter(attribute)(self)
+            except AttributeError:
+                raise AttributeError(
+                    f"{cls.__name__}: constructor parameter {name!r} is not kept as self.{attribute}; store it "
+                    f"there, or name where it is kept in {cls.__name__}.param_attributes"
+                ) from None
+            if name == var_keyword:
+                found.update(value)
+            else:
+                found[name] = value
+        return found

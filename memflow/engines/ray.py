@@ -39,13 +39,10 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, NoReturn
 
 import networkx as nx
 import numpy as np
-from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
 
 from memflow import errors
 from memflow.components.base import RunContext
@@ -53,20 +50,16 @@ from memflow.components.encoders.sentence_transformers import EncoderModel, Sent
 from memflow.components.writers.skip_unchanged import SkipUnchanged
 from memflow.components.writers.store_writer import StoreWriter
 from memflow.errors import MemflowError, MissingDependencyError, ModelMismatchError, PipelineError, StoreError
-from memflow.memory import IngestReport, Memory, _as_paths, _batches, _progress_bar, _written_chunks
+from memflow.ingest import written_chunks
 from memflow.models import resolve_model_path
 from memflow.pipeline import Pipeline
 from memflow.pipeline.yaml_loader import ConnectionSpec, PipelineSpec
-from memflow.storage.sql import DocumentRow
 from memflow.storage.store import Store
-from memflow.types import Document
+from memflow.types import Chunk, Document
 
-__all__ = ["ingest", "import_ray", "plan_stages", "cpu_pool"]
+__all__ = ["RayEngine", "import_ray", "plan_stages", "cpu_pool"]
 
 log = logging.getLogger("memflow")
-
-#: How many files' stored hashes one SQL query looks up.
-_HASH_QUERY_FILES = 200
 
 
 def import_ray() -> Any:
@@ -332,30 +325,6 @@ def cpu_pool(cpus: float) -> tuple[int, float]:
 # -- the driver -----------------------------------------------------------------------------------------------
 
 
-def _stored_hashes(store: Store, files: Sequence[str]) -> list[dict[str, str]]:
-    """For each file, the (URI -> content hash) of the documents the store holds from it: the file's
-    resolved path, or ``path#record`` for files of many documents (JSONL)."""
-    keys = [str(Path(f).expanduser().resolve()) for f in files]
-    found: dict[str, str] = {}
-    with Session(store.engine) as session:
-        for start in range(0, len(keys), _HASH_QUERY_FILES):
-            part = keys[start : start + _HASH_QUERY_FILES]
-            prefixes = [DocumentRow.uri.like(_like_escape(k) + "#%", escape="\\") for k in part]
-            query = select(DocumentRow.uri, DocumentRow.content_hash).where(or_(DocumentRow.uri.in_(part), *prefixes))
-            found.update({uri: digest for uri, digest in session.execute(query)})
-    by_key: dict[str, dict[str, str]] = {k: {} for k in keys}
-    for uri, digest in found.items():
-        owner = uri if uri in by_key else uri.split("#", 1)[0]
-        # LIKE may match case-insensitively (SQLite): keep exact prefixes only.
-        if owner in by_key and (uri == owner or uri.startswith(owner + "#")):
-            by_key[owner][uri] = digest
-    return [by_key[k] for k in keys]
-
-
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def _check_encoder_model(store: Store, pipeline: Pipeline, plan: _Plan) -> None:
     """Refuse another encoder than the store's before any work is shipped (the dimension is checked, and
     recorded in a new store, when the first encoded batch comes back, as a local ingest does)."""
@@ -466,78 +435,55 @@ def _results(ray: Any, plan: _Plan, rows: list[dict[str, Any]]) -> Iterator[dict
         yield state
 
 
-def ingest(memory: Memory, paths: str | Path | Iterable[str | Path], *, progress: bool = False,
-           batch_files: int = 16, prune: bool = False, save_every: float = 300.0,
-           address: str | None = None) -> IngestReport:
-    """``Memory.ingest`` with loading, chunking and encoding on Ray (see the module's docstring)."""
-    ray = import_ray()
-    started = time.perf_counter()
-    pipeline = memory.pipeline("ingest")
-    the_plan = plan_stages(pipeline, memory._trusted)
-    writer = Pipeline(the_plan.write.spec, trusted_modules=the_plan.trusted) if the_plan.write else None
-    store = memory.store
-    context = RunContext(store=store, progress=progress)
-    report = IngestReport()
-    roots = _as_paths(paths)
-    files = memory._list_files(pipeline, roots, context)
-    report.files = len(files)
-    listed = time.perf_counter()
-    batches = list(_batches(files, max(1, batch_files)))
-    checked: set[str] = set()
-    bar = _progress_bar(total=len(files), enabled=progress)
-    last_save = time.monotonic()
-    try:
-        with store.writer(timeout=memory.lock_timeout):
-            _check_encoder_model(store, pipeline, the_plan)
-            if batches:
-                hashes = _stored_hashes(store, files)
-                rows, offset = [], 0
-                for index, batch in enumerate(batches):
-                    stored: dict[str, str] = {}
-                    for found in hashes[offset : offset + len(batch)]:
-                        stored.update(found)
-                    offset += len(batch)
-                    start: dict[str, Any] = {"paths": batch, "stored": stored, "values": {}, "problems": [],
-                                             "unchanged": [], "seen": [], "seconds": {}, "encoded": {}}
-                    rows.append({"index": index, "payload": pickle.dumps(start, protocol=pickle.HIGHEST_PROTOCOL)})
-                with _connected(ray, address, context), _data_context(ray):
-                    for batch, state in zip(batches, _results(ray, the_plan, rows), strict=True):
-                        _merge(context, state)
-                        for name, dimension in state["encoded"].items():
-                            if name not in checked:
-                                component = pipeline.component(name)
-                                assert isinstance(component, SentenceTransformersEncoder)
-                                store.check_encoder(component.model_id, dimension, record=True)
-                                checked.add(name)
-                        if writer is not None and the_plan.write is not None:
-                            result = writer.run(_inputs(the_plan.write, state["values"]), context=context)
-                            chunks = _written_chunks(result)
-                            report.chunks += len(chunks)
-                            report.tokens += sum(c.token_count for c in chunks)
-                            report.ingested.extend(dict.fromkeys(c.document.uri for c in chunks))
-                        bar.update(len(batch))
-                        bar.set_postfix(chunks=report.chunks, refresh=False)
-                        if time.monotonic() - last_save >= save_every:
-                            store.save_vectors()
-                            last_save = time.monotonic()
-            if prune:
-                report.pruned = memory._prune(roots, files, context)
-            saving = time.perf_counter()
-            store.save_vectors()
-            context.seconds["save"] = time.perf_counter() - saving
-    finally:
-        bar.close()
-    report.unchanged = list(context.unchanged)
-    report.problems = list(context.problems)
-    report.seconds = time.perf_counter() - started
-    report.stages = {"list": listed - started, **context.seconds}
-    return report
+class RayEngine:
+    """The ingest engine that loads, chunks and encodes on Ray Data and writes here, in batch order (see the
+    module's docstring): Ray as this process already runs it, else the cluster at ``address``, else what
+    ``ray.init()`` finds or starts, shut down after."""
+
+    def __init__(self, pipeline: Pipeline, *, trusted_modules: Sequence[str] = (), address: str | None = None
+                 ) -> None:
+        self.ray = import_ray()
+        self.pipeline, self.address = pipeline, address
+        self.plan = plan_stages(pipeline, trusted_modules)
+        self.writer = (Pipeline(self.plan.write.spec, trusted_modules=self.plan.trusted)
+                       if self.plan.write is not None else None)
+
+    def run(self, batches: Sequence[list[str]], context: RunContext) -> Iterator[list[Chunk]]:
+        store = context.require_store("the Ray ingest engine")
+        _check_encoder_model(store, self.pipeline, self.plan)
+        if not batches:
+            return
+        hashes = store.stored_hashes_by_file([path for batch in batches for path in batch])
+        rows, offset = [], 0
+        for index, batch in enumerate(batches):
+            stored: dict[str, str] = {}
+            for found in hashes[offset : offset + len(batch)]:
+                stored.update(found)
+            offset += len(batch)
+            start: dict[str, Any] = {"paths": batch, "stored": stored, "values": {}, "problems": [],
+                                     "unchanged": [], "seen": [], "seconds": {}, "encoded": {}}
+            rows.append({"index": index, "payload": pickle.dumps(start, protocol=pickle.HIGHEST_PROTOCOL)})
+        checked: set[str] = set()
+        with _connected(self.ray, self.address, context), _data_context(self.ray):
+            for state in _results(self.ray, self.plan, rows):
+                _merge(context, state)
+                for name, dimension in state["encoded"].items():
+                    if name not in checked:
+                        component = self.pipeline.component(name)
+                        assert isinstance(component, SentenceTransformersEncoder)
+                        store.check_encoder(component.model_id, dimension, record=True)
+                        checked.add(name)
+                if self.writer is None or self.plan.write is None:
+                    yield []
+                    continue
+                result = self.writer.run(_inputs(self.plan.write, state["values"]), context=context)
+                yield written_chunks(result)
 
 
 def _merge(context: RunContext, state: Mapping[str, Any]) -> None:
     """Fold what the workers found in one batch into the driver's context, as a local run would have."""
     for problem in state["problems"]:
-        context.report(problem.source, problem.reason, kind=problem.kind)
+        context.report(problem.path, problem.reason, kind=problem.kind, line=problem.line)
     context.unchanged.extend(state["unchanged"])
     context.seen.update(state["seen"])
     for name, seconds in state["seconds"].items():

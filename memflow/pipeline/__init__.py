@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from memflow.pipeline.graph import build_graph, types_match
+from memflow.pipeline.graph import build_graph, run_problems, types_match
 from memflow.pipeline.params import describe_params, instantiate, type_name, validate_params
 from memflow.pipeline.pipeline import Pipeline, builtin_pipeline
 from memflow.pipeline.yaml_loader import (
@@ -29,6 +29,7 @@ __all__ = [
     "ConnectionSpec",
     "build_graph",
     "types_match",
+    "run_problems",
     "describe_params",
     "validate_params",
     "instantiate",

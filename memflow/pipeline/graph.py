@@ -9,6 +9,7 @@ naming the YAML line of the component or connection at fault.
 
 from __future__ import annotations
 
+import inspect
 import types
 import typing
 from collections.abc import Iterable
@@ -22,7 +23,7 @@ from memflow.errors import PipelineError
 from memflow.pipeline.params import instantiate, type_name
 from memflow.pipeline.yaml_loader import ConnectionSpec, PipelineSpec
 
-__all__ = ["build_graph", "types_match", "topological_order", "connections_of"]
+__all__ = ["build_graph", "types_match", "run_problems", "topological_order", "connections_of"]
 
 
 def types_match(output: Any, input: Any) -> bool:
@@ -50,6 +51,52 @@ def _socket_list(sockets: Iterable[str]) -> str:
     return ", ".join(names) if names else "none"
 
 
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return a is b or bool(a == b)
+    except Exception:  # e.g. arrays, whose == is elementwise
+        return False
+
+
+def run_problems(component: Component) -> list[str]:
+    """Where ``component.run`` disagrees with its declared input sockets (empty when they agree).
+
+    The pipeline calls ``run`` with every input socket as a keyword, an unconnected optional one set to
+    its socket's default, so: each keyword parameter of ``run`` is an input socket; each input socket is a
+    parameter (unless ``run`` takes ``**kwargs``); a parameter has a default exactly when its socket is
+    optional, and then the same one. Types are not compared: ``run`` may accept more than its socket says.
+    """
+    parameters = inspect.signature(component.run).parameters.values()
+    inputs = component.inputs
+    problems: list[str] = []
+    named: dict[str, inspect.Parameter] = {}
+    takes_any = False
+    for p in parameters:
+        if p.kind is inspect.Parameter.VAR_KEYWORD:
+            takes_any = True
+        elif p.kind is inspect.Parameter.POSITIONAL_ONLY:
+            problems.append(f"run() parameter {p.name!r} is positional-only, but inputs are passed by name")
+        elif p.kind is not inspect.Parameter.VAR_POSITIONAL:
+            named[p.name] = p
+    for name, p in named.items():
+        socket = inputs.get(name)
+        has_default = p.default is not inspect.Parameter.empty
+        if socket is None:
+            problems.append(f"run() takes {name!r}, which is not an input socket")
+        elif socket.optional and not has_default:
+            problems.append(f"input {name!r} is optional, but run() has no default for it")
+        elif not socket.optional and has_default:
+            problems.append(
+                f"input {name!r} is required, but run() gives it a default ({p.default!r}); "
+                "declare the socket optional with that default, or drop it"
+            )
+        elif socket.optional and not _same(socket.default, p.default):
+            problems.append(f"input {name!r} defaults to {socket.default!r}, but run()'s default is {p.default!r}")
+    if not takes_any:
+        problems.extend(f"input {name!r} is not a parameter of run()" for name in inputs if name not in named)
+    return problems
+
+
 def _add_components(graph: nx.DiGraph, spec: PipelineSpec, trusted: list[str]) -> None:
     for order, component in enumerate(spec.components):
         line = component.type_line or component.line
@@ -68,6 +115,14 @@ def _add_components(graph: nx.DiGraph, spec: PipelineSpec, trusted: list[str]) -
             line=component.line,
             param_lines=component.param_lines,
         )
+        problems = run_problems(instance)
+        if problems:
+            raise PipelineError(
+                f"component {component.name!r} ({component.type}): run() does not match the input sockets "
+                f"({_socket_list(instance.inputs)}): {'; '.join(problems)}",
+                file=spec.source,
+                line=component.line,
+            )
         graph.add_node(
             component.name,
             instance=instance,

@@ -7,7 +7,6 @@ of the wrong type are reported, with their YAML line, before any component is bu
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import inspect
 import json
@@ -187,12 +186,12 @@ def instantiate(
         raise PipelineError(
             f"component {component!r} ({kind or cls.__name__}): {exc}", file=source, line=line
         ) from exc
-    if not hasattr(instance, "_params"):
-        # Component.params() reports ``_params``; record the effective values (defaults included) so
-        # ``pipeline show`` and the store's settings see exactly what the component was built with.
-        declared, _ = describe_params(cls)
-        effective = {name: p.default for name, p in declared.items() if not p.required}
-        effective.update(kwargs)
-        with contextlib.suppress(AttributeError):  # a component with __slots__ keeps its own record
-            instance._params = effective  # type: ignore[attr-defined]
+    try:
+        # params() reads every parameter back from the instance: one it does not keep where the rule says
+        # is the component's mistake, better reported now, at its line, than by ``pipeline show``.
+        instance.params()
+    except AttributeError as exc:
+        raise PipelineError(
+            f"component {component!r} ({kind or cls.__name__}): {exc}", file=source, line=line
+        ) from exc
     return instance

@@ -22,15 +22,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
 
-from memflow.storage.index_policy import PARAMS_ENV, ExactTop, sql_vectors
-from memflow.storage.sql import SCHEMA_VERSION, ChunkRow, DocumentRow, SummaryStateRow
+from memflow.storage import vector_rows
+from memflow.storage.index_build import ExactTop
+from memflow.storage.index_policy import PARAMS_ENV
+from memflow.storage.sql import SCHEMA_VERSION
 from memflow.storage.store import Store
 from memflow.storage.vectors import VectorMemory
 
-__all__ = ["Check", "DoctorReport", "diagnose", "measure_recall", "rebuild_vectors"]
+__all__ = ["Check", "DoctorReport", "diagnose", "measure_recall"]
 
 SAMPLE = 1000
 #: Stored vectors used as queries for the recall check, and the recall below which it warns.
@@ -61,23 +61,12 @@ class DoctorReport:
         return all(c.ok or c.repaired or c.warning for c in self.checks)
 
 
-def rebuild_vectors(store: Store) -> int:
-    """Replace the FAISS file with one built from every chunk vector in SQL (for ``auto``, of the type the
-    stored count calls for; trained on a random sample); returns the vector count."""
-    dimension = int(store.setting("dimension"))
-    memory = VectorMemory.from_sql(store.engine, dimension=dimension, factory=store.index_factory)
-    memory.save(store.directory, generation=memory.generation)
-    store._vectors = None  # the next use loads the rebuilt file
-    return memory.ntotal
-
-
 def _check_vectors(store: Store, repair: bool) -> Check:
     dimension = store.setting("dimension")
     if dimension is None:
         return Check("vectors", True, "store is empty")
     on_disk = VectorMemory.load(store.directory, dimension=int(dimension), factory=store.index_factory, mmap=True)
-    with Session(store.engine) as session:
-        sql_ids = np.fromiter(session.scalars(select(ChunkRow.id)), dtype=np.int64)
+    sql_ids = vector_rows.chunk_ids(store.engine)
     file_ids = on_disk.ids()
     duplicates = int(len(file_ids) - len(np.unique(file_ids)))
     missing = np.setdiff1d(sql_ids, file_ids)
@@ -114,7 +103,7 @@ def _check_vectors(store: Store, repair: bool) -> Check:
     if not problems:
         return Check("vectors", True, detail)
     if repair:
-        count = rebuild_vectors(store)
+        count = store.rebuild_vectors()
         return Check("vectors", False, f"{'; '.join(problems)} -> rebuilt {count} vectors from SQL", repaired=True)
     return Check("vectors", False, f"{detail}: {'; '.join(problems)} (run with --repair to rebuild from SQL)")
 
@@ -128,18 +117,15 @@ def measure_recall(store: Store, *, queries: int = RECALL_QUERIES, k: int = 10, 
     vectors, drawn at random, each searched for its k nearest other chunks; exact is brute force over
     every vector in SQL, streamed. Returns (recall, queries)."""
     memory = store.vectors
-    with Session(store.engine) as session:
-        ids = np.fromiter(session.scalars(select(ChunkRow.id)), dtype=np.int64)
+    ids = vector_rows.chunk_ids(store.engine)
     if len(ids) <= k:
         return 1.0, 0
     rng = np.random.default_rng(seed)
-    query_ids, query_vectors = sql_vectors(store.engine, rng.choice(ids, size=min(queries, len(ids)), replace=False))
+    query_ids, query_vectors = vector_rows.vectors_of(store.engine,
+                                                      rng.choice(ids, size=min(queries, len(ids)), replace=False))
     truth = ExactTop(query_vectors, query_ids, k)
-    with Session(store.engine) as session:
-        rows = session.execute(select(ChunkRow.id, ChunkRow.vector)).yield_per(8192)
-        for part in rows.partitions(8192):
-            truth.update(np.asarray([r[0] for r in part], dtype=np.int64),
-                         np.vstack([np.frombuffer(r[1], dtype="<f4") for r in part]))
+    for batch_ids, vectors in vector_rows.iter_vectors(store.engine):
+        truth.update(batch_ids, vectors)
     _, found = memory.search(query_vectors, k + 1)
     return truth.recall(found), len(query_ids)
 
@@ -159,7 +145,7 @@ def _check_recall(store: Store, repair: bool) -> Check:
     if recall >= MIN_RECALL:
         return Check("recall", True, detail)
     if repair:
-        rebuild_vectors(store)
+        store.rebuild_vectors()
         again, _ = measure_recall(store)
         if again >= MIN_RECALL:
             return Check("recall", False, f"{detail} -> retrained from SQL: {again:.3f}", repaired=True)
@@ -174,27 +160,22 @@ def _check_chunks(store: Store, repair: bool) -> list[Check]:
     bad_order: list[str] = []
     bad_count: list[int] = []
     bad_slots: list[str] = []
-    with Session(store.engine) as session:
-        for document in session.scalars(select(DocumentRow)).yield_per(64):
-            chunks = session.execute(
-                select(ChunkRow.ordinal, ChunkRow.start, ChunkRow.end, ChunkRow.text, ChunkRow.sentence_spans)
-                .where(ChunkRow.document_id == document.id).order_by(ChunkRow.ordinal)
-            ).all()
-            if [c.ordinal for c in chunks] != list(range(len(chunks))):
-                bad_order.append(document.uri)
-            if document.chunk_count != len(chunks):
-                bad_count.append(document.id)
-            for chunk in chunks:
-                spans = np.frombuffer(chunk.sentence_spans, dtype="<i4").reshape(-1, 2)
-                inside = bool(((spans[:, 0] >= chunk.start) & (spans[:, 1] <= chunk.end)).all()) if len(spans) else True
-                if document.text[chunk.start : chunk.end] != chunk.text or not inside:
-                    bad_text.append(f"{document.uri} chunk {chunk.ordinal}")
-            state = session.get(SummaryStateRow, document.id)
-            for slot in state.slots if state is not None else []:
-                if document.text[slot["start"] : slot["end"]] != slot["text"] or slot["chunk"] >= len(chunks):
-                    bad_slots.append(document.uri)
-                    break
-        documents = int(session.scalar(select(func.count()).select_from(DocumentRow)) or 0)
+    documents = 0
+    for document in store.document_layouts():
+        documents += 1
+        chunks = document.chunks
+        if [ordinal for ordinal, *_ in chunks] != list(range(len(chunks))):
+            bad_order.append(document.uri)
+        if document.chunk_count != len(chunks):
+            bad_count.append(document.id)
+        for ordinal, start, end, text, spans in chunks:
+            inside = bool(((spans[:, 0] >= start) & (spans[:, 1] <= end)).all()) if len(spans) else True
+            if document.text[start:end] != text or not inside:
+                bad_text.append(f"{document.uri} chunk {ordinal}")
+        for slot in document.slots:
+            if document.text[slot["start"] : slot["end"]] != slot["text"] or slot["chunk"] >= len(chunks):
+                bad_slots.append(document.uri)
+                break
     checks = []
     problems = []
     if bad_order:
@@ -207,10 +188,7 @@ def _check_chunks(store: Store, repair: bool) -> list[Check]:
         checks.append(Check("chunks", True, f"{documents} documents: spans exact, chunk order complete"))
     if bad_count:
         if repair:
-            with Session(store.engine) as session, session.begin():
-                for doc_id in bad_count:
-                    count = session.scalar(select(func.count()).where(ChunkRow.document_id == doc_id))
-                    session.execute(update(DocumentRow).where(DocumentRow.id == doc_id).values(chunk_count=count))
+            store.recount_chunks(bad_count)
             checks.append(Check("counts", False, f"fixed the chunk count of {len(bad_count)} documents",
                                 repaired=True))
         else:

@@ -1,11 +1,10 @@
-"""Which FAISS index a vector memory uses, and how it searches.
+"""Which FAISS index a vector memory uses, and how it searches: the policy alone, no building.
 
 ``index: auto`` (the ``storage.writer`` param; the store records it) lets the size of the memory decide:
 
 - below ``flat_max`` vectors (100,000): ``Flat``, exact inner product, nothing to train. Exact search is
-  linear in the size: one query on one thread took 57 ms over 1M 384-dim vectors here (bench/scale.py),
-  so ~6 ms at 100k, under the ~15 ms of encoding the query; past that, exact search dominates a query
-  while an IVF index answers in a few ms, and its rebuild (13 s at 100k) is worth paying;
+  linear in the size; past this size it costs more than encoding the query, while an IVF index answers in
+  a few ms and its rebuild is worth paying (bench/scale.py measures both);
 - from there: ``IVF{nlist},Flat`` with ``nlist`` the power of two nearest 4·√n; trained on a random sample
   of the stored vectors, deletes by id, loads memory-mapped for readers;
 - from ``ivfpq_min`` vectors (8,000,000, where IVF-Flat's vectors alone would take 12 GB of RAM at 384
@@ -15,17 +14,13 @@
 The choice is re-made when the memory grows: from Flat when it crosses ``flat_max``, and within IVF when it
 has grown ``growth`` (4) times since the index was built, which doubles nlist; it shrinks back only when
 the memory is ``growth`` times smaller than the index was built for, so a memory hovering around a threshold
-never flips back and forth. A rebuild reads the vectors from SQL (the source of truth), trains on a random
-sample of them and adds all of them (:func:`build_from_sql`).
+never flips back and forth. Rebuilding from SQL, and tuning the search parameter on the way, is
+:mod:`memflow.storage.index_build`.
 
-Search parameters are measured, not guessed: a build from SQL also computes the exact top 10 of 200 random
-stored vectors (brute force while the vectors stream past) and sets ``nprobe`` (IVF) or ``efSearch`` (HNSW,
-from 64) to the cheapest value whose recall@10 on them reaches 0.95 (:func:`tune`); it is saved with the
-index. Stored vectors are easier queries than real ones: on MiniLM embeddings of Gutenberg text (20,000,
-IVF512) the nprobe that gives them 0.95 gives perturbed-text queries 0.91, and on the 1M-chunk benchmark
-corpus the tuned IVF4096 reached 0.954 on perturbed-text queries (bench/results/scale.txt). An index not
-built from SQL probes nlist/8 lists (at least 16) or explores efSearch=128; on the same MiniLM sample
-nlist/16 gave perturbed-text queries recall@10 0.84 and nlist/8 0.91.
+Search parameters: an index built from SQL is tuned to the cheapest ``nprobe`` (IVF) or ``efSearch`` (HNSW)
+whose recall@10 on stored vectors reaches ``TARGET_RECALL``; an index not built from SQL probes nlist/8
+lists (at least 16) or explores efSearch=128. Stored vectors are easier queries than real ones, so the
+target sits above the recall a real query needs (bench/RESULTS.md has the measured gap).
 
 Thresholds can be changed with ``MEMFLOW_INDEX_FLAT_MAX`` and ``MEMFLOW_INDEX_IVFPQ_MIN``; search parameters
 of any index with ``MEMFLOW_INDEX_PARAMS`` in FAISS ParameterSpace syntax, e.g. ``nprobe=128,efSearch=256``.
@@ -38,24 +33,14 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import faiss
-import numpy as np
-import numpy.typing as npt
-from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session
 
 from memflow.errors import StoreError
-from memflow.storage.sql import ChunkRow, SettingRow
 
-if TYPE_CHECKING:
-    from memflow.storage.vectors import VectorMemory
-
-__all__ = ["AUTO", "IndexPolicy", "ExactTop", "search_parameters", "apply_search_parameters", "nlist_of",
-           "is_approximate", "build_from_sql", "training_size", "tune", "tuning_ladder"]
+__all__ = ["AUTO", "IndexPolicy", "search_parameters", "apply_search_parameters", "nlist_of", "is_approximate",
+           "training_size", "tuning_ladder"]
 
 AUTO = "auto"
 FLAT_MAX = 100_000
@@ -151,8 +136,8 @@ def training_size(kind: str) -> int:
 
 def search_parameters(kind: str, tuned: dict[str, int] | None = None) -> dict[str, int]:
     """Search-time parameters for an index built from ``kind``: what it was ``tuned`` to when built from
-    SQL (see :func:`tune`), else IVF probes nlist/8 lists (at least 16), HNSW explores efSearch=128
-    candidates. ``$MEMFLOW_INDEX_PARAMS`` overrides all of them."""
+    SQL (:func:`memflow.storage.index_build.tune`), else IVF probes nlist/8 lists (at least 16), HNSW
+    explores efSearch=128 candidates. ``$MEMFLOW_INDEX_PARAMS`` overrides all of them."""
     params: dict[str, int] = {}
     nlist = nlist_of(kind)
     if nlist:
@@ -186,118 +171,12 @@ def apply_search_parameters(index: faiss.Index, kind: str, tuned: dict[str, int]
 
 
 def tuning_ladder(kind: str) -> tuple[str, list[int]] | None:
-    """The search parameter :func:`tune` sets for ``kind`` and the values it tries, cheapest first."""
+    """The search parameter a tuning build sets for ``kind`` and the values it tries, cheapest first."""
     nlist = nlist_of(kind)
     if nlist:
         return "nprobe", [v for v in (8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096) if v < nlist] + [nlist]
     if "HNSW" in kind:
         # From 64: a stored vector is a node of the graph, so stored-vector queries overstate HNSW's recall
-        # far more than IVF's (efSearch=16 on MiniLM embeddings: 0.97 for them, 0.89 for perturbed texts).
+        # far more than IVF's (bench/scale.py measures both kinds of query).
         return "efSearch", [64, 128, 256, 512, 1024]
     return None
-
-
-class ExactTop:
-    """The exact top-k of some queries over vectors seen in batches (brute force, bounded memory), each
-    query's own id left out: the truth recall is measured against."""
-
-    def __init__(self, queries: npt.NDArray[np.float32], own: npt.NDArray[np.int64], k: int) -> None:
-        self.queries, self.own, self.k = queries, own, k
-        self.scores = np.full((len(queries), 0), -np.inf, dtype=np.float32)
-        self.ids = np.zeros((len(queries), 0), dtype=np.int64)
-
-    def update(self, ids: npt.NDArray[np.int64], vectors: npt.NDArray[np.float32]) -> None:
-        scores = self.queries @ vectors.T
-        scores[self.own[:, None] == ids[None, :]] = -np.inf
-        scores = np.hstack([self.scores, scores])
-        all_ids = np.hstack([self.ids, np.broadcast_to(ids, (len(self.queries), len(ids)))])
-        keep = np.argsort(-scores, axis=1, kind="stable")[:, : self.k]
-        self.scores = np.take_along_axis(scores, keep, axis=1)
-        self.ids = np.take_along_axis(all_ids, keep, axis=1)
-
-    def recall(self, found: npt.NDArray[np.int64]) -> float:
-        """Share of each query's true top-k (own id left out) among ``found`` (rows of candidate ids)."""
-        hits = 0
-        for own, truth, got in zip(self.own, self.ids, found, strict=True):
-            hits += len({int(i) for i in truth if i >= 0} & {int(i) for i in got if i >= 0 and i != own})
-        return hits / max(1, self.k * len(self.queries))
-
-
-def tune(memory: VectorMemory, truth: ExactTop, *, target: float = TARGET_RECALL) -> dict[str, int]:
-    """Set the memory's search parameter (IVF nprobe, HNSW efSearch) to the cheapest value whose recall@k
-    on ``truth``'s queries (stored vectors, their own id left out) reaches ``target``; the largest tried
-    when none does. Quantized indexes count what their re-ranked candidates hold. Returns what was set."""
-    ladder = tuning_ladder(memory.kind)
-    if ladder is None or memory.ntotal <= truth.k:
-        return {}
-    name, values = ladder
-    inner = faiss.downcast_index(memory.index.index) if isinstance(memory.index, faiss.IndexIDMap2) else memory.index
-    space = faiss.ParameterSpace()
-    fetch = truth.k + 1
-    if "PQ" in memory.kind or "SQ" in memory.kind:
-        fetch = REFINE * truth.k + 1
-    chosen = values[-1]
-    for value in values:
-        space.set_index_parameter(inner, name, value)
-        _, found = memory.index.search(truth.queries, min(fetch, int(memory.index.ntotal)))
-        if truth.recall(found) >= target:
-            chosen = value
-            break
-    memory.tuned = {name: chosen}
-    memory.search_params = apply_search_parameters(memory.index, memory.kind, memory.tuned)
-    return memory.tuned
-
-
-def sql_vectors(engine: Engine, ids: npt.NDArray[np.int64], *, batch: int = 4096
-                ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-    """The stored vectors of ``ids`` (those that exist), in ascending id order."""
-    ids = np.sort(np.asarray(ids, dtype=np.int64))
-    found: list[npt.NDArray[np.int64]] = []
-    vectors: list[npt.NDArray[np.float32]] = []
-    with Session(engine) as session:
-        for start in range(0, len(ids), batch):
-            part = [int(i) for i in ids[start : start + batch]]
-            rows = session.execute(select(ChunkRow.id, ChunkRow.vector).where(ChunkRow.id.in_(part))
-                                   .order_by(ChunkRow.id)).all()
-            if rows:
-                found.append(np.asarray([r[0] for r in rows], dtype=np.int64))
-                vectors.append(np.vstack([np.frombuffer(r[1], dtype="<f4") for r in rows]))
-    if not found:
-        return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
-    return np.concatenate(found), np.vstack(vectors)
-
-
-def build_from_sql(engine: Engine, make: Callable[[int], VectorMemory], *, seed: int = 0, batch: int = 8192
-                   ) -> tuple[VectorMemory, int]:
-    """A vector memory holding every chunk vector in SQL: ``make(count)`` creates it empty (of the kind
-    wanted for ``count`` vectors); it is trained on a random sample of the stored vectors when its kind
-    needs training, then every vector is added in id order, streamed in batches. Returns it with the store
-    generation the rows were read at (read first: rows committed meanwhile are caught up by the next resync).
-    """
-    with Session(engine) as session:
-        generation_row = session.get(SettingRow, "generation")
-        generation = int(generation_row.value) if generation_row is not None else 0
-        all_ids = np.fromiter(session.scalars(select(ChunkRow.id)), dtype=np.int64)
-    memory = make(len(all_ids))
-    rng = np.random.default_rng(seed)
-    need = memory.training_size()
-    if need and len(all_ids):
-        size = min(len(all_ids), max(need, training_size(memory.kind)))
-        _, sample = sql_vectors(engine, rng.choice(all_ids, size=size, replace=False))
-        memory.train(sample)
-    truth: ExactTop | None = None
-    if tuning_ladder(memory.kind) is not None and len(all_ids) > TUNE_QUERIES:
-        query_ids, queries = sql_vectors(engine, rng.choice(all_ids, size=TUNE_QUERIES, replace=False))
-        truth = ExactTop(queries, query_ids, 10)
-    del all_ids
-    with Session(engine) as session:
-        rows = session.execute(select(ChunkRow.id, ChunkRow.vector).order_by(ChunkRow.id)).yield_per(batch)
-        for part in rows.partitions(batch):
-            ids = np.asarray([r[0] for r in part], dtype=np.int64)
-            vectors = np.vstack([np.frombuffer(r[1], dtype="<f4") for r in part])
-            memory.add(ids, vectors)
-            if truth is not None:
-                truth.update(ids, vectors)
-    if truth is not None:
-        tune(memory, truth)
-    return memory, generation

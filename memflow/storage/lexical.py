@@ -26,10 +26,12 @@ import math
 import re
 import threading
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
+    Engine,
     Float,
     ForeignKey,
     Index,
@@ -48,7 +50,6 @@ from memflow.errors import MemflowError
 from memflow.storage.sql import Base, ChunkRow, DocumentRow, SettingRow
 
 if TYPE_CHECKING:
-    from memflow.storage.store import Store
     from memflow.types import Chunk
 
 __all__ = ["LexicalPostingRow", "LexicalChunkRow", "tokenize", "index_chunks", "remove_chunks", "LexicalIndex",
@@ -173,22 +174,26 @@ def remove_chunks(session: Session, chunk_ids: Sequence[int]) -> None:
 
 
 class LexicalIndex:
-    """BM25 search over a store's lexical tables (one per open store; see ``Store.lexical``)."""
+    """BM25 search over a store's lexical tables (one per open store; see ``Store.lexical``).
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    The store hands it its ``engine``, its ``name`` (for the log), how to read its ``generation`` and how to
+    take its ``writer`` lock (an index built on first use is a write)."""
+
+    def __init__(self, engine: Engine, *, name: str, generation: Callable[[], int],
+                 writer: Callable[[], AbstractContextManager[None]]) -> None:
+        self.engine, self.name = engine, name
+        self._generation, self._writer = generation, writer
         self._checked: int | None = None
         self._lock = threading.Lock()
 
     def ensure(self) -> None:
         """Build or complete the index when the store has chunks it lacks (a store ingested before it
         existed) or was indexed with another tokenizer. Checked once per store generation."""
-        generation = self.store.generation
+        generation = self._generation()
         if self._checked == generation:
             return
         with self._lock:
-            engine = self.store.engine
-            with Session(engine) as session:
+            with Session(self.engine) as session:
                 chunks = int(session.scalar(select(func.count()).select_from(ChunkRow)) or 0)
                 indexed = int(session.scalar(select(func.count()).select_from(LexicalChunkRow)) or 0)
                 tokenizer = session.get(SettingRow, SETTING)
@@ -199,8 +204,8 @@ class LexicalIndex:
 
     def _build(self, *, rebuild: bool, missing: int) -> None:
         what = "re-indexing every chunk for the new tokenizer" if rebuild else f"indexing {missing} chunks"
-        log.warning("lexical index of store %s: %s (once)", self.store.directory, what)
-        with self.store.writer(), Session(self.store.engine) as session, session.begin():
+        log.warning("lexical index of store %s: %s (once)", self.name, what)
+        with self._writer(), Session(self.engine) as session, session.begin():
             if rebuild:
                 session.execute(delete(LexicalPostingRow))
                 session.execute(delete(LexicalChunkRow))
@@ -233,7 +238,7 @@ class LexicalIndex:
         if not wanted:
             return {}
         self.ensure()
-        with Session(self.store.engine) as session:
+        with Session(self.engine) as session:
             n = int(session.scalar(select(func.count()).select_from(LexicalChunkRow)) or 0)
             df = dict(session.execute(
                 select(LexicalPostingRow.term, func.count())
@@ -248,7 +253,7 @@ class LexicalIndex:
             return {}
         self.ensure()
         found: dict[int, set[str]] = {}
-        with Session(self.store.engine) as session:
+        with Session(self.engine) as session:
             rows = session.execute(
                 select(ChunkRow.document_id, LexicalPostingRow.term).distinct()
                 .join(ChunkRow, ChunkRow.id == LexicalPostingRow.chunk_id)
@@ -262,7 +267,7 @@ class LexicalIndex:
         terms = Counter(tokenize(query))
         if not terms or k < 1 or (within is not None and not within):
             return []
-        with Session(self.store.engine) as session:
+        with Session(self.engine) as session:
             n, avgdl = session.execute(
                 select(func.count(), func.avg(LexicalChunkRow.length)).select_from(LexicalChunkRow)).one()
             if not n:
@@ -286,7 +291,7 @@ class LexicalIndex:
         return [(int(chunk_id), float(s)) for chunk_id, s in rows]
 
     def stats(self) -> dict[str, Any]:
-        with Session(self.store.engine) as session:
+        with Session(self.engine) as session:
             n, total = session.execute(select(func.count(), func.coalesce(func.sum(LexicalChunkRow.length), 0))
                                        .select_from(LexicalChunkRow)).one()
             terms = session.scalar(select(func.count(func.distinct(LexicalPostingRow.term))))

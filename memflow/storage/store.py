@@ -22,12 +22,12 @@ from typing import Any, TypeVar
 import faiss
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import delete, func, insert, inspect, select
+from sqlalchemy import delete, func, insert, inspect, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from memflow.errors import MemflowError, ModelMismatchError, StoreError
-from memflow.storage import index_policy
+from memflow.storage import codec, index_build, vector_rows
 from memflow.storage import lexical as lexical_index
 from memflow.storage.index_policy import AUTO
 from memflow.storage.locks import WriterLock
@@ -47,7 +47,7 @@ from memflow.types import Chunk, Document, Section, Sentence, SummarySlot, Summa
 
 RowT = TypeVar("RowT", WrittenSummaryRow, SummaryStateRow)
 
-__all__ = ["Store", "StoredChunk", "StoredDocument", "StoreStats"]
+__all__ = ["Store", "StoredChunk", "StoredDocument", "StoreStats", "ChunkPlace", "DocumentLayout"]
 
 DB_FILE = "memflow.db"
 #: Below this many vectors a single query is searched on one thread (see Store.search).
@@ -101,8 +101,32 @@ class StoreStats:
     index: str
 
 
-def _spans_to_bytes(sentences: Sequence[Sentence]) -> bytes:
-    return np.asarray([(s.start, s.end) for s in sentences], dtype="<i4").reshape(-1, 2).tobytes()
+@dataclass(frozen=True, slots=True)
+class ChunkPlace:
+    """Where a chunk sits in its document: what the chunk graph is built from."""
+
+    id: int
+    document_id: int
+    ordinal: int
+    section: str | None
+    token_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentLayout:
+    """A document with its chunks' spans and its summary slots, as stored: what ``memflow doctor`` checks.
+    ``chunks`` holds (ordinal, start, end, text, sentence spans) in ordinal order."""
+
+    id: int
+    uri: str
+    text: str
+    chunk_count: int
+    chunks: list[tuple[int, int, int, str, npt.NDArray[np.int32]]]
+    slots: list[dict[str, Any]]
+
+
+#: Files whose stored hashes one query looks up (each adds a LIKE for its records).
+HASH_QUERY_FILES = 200
 
 
 class Store:
@@ -271,7 +295,7 @@ class Store:
 
     def _exact_vectors(self, ids: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         """(ids found, their vectors) from SQL: what quantized indexes re-rank their candidates with."""
-        return index_policy.sql_vectors(self.engine, ids)
+        return vector_rows.vectors_of(self.engine, ids)
 
     @property
     def generation(self) -> int:
@@ -299,22 +323,16 @@ class Store:
 
     def _resync(self, memory: VectorMemory) -> None:
         """Make the vector memory hold exactly the SQL store's chunk vectors (after a crash or a damaged file)."""
-        with Session(self.engine) as session:
-            # Generation first: rows committed while we sync are then caught by the next check, never missed.
-            generation_row = session.get(SettingRow, "generation")
-            generation = int(generation_row.value) if generation_row is not None else 0
-            sql_ids = np.fromiter(session.scalars(select(ChunkRow.id)), dtype=np.int64)
-            have = memory.ids()
-            extra = np.setdiff1d(have, sql_ids)
-            missing = np.setdiff1d(sql_ids, have)
-            memory.remove(extra)
-            for start in range(0, len(missing), 4096):
-                batch = [int(i) for i in missing[start : start + 4096]]
-                rows = session.execute(select(ChunkRow.id, ChunkRow.vector).where(ChunkRow.id.in_(batch))).all()
-                if rows:
-                    ids = np.asarray([r[0] for r in rows], dtype=np.int64)
-                    vecs = np.vstack([np.frombuffer(r[1], dtype="<f4") for r in rows])
-                    memory.add(ids, vecs)
+        # Generation first: rows committed while we sync are then caught by the next check, never missed.
+        generation = vector_rows.stored_generation(self.engine)
+        sql_ids = vector_rows.chunk_ids(self.engine)
+        have = memory.ids()
+        memory.remove(np.setdiff1d(have, sql_ids))
+        missing = np.setdiff1d(sql_ids, have)
+        if missing.size:
+            ids, vectors = vector_rows.vectors_of(self.engine, missing)
+            if ids.size:
+                memory.add(ids, vectors)
         memory.generation = generation
 
     def save_vectors(self) -> None:
@@ -325,7 +343,7 @@ class Store:
         if self._vectors.needs_rebuild():
             dimension, factory = self._vectors.dimension, self._vectors.factory
             self._vectors = None  # free the old index before building the new one
-            memory = VectorMemory.from_sql(self.engine, dimension=dimension, factory=factory)
+            memory = index_build.build_from_sql(self.engine, dimension=dimension, factory=factory)
             memory.exact = self._exact_vectors
             self._vectors = memory
             if memory.generation != self.generation:
@@ -335,6 +353,18 @@ class Store:
         # The generation the memory reflects, which is what the file must claim (never a later one read now).
         self._vectors.save(self.directory, generation=self._vectors.generation)
         self._vector_signature = VectorMemory.file_signature(self.directory)
+
+    def rebuild_vectors(self) -> int:
+        """Replace the FAISS file with one built from every chunk vector in SQL (for ``auto``, of the type the
+        stored count calls for; trained on a random sample); returns the vector count."""
+        dimension = self.setting("dimension")
+        if dimension is None:
+            return 0
+        self._vectors = None
+        memory = index_build.build_from_sql(self.engine, dimension=int(dimension), factory=self.index_factory)
+        memory.save(self.directory, generation=memory.generation)
+        self._vector_signature = None  # the next use loads the rebuilt file
+        return memory.ntotal
 
     def search(self, query: npt.NDArray[np.float32], k: int) -> list[tuple[int, float]]:
         """(chunk id, inner product) of the ``k`` chunks nearest to ``query``, best first."""
@@ -364,6 +394,26 @@ class Store:
                 rows = session.execute(query)
                 found.update({uri: h for uri, h in rows})
         return found
+
+    def stored_hashes_by_file(self, files: Sequence[str]) -> list[dict[str, str]]:
+        """For each file, the (URI -> content hash) of the documents the store holds from it: the file's
+        resolved path, or ``path#record`` for files of many documents (JSONL)."""
+        keys = [str(Path(f).expanduser().resolve()) for f in files]
+        found: dict[str, str] = {}
+        with Session(self.engine) as session:
+            for start in range(0, len(keys), HASH_QUERY_FILES):
+                part = keys[start : start + HASH_QUERY_FILES]
+                prefixes = [DocumentRow.uri.like(_like_escape(k) + "#%", escape="\\") for k in part]
+                query = select(DocumentRow.uri, DocumentRow.content_hash).where(or_(DocumentRow.uri.in_(part),
+                                                                                    *prefixes))
+                found.update({uri: digest for uri, digest in session.execute(query)})
+        by_key: dict[str, dict[str, str]] = {k: {} for k in keys}
+        for uri, digest in found.items():
+            owner = uri if uri in by_key else uri.split("#", 1)[0]
+            # LIKE may match case-insensitively (SQLite): keep exact prefixes only.
+            if owner in by_key and (uri == owner or uri.startswith(owner + "#")):
+                by_key[owner][uri] = digest
+        return [by_key[k] for k in keys]
 
     def write_documents(
         self, documents: Sequence[tuple[Document, Sequence[Chunk], SummaryState | None]]
@@ -418,9 +468,9 @@ class Store:
         return {
             "id": chunk.id, "document_id": doc_id, "ordinal": chunk.ordinal, "start": chunk.start, "end": chunk.end,
             "text": chunk.text, "token_count": chunk.token_count, "section": chunk.section,
-            "vector": np.asarray(chunk.vector, dtype="<f4").tobytes(),
-            "sentence_spans": _spans_to_bytes(chunk.sentences),
-            "sentence_vectors": np.asarray(chunk.sentence_vectors, dtype="<f2").tobytes(),
+            "vector": codec.f32_bytes(chunk.vector),
+            "sentence_spans": codec.spans_bytes([(s.start, s.end) for s in chunk.sentences]),
+            "sentence_vectors": codec.f16_bytes(chunk.sentence_vectors),
         }
 
     @staticmethod
@@ -432,8 +482,8 @@ class Store:
             sentences_seen=state.sentences_seen, read_until=state.read_until,
             slots=[{"text": s.text, "start": s.start, "end": s.end, "chunk": s.chunk_ordinal, "score": s.score}
                    for s in state.slots],
-            slot_vectors=np.asarray(slot_vectors, dtype="<f2").tobytes(),
-            centroid_sum=np.asarray(state.centroid_sum, dtype="<f4").tobytes(),
+            slot_vectors=codec.f16_bytes(slot_vectors),
+            centroid_sum=codec.f32_bytes(state.centroid_sum),
         )
 
     def _delete_documents(self, session: Session, uris: Sequence[str]) -> tuple[int, list[int]]:
@@ -490,12 +540,12 @@ class Store:
 
     @staticmethod
     def _stored_chunk(row: Any) -> StoredChunk:
-        spans = np.frombuffer(row.sentence_spans, dtype="<i4").reshape(-1, 2)
+        spans = codec.spans_array(row.sentence_spans)
         base = row.start
         sentences = [
             Sentence(int(s), int(e), row.text[int(s) - base : int(e) - base]) for s, e in spans
         ]
-        vectors = np.frombuffer(row.sentence_vectors, dtype="<f2").reshape(len(sentences), -1)
+        vectors = codec.f16_matrix(row.sentence_vectors, len(sentences))
         return StoredChunk(
             id=row.id, document_id=row.document_id, document=row.uri, title=row.title, ordinal=row.ordinal,
             start=row.start, end=row.end, text=row.text, section=row.section, sentences=sentences,
@@ -522,7 +572,38 @@ class Store:
     def chunk_vectors(self, ids: Sequence[int]) -> npt.NDArray[np.float32]:
         with Session(self.engine) as session:
             rows = dict(session.execute(select(ChunkRow.id, ChunkRow.vector).where(ChunkRow.id.in_(list(ids)))).all())
-        return np.vstack([np.frombuffer(rows[i], dtype="<f4") for i in ids])
+        return codec.f32_rows(rows[i] for i in ids)
+
+    def chunk_places(self, document_ids: Iterable[int]) -> list[ChunkPlace]:
+        """Every chunk of these documents, by document then ordinal."""
+        with Session(self.engine) as session:
+            rows = session.execute(
+                select(ChunkRow.id, ChunkRow.document_id, ChunkRow.ordinal, ChunkRow.section, ChunkRow.token_count)
+                .where(ChunkRow.document_id.in_(list(set(document_ids))))
+                .order_by(ChunkRow.document_id, ChunkRow.ordinal)).all()
+        return [ChunkPlace(*row) for row in rows]
+
+    def document_layouts(self) -> Iterator[DocumentLayout]:
+        """Every document with its chunks' spans and its summary slots, one at a time."""
+        with Session(self.engine) as session:
+            for document in session.scalars(select(DocumentRow)).yield_per(64):
+                chunks = session.execute(
+                    select(ChunkRow.ordinal, ChunkRow.start, ChunkRow.end, ChunkRow.text, ChunkRow.sentence_spans)
+                    .where(ChunkRow.document_id == document.id).order_by(ChunkRow.ordinal)
+                ).all()
+                state = session.get(SummaryStateRow, document.id)
+                yield DocumentLayout(
+                    id=document.id, uri=document.uri, text=document.text, chunk_count=document.chunk_count,
+                    chunks=[(c.ordinal, c.start, c.end, c.text, codec.spans_array(c.sentence_spans)) for c in chunks],
+                    slots=list(state.slots) if state is not None else [],
+                )
+
+    def recount_chunks(self, document_ids: Iterable[int]) -> None:
+        """Set these documents' recorded chunk counts to the chunks they hold, in one transaction."""
+        with Session(self.engine) as session, session.begin():
+            for doc_id in document_ids:
+                count = session.scalar(select(func.count()).where(ChunkRow.document_id == doc_id))
+                session.execute(update(DocumentRow).where(DocumentRow.id == doc_id).values(chunk_count=count))
 
     def documents(self) -> list[StoredDocument]:
         with Session(self.engine) as session:
@@ -593,8 +674,8 @@ class Store:
         rows = self._rows_with_uri(SummaryStateRow, document_ids)
         states: dict[int, SummaryState] = {}
         for row, uri in rows:
-            centroid = np.frombuffer(row.centroid_sum, dtype="<f4").copy()
-            vectors = np.frombuffer(row.slot_vectors, dtype="<f2").reshape(len(row.slots), len(centroid))
+            centroid = codec.f32_array(row.centroid_sum).copy()
+            vectors = codec.f16_matrix(row.slot_vectors, len(row.slots), len(centroid))
             slots = [
                 SummarySlot(s["text"], int(s["start"]), int(s["end"]), int(s["chunk"]), vectors[i], float(s["score"]))
                 for i, s in enumerate(row.slots)
@@ -622,7 +703,8 @@ class Store:
         """The BM25 index over the stored chunks (see :mod:`memflow.storage.lexical`)."""
         index: lexical_index.LexicalIndex | None = self.__dict__.get("_lexical")
         if index is None:
-            index = self.__dict__["_lexical"] = lexical_index.LexicalIndex(self)
+            index = self.__dict__["_lexical"] = lexical_index.LexicalIndex(
+                self.engine, name=str(self.directory), generation=lambda: self.generation, writer=self.writer)
         return index
 
     def tables(self) -> list[str]:
@@ -639,3 +721,7 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

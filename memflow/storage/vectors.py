@@ -26,7 +26,6 @@ from typing import Any, cast
 import faiss
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Engine
 
 from memflow.errors import StoreError
 from memflow.storage import index_policy
@@ -275,13 +274,6 @@ class VectorMemory:
             out_ids[row, : len(order)] = np.asarray(candidates, dtype=np.int64)[order]
         return out_scores, out_ids
 
-    def reset(self) -> None:
-        self.index = self._new_index()
-        self.mapped = False
-        self.search_params = index_policy.apply_search_parameters(self.index, self.kind, self.tuned)
-        self._pending_ids.clear()
-        self._pending_vectors.clear()
-
     def _own(self) -> None:
         """Copy a memory-mapped index into memory, so it can change (the mapping is read-only)."""
         if not self.mapped:
@@ -307,23 +299,6 @@ class VectorMemory:
         """Whether ``auto`` would choose another index for the vectors this memory now holds."""
         return self.factory == AUTO and self.policy.needs_rebuild(self.kind, self.built_for, self.ntotal,
                                                                   self.dimension)
-
-    @classmethod
-    def from_sql(cls, engine: Engine, *, dimension: int, factory: str, policy: IndexPolicy | None = None,
-                 seed: int = 0) -> VectorMemory:
-        """A memory built from every chunk vector in SQL (the source of truth): for ``auto`` of the kind the
-        policy chooses for the stored count; trained on a random sample; its search parameter (nprobe,
-        efSearch) tuned to reach recall@10 0.95 on 200 stored vectors; its ``generation`` is the store
-        generation the rows were read at."""
-        policy = policy or IndexPolicy.from_env()
-
-        def make(count: int) -> VectorMemory:
-            kind = policy.choose(count, dimension) if factory == AUTO else factory
-            return cls(dimension=dimension, factory=factory, kind=kind, built_for=count, policy=policy)
-
-        memory, generation = index_policy.build_from_sql(engine, make, seed=seed)
-        memory.generation = generation
-        return memory
 
     # -- persistence ---------------------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ class RecursiveCharacterChunker(Component):
 
     inputs: ClassVar[dict[str, Socket]] = {"documents": Socket(list[Document], doc="documents to chunk")}
     outputs: ClassVar[dict[str, Socket]] = {"chunks": Socket(list[Chunk], doc="chunks, document by document")}
+    param_attributes: ClassVar[dict[str, str]] = {"tokenizer": "_counter.name"}
 
     def __init__(
         self,
@@ -54,12 +55,6 @@ class RecursiveCharacterChunker(Component):
         self.chunk_overlap = chunk_overlap
         self.separators = list(chosen)
         self._counter = TokenCounter(tokenizer)
-        self._params: dict[str, Any] = {
-            "chunk_size": chunk_size,
-            "chunk_overlap": chunk_overlap,
-            "separators": list(chosen),
-            "tokenizer": tokenizer,
-        }
 
     # The pipeline passes the declared input sockets as keywords; the narrower signature states the contract.
     def run(self, *, documents: list[Document]) -> dict[str, Any]:

@@ -74,6 +74,7 @@ class SentenceChunker(Component):
 
     inputs: ClassVar[dict[str, Socket]] = {"documents": Socket(list[Document], doc="documents to chunk")}
     outputs: ClassVar[dict[str, Socket]] = {"chunks": Socket(list[Chunk], doc="chunks, document by document")}
+    param_attributes: ClassVar[dict[str, str]] = {"tokenizer": "_counter.name"}
 
     def __init__(self, *, tokenizer: str = "default", max_tokens: int = 256, overlap: float = 0.1) -> None:
         if not isinstance(tokenizer, str) or not tokenizer:
@@ -83,9 +84,9 @@ class SentenceChunker(Component):
             raise ValueError(f"overlap must be a number in [0, {MAX_OVERLAP}], got {overlap!r}")
         if not 0.0 <= overlap <= MAX_OVERLAP:
             raise ValueError(f"overlap must be in [0, {MAX_OVERLAP}] (a share of max_tokens), got {overlap}")
-        self._params: dict[str, Any] = {"tokenizer": tokenizer, "max_tokens": max_tokens, "overlap": overlap}
         self._counter = TokenCounter(tokenizer)
         self.max_tokens = max_tokens
+        self.overlap = overlap
         self.overlap_tokens = int(overlap * max_tokens)
         self._budget = -1
 

@@ -54,8 +54,6 @@ class AttentionDecoder(Component):
             raise ValueError("min_relative_weight must be in [0, 1]")
         self.hops, self.scale, self.max_sentences = hops, scale, max_sentences
         self.min_relative_weight, self.summaries = min_relative_weight, summaries
-        self._params = {"hops": hops, "scale": scale, "max_sentences": max_sentences,
-                        "min_relative_weight": min_relative_weight, "summaries": summaries}
 
     def run(self, *, query: str, query_vector: Vector, hits: list[Hit]) -> dict[str, Any]:
         rows, vectors = self._memory(hits)

@@ -33,8 +33,6 @@ class IterativeDecoder(AttentionDecoder):
         if rounds < 0 or retrieve_k < 1:
             raise ValueError("rounds must not be negative and retrieve_k must be at least 1")
         self.rounds, self.retrieve_k, self.retriever = rounds, retrieve_k, retriever
-        # the base class's params dict is typed for numbers; this one adds a string
-        self.__dict__["_params"] = {**self._params, "rounds": rounds, "retrieve_k": retrieve_k, "retriever": retriever}
 
     def run(self, *, query: str, query_vector: Vector, hits: list[Hit]) -> dict[str, Any]:
         memory = list(hits)

@@ -123,7 +123,7 @@ class LlamaCppModel:
         # Greedy decoding must give the same answer to the same prompt. Reusing the KV cache of an earlier
         # prompt's prefix breaks that: llama.cpp evaluates the cached and the new tokens in other batch shapes,
         # whose logits differ in the last bits, and one flipped token sends the answer elsewhere (its server
-        # README: cache_prompt "can cause nondeterministic results"; seen here with SmolLM2, session 5). The
+        # README: cache_prompt "can cause nondeterministic results"; greedy SmolLM2 answers changed so). The
         # prompts are a few hundred tokens, so evaluating them whole costs little.
         greedy = temperature == 0
         request: dict[str, Any] = {"messages": list(messages), "max_tokens": max_tokens, "temperature": temperature,
@@ -207,6 +207,8 @@ class LlamaCppDecoder(GenerativeDecoder):
     ``budget`` plus ``max_tokens``. See :class:`GenerativeDecoder` for the rest.
     """
 
+    param_attributes = {"model": "model_name"}  # ``model`` is the loaded chat model
+
     def __init__(self, *, model: str = SMOLLM2, threads: int = 0, context_tokens: int = 2048, budget: int = 768,
                  max_tokens: int = 128, temperature: float = 0.0, mode: Mode = "auto", summary_share: float = 0.25,
                  max_items: int = 10, hops: int = 2, scale: float = 20.0) -> None:
@@ -217,7 +219,6 @@ class LlamaCppDecoder(GenerativeDecoder):
         super().__init__(budget=budget, max_tokens=max_tokens, temperature=temperature, mode=mode,
                          summary_share=summary_share, max_items=max_items, hops=hops, scale=scale)
         self.model_name, self.threads, self.context_tokens = model, threads, context_tokens
-        self._params = {"model": model, "threads": threads, "context_tokens": context_tokens, **self._params}
 
     def load_model(self) -> LlamaCppModel:
         return load_llama(resolve_gguf(self.model_name), self.context_tokens, self.threads or default_threads())

@@ -228,6 +228,9 @@ class OpenAIDecoder(GenerativeDecoder):
     server knows; ``api_key`` (prefer the environment: see the module docstring) is never shown or stored.
     """
 
+    param_attributes = {"model": "model_name"}  # ``model`` is the loaded chat model
+    secret_params = frozenset({"api_key"})
+
     def __init__(self, *, base_url: str = "http://127.0.0.1:8080/v1", model: str = "default",
                  api_key: str | None = None, timeout: float = 120.0, connect_timeout: float = 10.0, retries: int = 3,
                  backoff: float = 0.5, max_backoff: float = 30.0,
@@ -244,14 +247,16 @@ class OpenAIDecoder(GenerativeDecoder):
         super().__init__(budget=budget, max_tokens=max_tokens, temperature=temperature, mode=mode,
                          summary_share=summary_share, max_items=max_items, hops=hops, scale=scale)
         self.__api_key = api_key  # name-mangled and never in params(): the key must not travel anywhere else
-        self._options: dict[str, Any] = {
-            "base_url": base_url, "model": model, "timeout": timeout, "connect_timeout": connect_timeout,
-            "retries": retries, "backoff": backoff, "max_backoff": max_backoff, "tokenizer": tokenizer,
-            "context_tokens": context_tokens, "template_tokens": template_tokens}
-        self._params = {**self._options, **self._params}
+        self.base_url, self.model_name, self.timeout, self.connect_timeout = base_url, model, timeout, connect_timeout
+        self.retries, self.backoff, self.max_backoff = retries, backoff, max_backoff
+        self.tokenizer, self.context_tokens, self.template_tokens = tokenizer, context_tokens, template_tokens
 
     def __repr__(self) -> str:
-        return f"<OpenAIDecoder {self._options['model']} at {self._options['base_url']}>"
+        return f"<OpenAIDecoder {self.model_name} at {self.base_url}>"
 
     def load_model(self) -> OpenAIModel:
-        return OpenAIModel(api_key=self.__api_key, **self._options)
+        return OpenAIModel(
+            api_key=self.__api_key, base_url=self.base_url, model=self.model_name, timeout=self.timeout,
+            connect_timeout=self.connect_timeout, retries=self.retries, backoff=self.backoff,
+            max_backoff=self.max_backoff, tokenizer=self.tokenizer, context_tokens=self.context_tokens,
+            template_tokens=self.template_tokens)

@@ -207,6 +207,8 @@ class GenerativeDecoder(Component):
 
     inputs = {"query": Socket(str), "query_vector": Socket(Vector), "hits": Socket(list[Hit])}
     outputs = {"answer": Socket(Answer)}
+    # The attention that picks the evidence is the one place these two live.
+    param_attributes = {"hops": "attention.hops", "scale": "attention.scale"}
 
     def __init__(self, *, budget: int, max_tokens: int, temperature: float, mode: Mode, summary_share: float,
                  max_items: int, hops: int, scale: float) -> None:
@@ -224,9 +226,6 @@ class GenerativeDecoder(Component):
         self.mode, self.summary_share, self.max_items = mode, summary_share, max_items
         self.attention = AttentionDecoder(hops=hops, scale=scale, max_sentences=1, summaries=True)
         self._model: ChatModel | None = None
-        self._params: dict[str, Any] = {"budget": budget, "max_tokens": max_tokens, "temperature": temperature,
-                                        "mode": mode, "summary_share": summary_share, "max_items": max_items,
-                                        "hops": hops, "scale": scale}
 
     # -- the model ------------------------------------------------------------------------------------
 

@@ -177,6 +177,8 @@ class TransformersDecoder(GenerativeDecoder):
     config). See :class:`GenerativeDecoder` for the rest.
     """
 
+    param_attributes = {"model": "model_path"}  # ``model`` is the loaded chat model
+
     def __init__(self, *, model: str, kind: Kind = "auto", device: DeviceName = "auto", precision: Precision = "auto",
                  context_tokens: int = 0, budget: int = 1024, max_tokens: int = 128, temperature: float = 0.0,
                  mode: Mode = "auto", summary_share: float = 0.25, max_items: int = 16, hops: int = 2,
@@ -187,8 +189,6 @@ class TransformersDecoder(GenerativeDecoder):
                          summary_share=summary_share, max_items=max_items, hops=hops, scale=scale)
         self.model_path, self.kind, self.device, self.precision = model, kind, device, precision
         self.context_tokens = context_tokens
-        self._params = {"model": model, "kind": kind, "device": device, "precision": precision,
-                        "context_tokens": context_tokens, **self._params}
 
     def load_model(self) -> TransformersModel:
         return load_transformers(self.model_path, kind=self.kind, device=self.device, precision=self.precision,

@@ -265,6 +265,7 @@ def load_encoder(
 
 class _EncoderComponent(Component):
     record_in_store: ClassVar[bool] = False
+    param_attributes: ClassVar[dict[str, str]] = {"model": "model_name"}
 
     def __init__(self, *, model: str = DEFAULT_MODEL, device: DeviceName = "auto",
                  precision: Precision = "auto", backend: Backend = "auto", batch_size: int = 32) -> None:
@@ -273,8 +274,6 @@ class _EncoderComponent(Component):
         resolve_model_path(model)  # fail at build time, naming the path, not at the first run
         self.model_name, self.device, self.precision, self.batch_size = model, device, precision, batch_size
         self.backend = backend
-        self._params = {"model": model, "device": device, "precision": precision, "backend": backend,
-                        "batch_size": batch_size}
         self._encoder: EncoderModel | None = None
         self._checked_store: object | None = None
 
@@ -315,8 +314,6 @@ class SentenceTransformersEncoder(_EncoderComponent):
             raise ValueError(f"header must be 'none', 'title' or 'title_section', not {header!r}")
         self.sentence_vectors: SentenceVectors = sentence_vectors
         self.header: Header = header
-        self._params["sentence_vectors"] = sentence_vectors
-        self._params["header"] = header
 
     def run(self, *, chunks: list[Chunk]) -> dict[str, Any]:
         if chunks:

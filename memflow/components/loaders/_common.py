@@ -69,8 +69,8 @@ def context_of(component: Component) -> RunContext:
 
 
 def report(ctx: RunContext, error: InputError) -> None:
-    source = f"{error.path}:{error.line}" if error.line is not None else error.path
-    ctx.report(source, error.reason, kind="skipped" if isinstance(error, SkippedInput) else "failed")
+    ctx.report(error.path, error.reason, kind="skipped" if isinstance(error, SkippedInput) else "failed",
+               line=error.line)
 
 
 def os_reason(exc: OSError) -> str:

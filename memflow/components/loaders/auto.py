@@ -70,12 +70,16 @@ class AutoLoader(Loader):
     has no file limit.
     """
 
+    # ``self.extensions`` is the normalized set the loader filters by; the parameter is reported as given.
+    param_attributes = {"extensions": "requested_extensions"}
+
     def __init__(self, *, follow_symlinks: bool = False, extensions: list[str] | None = None,
                  max_bytes: int = 32 * 2**20) -> None:
         if max_bytes < 0:
             raise ValueError("max_bytes must be 0 (no limit) or positive")
         self.follow_symlinks = follow_symlinks
         self.max_bytes = max_bytes
+        self.requested_extensions = list(extensions) if extensions is not None else None
         if extensions is None:
             self.extensions = frozenset(LOADERS_BY_EXTENSION)
         else:
@@ -85,11 +89,6 @@ class AutoLoader(Loader):
                 raise ValueError(
                     f"unsupported extensions {unknown}; supported: {', '.join(sorted(LOADERS_BY_EXTENSION))}"
                 )
-        self._params = {
-            "follow_symlinks": follow_symlinks,
-            "extensions": list(extensions) if extensions is not None else None,
-            "max_bytes": max_bytes,
-        }
         self._loaders: dict[type[Loader], Loader] = {}
 
     def loader_for(self, path: str | Path) -> Loader | None:

@@ -182,7 +182,6 @@ class HTMLLoader(SingleDocumentLoader):
 
     def __init__(self, *, encoding: str | None = None) -> None:
         self.encoding = encoding
-        self._params = {"encoding": encoding}
 
     def load_bytes(self, raw: bytes, path: Path) -> Document:
         markup, encoding = decode_bytes(raw, path, encoding=self.encoding, declared=sniff_charset(raw))

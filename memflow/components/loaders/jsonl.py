@@ -41,7 +41,6 @@ class JSONLLoader(Loader):
         self.id_field = id_field
         self.text_field = text_field
         self.title_field = title_field
-        self._params = {"id_field": id_field, "text_field": text_field, "title_field": title_field}
 
     def load_file(self, path: str | Path, *, on_error: ErrorHandler | None = None) -> list[Document]:
         return list(self.iter_documents(path, on_error=on_error))

@@ -157,7 +157,6 @@ class MarkdownLoader(SingleDocumentLoader):
 
     def __init__(self, *, encoding: str | None = None) -> None:
         self.encoding = encoding
-        self._params = {"encoding": encoding}
 
     def load_bytes(self, raw: bytes, path: Path) -> Document:
         source, encoding = decode_bytes(raw, path, encoding=self.encoding)

@@ -66,9 +66,6 @@ def _outline_sections(reader: Any, page_starts: list[int]) -> list[Section]:
 class PDFLoader(SingleDocumentLoader):
     """PDF files (text layer only: scanned pages without OCR have no text to extract)."""
 
-    def __init__(self) -> None:
-        self._params: dict[str, Any] = {}
-
     def load_bytes(self, raw: bytes, path: Path) -> Document:
         pypdf = _import_pypdf()
         if not raw:

@@ -26,7 +26,6 @@ class TextLoader(SingleDocumentLoader):
 
     def __init__(self, *, encoding: str | None = None) -> None:
         self.encoding = encoding
-        self._params = {"encoding": encoding}
 
     def load_bytes(self, raw: bytes, path: Path) -> Document:
         text, encoding = decode_bytes(raw, path, encoding=self.encoding)

@@ -36,10 +36,9 @@ class CrossEncoderReranker(Component):
             raise ValueError("depth and batch_size must be at least 1")
         if model is not None and not Path(model).expanduser().is_dir():
             raise MemflowError(f"cross-encoder model directory not found: {model} (memflow never downloads models)")
+        self.model = model  # as given; model_path is where it resolves
         self.model_path = str(Path(model).expanduser().resolve()) if model else None
         self.depth, self.batch_size, self.device, self.max_length = depth, batch_size, device, max_length
-        self._params = {"model": model, "depth": depth, "batch_size": batch_size, "device": device,
-                        "max_length": max_length}
         self._model: Any = None
         self._warned = False
 

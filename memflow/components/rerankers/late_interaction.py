@@ -164,8 +164,8 @@ class LateInteractionReranker(Component):
                  sentence_lexical: float = 0.029, prf: float = 0.125, first: float = 0.047, bigram: float = 0.017,
                  sentence_joint: float = 0.043, window_joint: float = 0.041, coverage: float = 0.018,
                  tokens: float = 0.113, title: float = 0.167, rare_tokens: float = 0.193,
-                 document_coverage: float = 0.107, prf_depth: int = 3, feedback: float = 0.2,
-                 feedback_depth: int = 1, prf_beta: float = 1.0, token_depth: int = 50, model: str = DEFAULT_MODEL,
+                 document_coverage: float = 0.107, prf_depth: int = 3, prf_beta: float = 1.0, feedback: float = 0.2,
+                 feedback_depth: int = 1, token_depth: int = 50, model: str = DEFAULT_MODEL,
                  backend: Backend = "auto",
                  token_cache_mb: int = 256,
                  normalization: Normalization = "zscore", k1: float = 0.9, b: float = 0.4) -> None:
@@ -175,17 +175,12 @@ class LateInteractionReranker(Component):
             raise ValueError("token_cache_mb must be at least 0")
         if not 0.0 <= feedback < 1.0:
             raise ValueError("feedback must be in [0, 1)")
-        self._params = {"depth": depth, "dense": dense, "maxsim": maxsim, "lexical": lexical,
-                        "sentence_lexical": sentence_lexical, "prf": prf,
-                        "first": first, "bigram": bigram, "sentence_joint": sentence_joint,
-                        "window_joint": window_joint, "coverage": coverage, "tokens": tokens, "title": title,
-                        "rare_tokens": rare_tokens, "document_coverage": document_coverage,
-                        "prf_depth": prf_depth, "prf_beta": prf_beta, "feedback": feedback,
-                        "feedback_depth": feedback_depth, "token_depth": token_depth, "model": model,
-                        "backend": backend, "token_cache_mb": token_cache_mb,
-                        "normalization": normalization, "k1": k1, "b": b}
+        self.dense, self.maxsim, self.lexical, self.sentence_lexical = dense, maxsim, lexical, sentence_lexical
+        self.prf, self.first, self.bigram, self.sentence_joint = prf, first, bigram, sentence_joint
+        self.window_joint, self.coverage, self.tokens, self.title = window_joint, coverage, tokens, title
+        self.rare_tokens, self.document_coverage = rare_tokens, document_coverage
         self.feedback, self.feedback_depth = feedback, feedback_depth
-        self.weights = np.asarray([self._params[name] for name in FEATURES], dtype=np.float64)  # FEATURES order
+        self.weights = np.asarray([getattr(self, name) for name in FEATURES], dtype=np.float64)  # FEATURES order
         if (self.weights < 0).any() or not self.weights.any():
             raise ValueError("feature weights must be non-negative and not all 0")
         self.depth, self.prf_depth, self.prf_beta = depth, prf_depth, prf_beta

@@ -33,7 +33,6 @@ class BM25Retriever(Component):
         if not 0.0 <= b <= 1.0:
             raise ValueError("b must be in [0, 1]")
         self.k, self.k1, self.b = k, k1, b
-        self._params = {"k": k, "k1": k1, "b": b}
 
     def run(self, *, query: str, k: int | None = None) -> dict[str, Any]:
         store = self.context.require_store("retrievers.bm25")

@@ -23,7 +23,6 @@ class DenseRetriever(Component):
         if k < 1:
             raise ValueError("k must be at least 1")
         self.k = k
-        self._params = {"k": k}
 
     def run(self, *, query_vector: Vector, k: int | None = None) -> dict[str, Any]:
         store = self.context.require_store("retrievers.dense")

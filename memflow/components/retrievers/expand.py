@@ -14,12 +14,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import networkx as nx
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from memflow.components.base import Component, Socket
 from memflow.components.retrievers._hits import to_hit
-from memflow.storage.sql import ChunkRow
 from memflow.storage.store import Store
 from memflow.types import Hit
 
@@ -30,14 +27,11 @@ def chunk_graph(store: Store, document_ids: Sequence[int], *, same_section: bool
     """Nodes: chunk ids (attributes document, ordinal, section, tokens); edges: next-in-reading-order and,
     with ``same_section``, next-in-the-same-section."""
     graph = nx.Graph()
-    with Session(store.engine) as session:
-        rows = session.execute(
-            select(ChunkRow.id, ChunkRow.document_id, ChunkRow.ordinal, ChunkRow.section, ChunkRow.token_count)
-            .where(ChunkRow.document_id.in_(list(set(document_ids))))
-            .order_by(ChunkRow.document_id, ChunkRow.ordinal)).all()
     previous: dict[int, int] = {}
     last_in_section: dict[tuple[int, str], int] = {}
-    for chunk_id, doc, ordinal, section, tokens in rows:
+    for chunk_id, doc, ordinal, section, tokens in (
+        (c.id, c.document_id, c.ordinal, c.section, c.token_count) for c in store.chunk_places(document_ids)
+    ):
         graph.add_node(chunk_id, document=doc, ordinal=ordinal, section=section, tokens=tokens)
         if doc in previous:
             graph.add_edge(previous[doc], chunk_id, kind="next")
@@ -63,8 +57,6 @@ class ContextExpander(Component):
         if token_budget < 0:
             raise ValueError("token_budget must not be negative")
         self.distance, self.token_budget, self.same_section, self.top = distance, token_budget, same_section, top
-        self._params = {"distance": distance, "token_budget": token_budget, "same_section": same_section,
-                        "top": top}
 
     def run(self, *, hits: list[Hit]) -> dict[str, Any]:
         if not hits or self.token_budget == 0:

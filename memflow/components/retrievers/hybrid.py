@@ -77,8 +77,6 @@ class HybridRetriever(Component):
             raise ValueError("rrf_k must not be negative")
         self.k, self.candidates, self.fusion, self.dense_weight = k, candidates, fusion, dense_weight
         self.rrf_k, self.k1, self.b, self.dedupe = rrf_k, k1, b, dedupe
-        self._params = {"k": k, "candidates": candidates, "fusion": fusion, "dense_weight": dense_weight,
-                        "rrf_k": rrf_k, "k1": k1, "b": b, "dedupe": dedupe}
 
     def run(self, *, query: str, query_vector: Vector, k: int | None = None) -> dict[str, Any]:
         store = self.context.require_store("retrievers.hybrid")

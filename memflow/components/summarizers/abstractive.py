@@ -92,6 +92,7 @@ class AbstractiveSummarizer(Component):
 
     inputs = {"chunks": Socket(list[Chunk], doc="stored chunks (from storage.writer: their documents exist)")}
     outputs = {"chunks": Socket(list[Chunk]), "summaries": Socket(list[WrittenSummary])}
+    param_attributes = {"model": "model_name"}  # ``model`` is the loaded chat model
 
     def __init__(self, *, backend: Backend = "llama_cpp", model: str = "smollm2", max_tokens: int = 128,
                  context_tokens: int = 2048, threads: int = 0, device: DeviceName = "auto",
@@ -106,9 +107,6 @@ class AbstractiveSummarizer(Component):
         self.context_tokens, self.threads, self.device, self.base_url = context_tokens, threads, device, base_url
         self.temperature, self.resume = temperature, resume
         self._model: ChatModel | None = None
-        self._params = {"backend": backend, "model": model, "max_tokens": max_tokens,
-                        "context_tokens": context_tokens, "threads": threads, "device": device,
-                        "base_url": base_url, "temperature": temperature, "resume": resume}
 
     @property
     def model(self) -> ChatModel:

@@ -106,7 +106,6 @@ class CentralitySummarizer(Component):
         if not 0.0 <= diversity < 1.0:
             raise ValueError("diversity must be in [0, 1)")
         self.slots, self.diversity = slots, diversity
-        self._params = {"slots": slots, "diversity": diversity}
 
     def summarize(self, chunks: Sequence[Chunk]) -> SummaryState | None:
         """The state after reading one document's chunks in order (None when there are none)."""

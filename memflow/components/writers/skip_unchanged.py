@@ -16,9 +16,6 @@ class SkipUnchanged(Component):
     inputs = {"documents": Socket(list[Document])}
     outputs = {"documents": Socket(list[Document])}
 
-    def __init__(self) -> None:
-        self._params: dict[str, object] = {}
-
     def run(self, *, documents: list[Document]) -> dict[str, Any]:
         store = self.context.require_store("storage.skip_unchanged")
         stored = store.document_hashes(d.uri for d in documents)

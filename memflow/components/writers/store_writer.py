@@ -26,7 +26,6 @@ class StoreWriter(Component):
 
     def __init__(self, *, index: str = "auto") -> None:
         self.index = index
-        self._params = {"index": index}
 
     def run(self, *, chunks: list[Chunk], states: list[SummaryState] | None = None) -> dict[str, Any]:
         store = self.context.require_store("storage.writer")

@@ -81,7 +81,7 @@ def test_token_counts_are_the_models_own(smollm2: LlamaCppModel) -> None:
 
 # The questions below ask for a number stated in one sentence that retrieval ranks far above the rest (attention
 # 0.70-0.78 against 0.10-0.12 for the runner-up): SmolLM2-135M copies a number reliably where its paraphrase of
-# an idea varies between runs, and session 4 lost a "$1,235" that stood alone as a sentence at the budget's edge.
+# an idea varies between runs, and a number standing alone as a sentence at the budget's edge can be cut.
 def test_end_to_end_answer_on_the_pg_essays(essay_memory: Memory) -> None:
     answer = essay_memory.ask("How many hospitals were in the study Noora conducted?", decoder="llama_cpp")
     assert answer.generated and "28" in answer.text
@@ -106,7 +106,7 @@ def test_a_detail_is_answered_from_the_retrieved_memory(essay_memory: Memory) ->
 
 def test_greedy_prompts_are_evaluated_whole(smollm2: LlamaCppModel) -> None:
     # Reusing a cached prefix evaluates the prompt in other batch shapes, which changed greedy answers with
-    # the prompts asked before them (session 5: the hospitals question in the test above); sampling keeps it.
+    # the prompts asked before them (the hospitals question in the test above did); sampling keeps it.
     messages = [{"role": "system", "content": "Answer from the context."},
                 {"role": "user", "content": "Context: [1] The Eiffel Tower was built in 1889.\nQuestion: When was "
                                             "the Eiffel Tower built?"}]

@@ -1,0 +1,191 @@
+"""The ingest loop: list the inputs, write them batch after batch under the writer lock, report.
+
+One loop serves every engine. It expands folders up front (so batches and the progress bar count files),
+holds the store's writer lock for the whole run, hands batches of ``batch_files`` paths to the engine, counts
+what each batch wrote, saves the vector memory every ``save_every`` seconds and at the end, prunes when asked,
+and fills the :class:`IngestReport`. An engine is the part that turns a batch of paths into written chunks:
+:class:`LocalEngine` runs the ingest pipeline in this process; the Ray engine
+(:class:`memflow.engines.ray.RayEngine`) loads, chunks and encodes on Ray Data and writes here. The SQL
+store commits every batch (the writer component's transaction), so a crash loses at most the batch in
+flight, and the FAISS file, a cache of SQL, is caught up on the next open.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from memflow.components.base import Problem, RunContext
+from memflow.errors import PipelineError
+from memflow.pipeline import Pipeline
+from memflow.storage.store import Store
+from memflow.types import Chunk
+
+__all__ = ["IngestReport", "IngestEngine", "LocalEngine", "ingest", "list_files", "written_chunks", "as_paths",
+           "VECTOR_SAVE_INTERVAL_S"]
+
+#: How often a long ingest saves the vector memory, so a crash loses at most this much indexing work
+#: (the SQL store, the source of truth, commits every batch regardless).
+VECTOR_SAVE_INTERVAL_S = 300.0
+
+
+@dataclass(slots=True)
+class IngestReport:
+    """What one ingest did: documents written, skipped as unchanged, and what failed, with reasons."""
+
+    files: int = 0
+    ingested: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    chunks: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+    #: Wall time by stage: "list" (expanding folders), each pipeline component by name, "save" (vectors).
+    stages: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> list[Problem]:
+        return [p for p in self.problems if p.kind == "failed"]
+
+    def summary(self) -> str:
+        pruned = f", pruned {len(self.pruned)}" if self.pruned else ""
+        return (f"ingested {len(self.ingested)} documents ({self.chunks} chunks, {self.tokens} tokens), "
+                f"skipped {len(self.unchanged)} unchanged, failed {len(self.failed)}{pruned} "
+                f"in {self.seconds:.1f} s")
+
+
+class IngestEngine(Protocol):
+    """Turns batches of paths into written chunks.
+
+    ``run`` is called once per ingest, with the writer lock held, and yields one list of written chunks per
+    batch, in batch order (an empty list for a batch that wrote nothing). What it finds on the way (problems,
+    unchanged and seen documents, seconds per component) goes into ``context``, as a local run puts it there.
+    """
+
+    def run(self, batches: Sequence[list[str]], context: RunContext) -> Iterator[list[Chunk]]: ...
+
+
+class LocalEngine:
+    """Runs the ingest pipeline in this process, one batch at a time."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    def run(self, batches: Sequence[list[str]], context: RunContext) -> Iterator[list[Chunk]]:
+        for batch in batches:
+            yield written_chunks(self.pipeline.run({"paths": batch}, context=context))
+
+
+def as_paths(paths: str | Path | Iterable[str | Path]) -> list[str]:
+    if isinstance(paths, (str, Path)):
+        return [str(paths)]
+    return [str(p) for p in paths]
+
+
+def written_chunks(result: dict[str, dict[str, Any]]) -> list[Chunk]:
+    """The chunks a pipeline run wrote: the ``chunks`` output of the component that gives one."""
+    for outputs in result.values():
+        value = outputs.get("chunks")
+        if isinstance(value, list):
+            return value
+    return []
+
+
+def list_files(pipeline: Pipeline, paths: list[str], context: RunContext) -> list[str]:
+    """Expand folders up front through the pipeline's loader, so batches and the progress bar count files
+    (only paths are held, never their contents)."""
+    owners = [name for name, sockets in pipeline.inputs().items() if "paths" in sockets]
+    if len(owners) != 1:
+        raise PipelineError("an ingest pipeline needs exactly one component with a 'paths' input",
+                            file=pipeline.source)
+    loader: Any = pipeline.component(owners[0])
+    if not hasattr(loader, "iter_files"):
+        return paths
+    loader.bind(context)
+    return [str(p) for p in loader.iter_files(paths)]
+
+
+def ingest(store: Store, pipeline: Pipeline, paths: str | Path | Iterable[str | Path], *, engine: IngestEngine,
+           progress: bool = False, batch_files: int = 16, prune: bool = False,
+           save_every: float = VECTOR_SAVE_INTERVAL_S, lock_timeout: float = 60.0) -> IngestReport:
+    """Ingest ``paths`` into ``store`` with ``pipeline`` run by ``engine`` (see the module's docstring)."""
+    started = time.perf_counter()
+    context = RunContext(store=store, progress=progress)
+    report = IngestReport()
+    roots = as_paths(paths)
+    files = list_files(pipeline, roots, context)
+    report.files = len(files)
+    listed = time.perf_counter()
+    size = max(1, batch_files)
+    batches = [files[start : start + size] for start in range(0, len(files), size)]
+    bar = _progress_bar(total=len(files), enabled=progress)
+    last_save = time.monotonic()
+    try:
+        with store.writer(timeout=lock_timeout):
+            written = engine.run(batches, context)
+            try:
+                for batch, chunks in zip(batches, written, strict=True):
+                    report.chunks += len(chunks)
+                    report.tokens += sum(c.token_count for c in chunks)
+                    report.ingested.extend(dict.fromkeys(c.document.uri for c in chunks))
+                    bar.update(len(batch))
+                    bar.set_postfix(chunks=report.chunks, refresh=False)
+                    if time.monotonic() - last_save >= save_every:
+                        store.save_vectors()
+                        last_save = time.monotonic()
+            finally:
+                # An engine's generator releases what it holds (a Ray instance it started) when closed.
+                close = getattr(written, "close", None)
+                if close is not None:
+                    close()
+            if prune:
+                report.pruned = prune_missing(store, roots, files, context)
+            saving = time.perf_counter()
+            store.save_vectors()
+            context.seconds["save"] = time.perf_counter() - saving
+    finally:
+        bar.close()
+    report.unchanged = list(context.unchanged)
+    report.problems = list(context.problems)
+    report.seconds = time.perf_counter() - started
+    report.stages = {"list": listed - started, **context.seconds}
+    return report
+
+
+def prune_missing(store: Store, roots: list[str], files: list[str], context: RunContext) -> list[str]:
+    """Forget the stored documents under ``roots`` whose file is gone, and the records (``path#id``) no
+    longer in a file that was loaded without failure; returns their URIs."""
+    resolved = [Path(r).expanduser().resolve() for r in roots]
+    loaded = {str(Path(f).resolve()) for f in files}
+    # A file with any failure (a JSONL line that no longer parses, say) keeps all its stored records.
+    failed = {str(Path(p.path).resolve()) for p in context.problems if p.kind == "failed"}
+    gone: list[str] = []
+    for document in store.documents():
+        path = document.uri.split("#", 1)[0]
+        if not any(path == str(root) or path.startswith(str(root) + "/") for root in resolved):
+            continue
+        if not Path(path).exists():
+            gone.append(document.uri)
+        elif "#" in document.uri and path in loaded and path not in failed and document.uri not in context.seen:
+            gone.append(document.uri)  # a record removed from a JSONL file that still exists
+    if gone:
+        store.forget(gone)
+    return gone
+
+
+class _NoBar:
+    def update(self, n: int) -> None: ...
+    def set_postfix(self, **kwargs: Any) -> None: ...
+    def close(self) -> None: ...
+
+
+def _progress_bar(*, total: int, enabled: bool) -> Any:
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="file", desc="ingest", dynamic_ncols=True)
