@@ -12,12 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Mapping
 from typing import Any, Protocol, runtime_checkable
 
+import networkx as nx
+
 from memflow.components.base import Component, RunContext
 from memflow.errors import MemflowError, PipelineError
 from memflow.pipeline import Pipeline
 from memflow.types import Answer
 
-__all__ = ["StreamingDecoder", "answering_component", "decoder_inputs", "stream_answer", "drain", "answer_of"]
+__all__ = ["StreamingDecoder", "answering_component", "ranking_output", "question_inputs", "decoder_inputs",
+           "stream_answer", "drain", "answer_of"]
 
 
 @runtime_checkable
@@ -35,6 +38,44 @@ def answering_component(pipeline: Pipeline) -> str:
         raise PipelineError(f"an ask pipeline needs exactly one component with an Answer output (its decoder), "
                             f"not {len(names)}", file=pipeline.source)
     return names[0]
+
+
+def ranking_output(pipeline: Pipeline) -> str:
+    """The output (``component.socket``) that holds the pipeline's final ranking: what feeds the decoder's
+    ``hits`` input (after any reranking), else the ``hits`` output of the one component no one consumes hits
+    from (a pipeline without a decoder)."""
+    answers = [name for name, c in pipeline.components.items()
+               if any(s.type is Answer for s in c.outputs.values())]
+    if len(answers) == 1:
+        for connection in pipeline.connections:
+            if connection.target == answers[0] and connection.input == "hits":
+                return f"{connection.source}.{connection.output}"
+    consumed = {c.source for c in pipeline.connections if c.output == "hits"}
+    final = [n for n, c in pipeline.components.items() if "hits" in c.outputs and n not in consumed]
+    if len(final) == 1:
+        return f"{final[0]}.hits"
+    raise PipelineError("cannot tell which component's hits are the final ranking", file=pipeline.source)
+
+
+def question_inputs(pipeline: Pipeline, query: str, *, k: int | None = None) -> dict[str, Any]:
+    """The run data for ``query``, with ``k`` as the number of hits in the final ranking.
+
+    ``k`` goes to the ranking component (a reranker's or a retriever's ``k`` input), and each component before
+    it that takes a ``k`` is asked for at least ``k`` hits: a first stage keeps its own, deeper candidate
+    count, so a reranker sees the same candidates whatever ``k`` a caller asks for.
+    """
+    data: dict[str, Any] = {"query": query}
+    if k is None:
+        return data
+    final = ranking_output(pipeline).partition(".")[0]
+    upstream = nx.ancestors(pipeline.graph, final)
+    for name, component in pipeline.components.items():
+        if "k" not in component.inputs or (name != final and name not in upstream):
+            continue
+        own = getattr(component, "k", None)
+        wanted = k if name == final or not isinstance(own, int) else max(own, k)
+        data[name] = {"k": wanted}
+    return data
 
 
 def answer_of(results: Mapping[str, Mapping[str, Any]], pipeline: Pipeline) -> Answer:

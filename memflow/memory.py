@@ -14,12 +14,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from memflow.answering import answer_of, answering_component, stream_answer
+from memflow.answering import answer_of, answering_component, question_inputs, ranking_output, stream_answer
 from memflow.components.base import RunContext
 from memflow.errors import MemflowError
 from memflow.ingest import VECTOR_SAVE_INTERVAL_S, IngestEngine, IngestReport, LocalEngine
 from memflow.ingest import ingest as run_ingest
-from memflow.pipeline import Pipeline, builtin_pipeline
+from memflow.pipeline import Pipeline, builtin_pipeline, resolve_pipeline
 from memflow.storage.doctor import DoctorReport, diagnose
 from memflow.storage.store import Store, StoredDocument, StoreStats
 from memflow.types import Answer, Hit, SummaryState
@@ -34,8 +34,9 @@ class Memory:
     ``url`` selects another SQL database (any SQLAlchemy URL; the FAISS file and the lock stay in
     ``directory``). ``lock_timeout`` is how long a write (ingest, forget, repair) waits for another
     process's writer lock before failing with StoreLockedError. ``ingest_pipeline`` and ``ask_pipeline``
-    replace the built-in pipelines with a YAML file or a :class:`Pipeline`; ``trusted_modules`` lets their
-    ``type:`` name dotted paths under those modules.
+    replace the default pipelines with a shipped one by name (``ask_pipeline="dense"``: see
+    ``memflow pipeline list``), a YAML file or a :class:`Pipeline`; ``trusted_modules`` lets their ``type:``
+    name dotted paths under those modules.
     """
 
     def __init__(
@@ -56,14 +57,14 @@ class Memory:
 
     # -- pipelines ----------------------------------------------------------------------------------------
 
-    def pipeline(self, name: str) -> Pipeline:
+    def pipeline(self, name: Literal["ingest", "ask"]) -> Pipeline:
         """The ``ingest`` or ``ask`` pipeline, loaded (and checked) on first use."""
         if name not in self._pipelines:
             spec = self._specs[name]
             if isinstance(spec, Pipeline):
                 self._pipelines[name] = spec
             else:
-                path = Path(spec) if spec is not None else builtin_pipeline(name)
+                path = resolve_pipeline(spec, role=name) if spec is not None else builtin_pipeline(name)
                 self._pipelines[name] = Pipeline.from_yaml(path, trusted_modules=self._trusted)
         return self._pipelines[name]
 
@@ -126,10 +127,14 @@ class Memory:
     # -- questions ----------------------------------------------------------------------------------------
 
     def search(self, query: str, *, k: int = 10) -> list[Hit]:
-        """The ``k`` stored chunks nearest to ``query``, best first."""
-        result = self._ask_pipeline_run(query, k=k, outputs=["retrieve.hits"])
-        hits: list[Hit] = result["retrieve"]["hits"]
-        return hits
+        """The ``k`` best stored chunks for ``query``, best first: the ask pipeline run up to its decoder, so
+        these are the hits ``ask`` attends to (reranked, duplicates collapsed, as the pipeline does), in order."""
+        pipeline = self.ask_pipeline()
+        output = ranking_output(pipeline)
+        result = self._ask_pipeline_run(query, k=k, outputs=[output])
+        component, _, socket = output.partition(".")
+        hits: list[Hit] = result[component][socket]
+        return hits[:k]
 
     def ask(self, question: str, *, k: int | None = None, decoder: str | None = None) -> Answer:
         """An answer composed of the memory's own sentences, with citations and the attention behind it.
@@ -143,10 +148,8 @@ class Memory:
         """``ask``, streamed: yields the answer's text piece by piece as the decoder writes it, then the whole
         :class:`Answer` (citations included) as the last item. A decoder that cannot stream (the built-in
         attention decoder) yields its text as one piece."""
-        data: dict[str, Any] = {"query": question}
-        if k is not None:
-            data["k"] = k
-        stream = stream_answer(self.ask_pipeline(decoder), data, RunContext(store=self.store))
+        pipeline = self.ask_pipeline(decoder)
+        stream = stream_answer(pipeline, question_inputs(pipeline, question, k=k), RunContext(store=self.store))
         answer = yield from stream
         yield answer
 
@@ -171,10 +174,8 @@ class Memory:
         if not query.strip():
             raise MemflowError("the question is empty")
         pipeline = self.ask_pipeline(decoder)
-        data: dict[str, Any] = {"query": query}
-        if k is not None:
-            data["k"] = k
-        return pipeline.run(data, context=RunContext(store=self.store), outputs=outputs)
+        return pipeline.run(question_inputs(pipeline, query, k=k), context=RunContext(store=self.store),
+                            outputs=outputs)
 
     def summary(self, document: str) -> SummaryState:
         """A document's recurrent summary state, by URI, path, file name or title."""

@@ -6,8 +6,10 @@ name must be a local directory holding a sentence-transformers (or plain Hugging
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -27,6 +29,7 @@ __all__ = [
     "load_tokenizer",
     "pick_device",
     "pick_dtype",
+    "quiet_loading",
 ]
 
 DEFAULT_MODEL = "default"
@@ -102,3 +105,24 @@ def pick_dtype(device: str, precision: Literal["auto", "float32", "float16"] = "
     if precision == "float16" or (precision == "auto" and device.startswith("cuda")):
         return torch.float16
     return torch.float32
+
+
+@contextlib.contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Load a model without transformers' progress bars ("Loading weights") and load-time notices on stderr:
+    an application embedding memflow owns its terminal. Restores transformers' own settings afterwards."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        yield
+        return
+    bars = hf_logging.is_progress_bar_enabled()
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]

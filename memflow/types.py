@@ -7,6 +7,7 @@ Vectors are numpy arrays: ``float32`` for chunk and query vectors, ``float16`` f
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any, Literal
@@ -116,7 +117,12 @@ class Citation:
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    """A retrieved chunk, with its score (inner product with the query) and rank (1 = best)."""
+    """A retrieved chunk, with the score of the stage that ranked it last and its rank (1 = best).
+
+    ``scores`` holds each stage's score for it, by stage: ``dense`` (inner product with the question),
+    ``lexical`` (BM25), ``fused`` (the hybrid retriever's fusion), ``reranked`` (a reranker's), and
+    ``expanded`` for a chunk that context expansion added; ``score`` is the last of them.
+    """
 
     chunk_id: int
     document: str
@@ -128,6 +134,7 @@ class Hit:
     score: float
     rank: int
     section: str | None = None
+    scores: Mapping[str, float] = field(default_factory=dict, compare=False)
 
     @property
     def citation(self) -> Citation:

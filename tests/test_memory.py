@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from memflow import Answer, MemflowError, Memory, StoreError
+from memflow.answering import decoder_inputs, question_inputs, ranking_output
+from memflow.components.base import RunContext
 
 # Each answer sentence was picked by reading the essay; the question paraphrases it. Each one's attention weight
 # is far above the runner-up's, so a different machine's last-bit float differences cannot flip the order.
@@ -75,6 +79,45 @@ def test_search_returns_ranked_hits(essay_memory: Memory) -> None:
     assert [h.rank for h in hits] == [1, 2, 3, 4, 5]
     assert hits[0].document.endswith("foundervisa.txt")
     assert all(a.score >= b.score for a, b in zip(hits, hits[1:], strict=False))
+
+
+SEARCH_AND_ASK = [q for q, _, _ in QUESTIONS] + ["What is your mind like?", "Which insights are the most valuable?"]
+
+
+@pytest.mark.parametrize("question", SEARCH_AND_ASK)
+def test_search_returns_the_hits_ask_attends_to(essay_memory: Memory, question: str) -> None:
+    hits = essay_memory.search(question, k=10)
+    fed = decoder_inputs(essay_memory.ask_pipeline(), question_inputs(essay_memory.ask_pipeline(), question),
+                         RunContext(store=essay_memory.store))[1]["hits"]
+    assert [h.chunk_id for h in hits] == [h.chunk_id for h in fed]
+    answer = essay_memory.ask(question)
+    first_cited = next(c for c in answer.citations if any(e.citation == c and e.origin == "retrieved"
+                                                          for e in answer.evidence))
+    assert first_cited.chunk_id in [h.chunk_id for h in hits[:5]]
+
+
+def test_search_k_cuts_the_same_reranked_ranking(essay_memory: Memory) -> None:
+    question = "Are venture capital firms biased against female founders?"
+    ten = essay_memory.search(question, k=10)
+    three = essay_memory.search(question, k=3)
+    assert [h.chunk_id for h in three] == [h.chunk_id for h in ten[:3]]
+    assert [h.rank for h in ten] == list(range(1, 11))
+
+
+def test_the_default_pipeline_reranks_hybrid_candidates(essay_memory: Memory) -> None:
+    pipeline = essay_memory.ask_pipeline()
+    assert ranking_output(pipeline) == "rerank.hits"
+    assert type(pipeline.component("retrieve")).__name__ == "HybridRetriever"
+    assert pipeline.component("retrieve").params()["dedupe"] is True
+
+
+def test_a_shipped_pipeline_by_name(tmp_path: Path, essay_memory: Memory) -> None:
+    with Memory(essay_memory.store.directory, ask_pipeline="dense") as dense:
+        assert ranking_output(dense.ask_pipeline()) == "retrieve.hits"
+        hits = dense.search("startup founders visa", k=3)
+        assert hits[0].document.endswith("foundervisa.txt")
+    with pytest.raises(MemflowError, match="unknown ask pipeline 'nosuch'; shipped: default, .*dense"):
+        Memory(tmp_path, ask_pipeline="nosuch").ask_pipeline()
 
 
 def test_ingesting_again_changes_nothing(essay_memory: Memory, essay_paths: list[Path]) -> None:
@@ -158,3 +201,18 @@ def test_a_mixed_corpus_of_every_format(tmp_path: Path, shared_data: Path, pg_es
         assert all("never indexed" not in h.text for h in memory.search("hidden variable", k=25))
         rna = memory.search("BC1 RNA master gene for ID element amplification", k=1)[0]
         assert rna.document.endswith("scifact.jsonl#7912")
+
+
+def test_the_library_writes_nothing_to_stderr(tmp_path: Path, pg_essays: Path) -> None:
+    # An application embedding memflow owns its terminal: no model-loading bars, no progress, no notices.
+    program = (
+        "import sys, memflow\n"
+        f"with memflow.Memory({str(tmp_path / 'store')!r}) as m:\n"
+        f"    m.ingest([{str(pg_essays / 'foundervisa.txt')!r}])\n"
+        "    assert m.search('startup visa', k=3)\n"
+        "    print(m.ask('What could the government do to increase the number of startups?').text)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "visa" in done.stdout
+    assert done.stderr == ""

@@ -17,6 +17,7 @@ import click
 from memflow.components.base import Problem
 from memflow.errors import MemflowError
 from memflow.memory import Memory
+from memflow.pipeline.shipped import Role, resolve_pipeline
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,6 +35,23 @@ def store_options(func: F) -> F:
                         type=click.Path(file_okay=False, path_type=Path),
                         help="Store directory (or MEMFLOW_STORE).")(func)
     return func
+
+
+def pipeline_option(role: Role, *flags: str, dest: str = "pipeline", help: str | None = None) -> Callable[[F], F]:
+    """A ``--pipeline NAME|FILE`` option for ``role``: a shipped pipeline's short name (``dense``) or a YAML
+    file, passed on as the file's Path (None: the role's default)."""
+
+    def resolve(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
+        if value is None:
+            return None
+        try:
+            return resolve_pipeline(value, role=role)
+        except MemflowError as exc:
+            raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+    text = help or (f"{role.capitalize()} pipeline: a shipped one by name (memflow pipeline list) or a YAML file "
+                    f"(default: {role}).")
+    return click.option(*(flags or ("--pipeline",)), dest, metavar="NAME|FILE", callback=resolve, help=text)
 
 
 def open_memory(store: Path, url: str | None, trusted: tuple[str, ...], **pipelines: Path | None) -> Memory:

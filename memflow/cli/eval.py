@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
-from memflow.cli.common import configure_logging, echo_json, user_errors
+from memflow.cli.common import configure_logging, echo_json, pipeline_option, user_errors
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -18,10 +18,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 def eval_options(func: F) -> F:
     """What every eval shares: the pipelines, the cache, the database, output."""
     for option in reversed([
-        click.option("--pipeline", "ask_pipeline", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-                     help="Ask pipeline YAML to evaluate (default: the built-in pipelines/ask.yaml)."),
-        click.option("--ingest-pipeline", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-                     help="Ingest pipeline YAML for the cached store (default: the built-in one)."),
+        pipeline_option("ask", dest="ask_pipeline",
+                        help="Ask pipeline to evaluate: a shipped one by name (memflow pipeline list) or a YAML "
+                             "file (default: ask)."),
+        pipeline_option("ingest", "--ingest-pipeline", dest="ingest_pipeline",
+                        help="Ingest pipeline for the cached store: a shipped one by name or a YAML file "
+                             "(default: ingest)."),
         click.option("--cache", type=click.Path(file_okay=False, path_type=Path), envvar="MEMFLOW_EVAL_CACHE",
                      help="Eval cache directory (or MEMFLOW_EVAL_CACHE; default ~/.cache/memflow-eval)."),
         click.option("--db", "url", metavar="URL", help="SQLAlchemy URL for the cached store's SQL side."),

@@ -12,6 +12,7 @@ from memflow.cli.common import (
     display_path,
     format_problem,
     open_memory,
+    pipeline_option,
     store_options,
     user_errors,
 )
@@ -20,8 +21,7 @@ from memflow.engines import ENGINES
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--pipeline", "pipeline", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="Ingest pipeline YAML (default: the built-in pipelines/ingest.yaml).")
+@pipeline_option("ingest")
 @click.option("--batch-files", default=16, show_default=True, help="Files per transaction.")
 @click.option("--save-every", default=300.0, show_default=True, metavar="SECONDS",
               help="Longest time between saves of the vector file (0: after every batch).")
@@ -71,8 +71,8 @@ def forget(documents: tuple[str, ...], store: Path, url: str | None, trusted: tu
 
 @click.command()
 @click.option("--repair", is_flag=True, help="Rebuild the vector memory from SQL and fix recorded counts.")
-@click.option("--pipeline", "pipeline", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="Ask pipeline whose encoder the store must match (default: the built-in one).")
+@pipeline_option("ask", help="Ask pipeline whose encoder the store must match: a shipped one by name or a YAML "
+                             "file (default: ask).")
 @store_options
 @user_errors
 def doctor(repair: bool, pipeline: Path | None, store: Path, url: str | None, trusted: tuple[str, ...]) -> None:

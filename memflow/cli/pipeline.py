@@ -1,4 +1,4 @@
-"""memflow pipeline validate / show, and memflow components."""
+"""memflow pipeline list / validate / show, and memflow components."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import click
 
 from memflow.cli.common import user_errors
 from memflow.components.registry import available
+from memflow.errors import MemflowError
 from memflow.pipeline import Pipeline
+from memflow.pipeline.shipped import resolve_pipeline, shipped_pipelines
 
 
 @click.group()
@@ -16,9 +18,29 @@ def pipeline() -> None:
     """Check and inspect YAML pipelines."""
 
 
-_file = click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+def _resolve(ctx: click.Context, param: click.Parameter, value: str) -> Path:
+    try:
+        return resolve_pipeline(value)
+    except MemflowError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+_file = click.argument("file", metavar="NAME|FILE", callback=_resolve)
 _trust = click.option("--trust", "trusted", multiple=True, metavar="MODULE",
                       help="Allow dotted-path types under MODULE.")
+
+
+@pipeline.command(name="list")
+@user_errors
+def list_pipelines() -> None:
+    """Print the shipped pipelines: the name --pipeline takes, the file, and what each does."""
+    commands = {"ingest": "memflow ingest", "ask": "memflow ask / search / eval"}
+    for role, command in commands.items():
+        click.echo(f"{role} pipelines ({command} --pipeline NAME):")
+        for shipped in shipped_pipelines():
+            if shipped.role == role:
+                file = f"{shipped.stem}.yaml"
+                click.echo(f"  {shipped.short_name:<14} {file:<23} {shipped.description}")
 
 
 @pipeline.command()
@@ -26,7 +48,8 @@ _trust = click.option("--trust", "trusted", multiple=True, metavar="MODULE",
 @_trust
 @user_errors
 def validate(file: Path, trusted: tuple[str, ...]) -> None:
-    """Check FILE: components, parameters, sockets, types and cycles, without running it."""
+    """Check a pipeline (a shipped one's stem, e.g. ask-dense, or a YAML file): components, parameters,
+    sockets, types and cycles, without running it."""
     loaded = Pipeline.from_yaml(file, trusted_modules=trusted)
     click.echo(f"{file}: ok ({len(loaded.components)} components, {loaded.graph.number_of_edges()} connections)")
 
@@ -36,7 +59,7 @@ def validate(file: Path, trusted: tuple[str, ...]) -> None:
 @_trust
 @user_errors
 def show(file: Path, trusted: tuple[str, ...]) -> None:
-    """Print FILE's graph: components in run order and their connections."""
+    """Print a pipeline's graph (a shipped one's stem or a YAML file): components in run order and their connections."""
     click.echo(Pipeline.from_yaml(file, trusted_modules=trusted).show())
 
 

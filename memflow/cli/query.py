@@ -11,14 +11,13 @@ from memflow.cli.common import (
     display_path,
     echo_json,
     open_memory,
+    pipeline_option,
     store_options,
     user_errors,
 )
 from memflow.types import Answer, Citation
 
-ask_pipeline_option = click.option(
-    "--pipeline", "pipeline", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="Ask pipeline YAML (default: the built-in pipelines/ask.yaml).")
+ask_pipeline_option = pipeline_option("ask")
 
 
 def _cite(citation: Citation) -> str:
@@ -88,13 +87,16 @@ def _print_answer(answer: Answer, *, explain: bool, streamed: bool = False) -> N
 @click.command()
 @click.argument("query")
 @click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print the hits as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the hits as JSON (each with its per-stage scores).")
+@click.option("--explain", is_flag=True, help="Also print each hit's score at every stage (dense, lexical, fused, "
+                                              "reranked).")
 @ask_pipeline_option
 @store_options
 @user_errors
-def search(query: str, k: int, as_json: bool, pipeline: Path | None, store: Path, url: str | None,
+def search(query: str, k: int, as_json: bool, explain: bool, pipeline: Path | None, store: Path, url: str | None,
            trusted: tuple[str, ...]) -> None:
-    """The chunks nearest to QUERY, best first."""
+    """The K best chunks for QUERY, best first: the ranking `memflow ask` answers from (reranked, duplicates
+    collapsed, as the pipeline does)."""
     configure_logging(quiet=True)
     with open_memory(store, url, trusted, ask_pipeline=pipeline) as memory:
         hits = memory.search(query, k=k)
@@ -106,3 +108,6 @@ def search(query: str, k: int, as_json: bool, pipeline: Path | None, store: Path
         preview = preview if len(preview) < 200 else preview[:197] + "..."
         click.echo(f"{hit.rank:>3}. {hit.score:.3f}  {display_path(hit.document)}  chunk {hit.ordinal}  "
                    f"chars {hit.start}-{hit.end}\n     {preview}")
+        if explain:
+            stages = "  ".join(f"{stage} {score:.3f}" for stage, score in hit.scores.items())
+            click.echo(f"     scores: {stages}")

@@ -7,15 +7,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from memflow.answering import question_inputs, ranking_output
 from memflow.components.base import RunContext
 from memflow.components.encoders.sentence_transformers import QueryEncoder
-from memflow.errors import PipelineError
 from memflow.evaluation.metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k
 from memflow.memory import Memory
 from memflow.pipeline import Pipeline
-from memflow.types import Answer, Hit
+from memflow.types import Hit
 
-__all__ = ["RetrievalReport", "hits_output", "run_queries", "rank_documents", "document_id", "evaluate_rankings"]
+__all__ = ["RetrievalReport", "run_queries", "rank_documents", "document_id", "evaluate_rankings"]
 
 
 @dataclass(slots=True)
@@ -29,33 +29,18 @@ class RetrievalReport:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def hits_output(pipeline: Pipeline) -> str:
-    """The output that holds the pipeline's final ranking: what feeds the decoder's ``hits`` input (after
-    any reranking), else the ``hits`` output of a component no one consumes hits from."""
-    answers = [name for name, c in pipeline.components.items()
-               if any(s.type is Answer for s in c.outputs.values())]
-    for connection in pipeline.connections:
-        if connection.target in answers and connection.input == "hits":
-            return f"{connection.source}.{connection.output}"
-    consumed = {c.source for c in pipeline.connections if c.output == "hits"}
-    final = [n for n, c in pipeline.components.items() if "hits" in c.outputs and n not in consumed]
-    if len(final) == 1:
-        return f"{final[0]}.hits"
-    raise PipelineError("cannot tell which component's hits are the final ranking", file=pipeline.source)
-
-
 def run_queries(memory: Memory, queries: Sequence[str], *, k: int, output: str | None = None,
                 progress: bool = False) -> list[list[Hit]]:
     """The final hits of the ask pipeline (up to ``k``) for each query."""
     pipeline = memory.pipeline("ask")
-    output = output or hits_output(pipeline)
+    output = output or ranking_output(pipeline)
     component, _, socket = output.partition(".")
     context = RunContext(store=memory.store)
     results: list[list[Hit]] = []
     bar = _bar(len(queries), progress)
     with _batched_query_vectors(pipeline, queries, context):
         for query in queries:
-            out = pipeline.run({"query": query, "k": k}, context=context, outputs=[output])
+            out = pipeline.run(question_inputs(pipeline, query, k=k), context=context, outputs=[output])
             results.append(list(out[component][socket]))
             bar.update(1)
     bar.close()

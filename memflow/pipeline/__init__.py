@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from memflow.pipeline.graph import build_graph, run_problems, types_match
 from memflow.pipeline.params import describe_params, instantiate, type_name, validate_params
-from memflow.pipeline.pipeline import Pipeline, builtin_pipeline
+from memflow.pipeline.pipeline import Pipeline
+from memflow.pipeline.shipped import ShippedPipeline, builtin_pipeline, resolve_pipeline, shipped_pipelines
 from memflow.pipeline.yaml_loader import (
     ComponentSpec,
     ConnectionSpec,
@@ -19,6 +20,9 @@ from memflow.pipeline.yaml_loader import (
 __all__ = [
     "Pipeline",
     "builtin_pipeline",
+    "shipped_pipelines",
+    "resolve_pipeline",
+    "ShippedPipeline",
     "load_yaml",
     "load_spec",
     "read_spec",

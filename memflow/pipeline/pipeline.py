@@ -6,7 +6,6 @@ the caller supplies them to :meth:`Pipeline.run`, nested by component or flat by
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 from collections.abc import Iterable, Mapping
@@ -15,14 +14,13 @@ from typing import Any, TypeVar
 
 import networkx as nx
 
-import memflow
 from memflow.components.base import Component, RunContext, Socket
 from memflow.errors import PipelineError
 from memflow.pipeline.graph import build_graph, connections_of, topological_order
 from memflow.pipeline.params import type_name
 from memflow.pipeline.yaml_loader import ConnectionSpec, PipelineSpec, load_spec, parse_spec, read_spec
 
-__all__ = ["Pipeline", "builtin_pipeline"]
+__all__ = ["Pipeline"]
 
 T = TypeVar("T")
 
@@ -279,18 +277,3 @@ class Pipeline:
             f"<Pipeline {self.name!r}: {len(self.components)} components, "
             f"{len(self.connections)} connections, from {self.source}>"
         )
-
-
-def builtin_pipeline(name: str) -> Path:
-    """The path of a pipeline memflow ships (``ingest``, ``ask``): in the wheel, else the source tree."""
-    stem = name[:-5] if name.endswith(".yaml") else name
-    if not re.fullmatch(r"[A-Za-z0-9_-]+", stem):
-        raise PipelineError(f"invalid built-in pipeline name {name!r}")
-    package = Path(memflow.__file__).resolve().parent
-    candidates = [package / "_pipelines" / f"{stem}.yaml", package.parent / "pipelines" / f"{stem}.yaml"]
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise PipelineError(
-        f"no built-in pipeline {stem!r}; looked in {', '.join(str(p.parent) for p in candidates)}"
-    )

@@ -58,6 +58,13 @@ def test_search_summary_stats(cli_store: Path) -> None:
     search = runner.invoke(cli, ["search", "visa for startup founders", "-k", "2", "--json", "--store", str(cli_store)])
     hits = json.loads(search.output)
     assert len(hits) == 2 and hits[0]["document"].endswith("foundervisa.txt")
+    for hit in hits:  # the default pipeline's stages, each hit's last one its score
+        assert {"fused", "reranked"} <= set(hit["scores"]) <= {"dense", "lexical", "fused", "reranked"}
+        assert hit["scores"]["reranked"] == hit["score"]
+    assert set(hits[0]["scores"]) == {"dense", "lexical", "fused", "reranked"}
+    explained = runner.invoke(cli, ["search", "visa for startup founders", "-k", "1", "--explain", "--store",
+                                    str(cli_store)])
+    assert explained.exit_code == 0 and "scores: dense " in explained.output and " reranked " in explained.output
     summary = runner.invoke(cli, ["summary", "sun.txt", "--store", str(cli_store)])
     assert summary.exit_code == 0 and "slots after" in summary.output
     stats = json.loads(runner.invoke(cli, ["stats", "--json", "--store", str(cli_store)]).output)
@@ -91,6 +98,33 @@ def test_pipeline_validate_and_show_builtin() -> None:
         assert runner.invoke(cli, ["pipeline", "validate", str(path)]).exit_code == 0
         shown = runner.invoke(cli, ["pipeline", "show", str(path)])
         assert shown.exit_code == 0 and "->" in shown.output
+
+
+def test_pipeline_list_names_every_shipped_pipeline() -> None:
+    result = CliRunner().invoke(cli, ["pipeline", "list"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    for path in sorted((REPO / "pipelines").glob("*.yaml")):
+        line = next((x for x in lines if f" {path.name} " in x), None)
+        assert line is not None, path.name
+        role, _, variant = path.stem.partition("-")
+        assert line.split()[0] == (variant or "default")
+        assert len(line.split()) > 2  # a description
+    assert lines.index(next(x for x in lines if x.startswith("ask pipelines"))) > 0
+
+
+def test_pipelines_by_name(cli_store: Path) -> None:
+    runner = CliRunner()
+    dense = runner.invoke(cli, ["search", "startup founders visa", "--pipeline", "dense", "-k", "2", "--json",
+                                "--store", str(cli_store)])
+    assert dense.exit_code == 0, dense.output
+    assert json.loads(dense.output)[0]["document"].endswith("foundervisa.txt")
+    assert runner.invoke(cli, ["pipeline", "validate", "ask-dense"]).exit_code == 0
+    unknown = runner.invoke(cli, ["ask", "x", "--pipeline", "nosuch", "--store", str(cli_store)])
+    assert unknown.exit_code == 2
+    assert "unknown ask pipeline 'nosuch'; shipped: default, bm25, dense, hybrid" in unknown.output
+    missing = runner.invoke(cli, ["ask", "x", "--pipeline", "no/such.yaml", "--store", str(cli_store)])
+    assert missing.exit_code == 2 and "no pipeline file no/such.yaml" in missing.output
 
 
 def test_invalid_pipeline_names_its_line(tmp_path: Path) -> None:

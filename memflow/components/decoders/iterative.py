@@ -10,6 +10,7 @@ question whose answer needs two passages -- one that names the bridge entity, on
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Literal
 
 import numpy as np
@@ -59,10 +60,7 @@ class IterativeDecoder(AttentionDecoder):
             focus = rows[int(np.argmax(per_hop[0]))].text
             scored = fuse(scored, store.lexical.search(f"{query} {focus}", depth), fusion="minmax")
         new = [(i, s) for i, s in scored if i not in have][: self.retrieve_k]
-        found = to_hits(store, new)
+        found = to_hits(store, new, stage="iterative")
         # ranked after the hits already read, scored below them, so rank and score order agree
         floor = min((h.score for h in hits), default=0.0)
-        return [Hit(chunk_id=h.chunk_id, document=h.document, title=h.title, ordinal=h.ordinal, start=h.start,
-                    end=h.end, text=h.text, score=min(h.score, floor) - 1e-6 * h.rank, rank=len(hits) + h.rank,
-                    section=h.section)
-                for h in found]
+        return [replace(h, score=min(h.score, floor) - 1e-6 * h.rank, rank=len(hits) + h.rank) for h in found]

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from memflow.components.decoders.prompting import ChatMessage, Completion, GenerativeDecoder, Mode
 from memflow.errors import MemflowError, MissingDependencyError
-from memflow.models import DeviceName, pick_device, pick_dtype
+from memflow.models import DeviceName, pick_device, pick_dtype, quiet_loading
 
 __all__ = ["TransformersDecoder", "TransformersModel"]
 
@@ -46,7 +46,8 @@ class TransformersModel:
         dtype = pick_dtype(self.device, precision)
         self.tokenizer: Any = AutoTokenizer.from_pretrained(directory, local_files_only=True)
         loader: Any = AutoModelForSeq2SeqLM if self.seq2seq else AutoModelForCausalLM
-        self.model: Any = loader.from_pretrained(directory, local_files_only=True, dtype=dtype)
+        with quiet_loading():
+            self.model: Any = loader.from_pretrained(directory, local_files_only=True, dtype=dtype)
         self.model.to(self.device).eval()
         self.name = directory.name
         self.path = directory.resolve()

@@ -29,7 +29,15 @@ import numpy.typing as npt
 
 from memflow.components.base import Component, Socket
 from memflow.errors import MemflowError
-from memflow.models import DEFAULT_MODEL, DeviceName, model_id, pick_device, pick_dtype, resolve_model_path
+from memflow.models import (
+    DEFAULT_MODEL,
+    DeviceName,
+    model_id,
+    pick_device,
+    pick_dtype,
+    quiet_loading,
+    resolve_model_path,
+)
 from memflow.types import Chunk, Vector, informative_title
 
 if TYPE_CHECKING:
@@ -85,7 +93,9 @@ class EncoderModel:
             raise MemflowError(f"the ONNX encoder backend runs on the CPU, not {self.device}; use backend: torch")
         self.dtype = pick_dtype(self.device, "float32" if self.backend == "onnx" else precision)  # type: ignore[arg-type]
         path = resolve_model_path(name)
-        self.model: SentenceTransformer = SentenceTransformer(str(path), device=self.device, local_files_only=True)
+        with quiet_loading():
+            self.model: SentenceTransformer = SentenceTransformer(str(path), device=self.device,
+                                                                  local_files_only=True)
         if self.dtype == torch.float16:
             self.model.half()
         self.model.eval()

@@ -25,15 +25,18 @@ Device = Literal["auto", "cpu", "cuda", "mps"]
 
 
 class CrossEncoderReranker(Component):
-    """Rescores the first ``depth`` hits with a cross-encoder over (question, chunk text) pairs."""
+    """Rescores the first ``depth`` hits with a cross-encoder over (question, chunk text) pairs and returns the
+    best ``k``."""
 
-    inputs = {"query": Socket(str), "hits": Socket(list[Hit])}
+    inputs = {"query": Socket(str), "hits": Socket(list[Hit]),
+              "k": Socket(int, optional=True, default=None, doc="overrides the component's k for one run")}
     outputs = {"hits": Socket(list[Hit])}
 
-    def __init__(self, *, model: str | None = None, depth: int = 50, batch_size: int = 32,
+    def __init__(self, *, model: str | None = None, k: int = 10, depth: int = 50, batch_size: int = 32,
                  device: Device = "auto", max_length: int = 512) -> None:
-        if depth < 1 or batch_size < 1:
-            raise ValueError("depth and batch_size must be at least 1")
+        if k < 1 or depth < 1 or batch_size < 1:
+            raise ValueError("k, depth and batch_size must be at least 1")
+        self.k = k
         if model is not None and not Path(model).expanduser().is_dir():
             raise MemflowError(f"cross-encoder model directory not found: {model} (memflow never downloads models)")
         self.model = model  # as given; model_path is where it resolves
@@ -56,7 +59,8 @@ class CrossEncoderReranker(Component):
                                        local_files_only=True)
         return self._model
 
-    def run(self, *, query: str, hits: list[Hit]) -> dict[str, Any]:
+    def run(self, *, query: str, hits: list[Hit], k: int | None = None) -> dict[str, Any]:
+        k = self.k if k is None else k
         if not self.available:
             if not self._warned:
                 message = ("no local cross-encoder model configured (rerankers.cross_encoder params.model): "
@@ -64,9 +68,9 @@ class CrossEncoderReranker(Component):
                 log.warning("%s", message)
                 self.context.report("rerankers.cross_encoder", message, kind="skipped")
                 self._warned = True
-            return {"hits": hits}
+            return {"hits": hits[:k]}
         if len(hits) < 2:
-            return {"hits": hits}
+            return {"hits": hits[:k]}
         head, tail = hits[: self.depth], hits[self.depth :]
         scores = self._load().predict([(query, h.text) for h in head], batch_size=self.batch_size,
                                       show_progress_bar=False)
@@ -74,4 +78,4 @@ class CrossEncoderReranker(Component):
         floor = min(by_id.values())
         for n, h in enumerate(tail, start=1):
             by_id.setdefault(h.chunk_id, floor - n)
-        return {"hits": rehit(head + tail, by_id)}
+        return {"hits": rehit(head + tail, by_id)[:k]}

@@ -40,7 +40,9 @@ of the ``feedback_depth`` best chunks *by that score*, and the final score is ``
 standardized score + ``feedback`` x the standardized inner product with the moved question: feedback from
 the reranked first hop, which is more often relevant than the first stage's top. The default weights and
 feedback were fitted on the SciFact *train* queries (``bench/quality.py --fit listwise``), never on a test
-split. Hits past ``depth`` keep their order below the reranked ones. With ``tokens``, ``rare_tokens`` and
+split. Hits past ``depth`` keep their order below the reranked ones, and the best ``k`` are returned (the
+``k`` input overrides it for one run): a first stage that fetches ``depth`` candidates gives the reranker
+the same pool whatever ``k`` a caller asks for. With ``tokens``, ``rare_tokens`` and
 ``title`` at 0 no model runs.
 
 The token and title features' encoder is ``model`` / ``backend`` (default: the packaged MiniLM, the same
@@ -157,11 +159,13 @@ def _features_and_vectors(store: Store, query: str, query_vector: Vector, hits: 
 class LateInteractionReranker(Component):
     """Reranks hits by a weighted sum of standardized features (see the module docs)."""
 
-    inputs = {"query": Socket(str), "query_vector": Socket(Vector), "hits": Socket(list[Hit])}
+    inputs = {"query": Socket(str), "query_vector": Socket(Vector), "hits": Socket(list[Hit]),
+              "k": Socket(int, optional=True, default=None, doc="overrides the component's k for one run")}
     outputs = {"hits": Socket(list[Hit])}
 
-    def __init__(self, *, depth: int = 100, dense: float = 0.002, maxsim: float = 0.075, lexical: float = 0.023,
-                 sentence_lexical: float = 0.029, prf: float = 0.125, first: float = 0.047, bigram: float = 0.017,
+    def __init__(self, *, k: int = 10, depth: int = 100, dense: float = 0.002, maxsim: float = 0.075,
+                 lexical: float = 0.023, sentence_lexical: float = 0.029, prf: float = 0.125, first: float = 0.047,
+                 bigram: float = 0.017,
                  sentence_joint: float = 0.043, window_joint: float = 0.041, coverage: float = 0.018,
                  tokens: float = 0.113, title: float = 0.167, rare_tokens: float = 0.193,
                  document_coverage: float = 0.107, prf_depth: int = 3, prf_beta: float = 1.0, feedback: float = 0.2,
@@ -169,8 +173,9 @@ class LateInteractionReranker(Component):
                  backend: Backend = "auto",
                  token_cache_mb: int = 256,
                  normalization: Normalization = "zscore", k1: float = 0.9, b: float = 0.4) -> None:
-        if depth < 1 or prf_depth < 1 or feedback_depth < 1 or token_depth < 1:
-            raise ValueError("depth, prf_depth, feedback_depth and token_depth must be at least 1")
+        if k < 1 or depth < 1 or prf_depth < 1 or feedback_depth < 1 or token_depth < 1:
+            raise ValueError("k, depth, prf_depth, feedback_depth and token_depth must be at least 1")
+        self.k = k
         if token_cache_mb < 0:
             raise ValueError("token_cache_mb must be at least 0")
         if not 0.0 <= feedback < 1.0:
@@ -191,9 +196,10 @@ class LateInteractionReranker(Component):
         self._tokens: TokenScorer | None = None
         self._titles: TitleScorer | None = None
 
-    def run(self, *, query: str, query_vector: Vector, hits: list[Hit]) -> dict[str, Any]:
+    def run(self, *, query: str, query_vector: Vector, hits: list[Hit], k: int | None = None) -> dict[str, Any]:
+        k = self.k if k is None else k
         if len(hits) < 2:
-            return {"hits": hits}
+            return {"hits": hits[:k]}
         store = self.context.require_store("rerankers.late_interaction")
         head, tail = hits[: self.depth], hits[self.depth :]
         features, vectors = _features_and_vectors(store, query, query_vector, head, prf_depth=self.prf_depth,
@@ -207,7 +213,7 @@ class LateInteractionReranker(Component):
         floor = min(by_id.values())
         for n, h in enumerate(tail, start=1):  # below every reranked hit, in their first-stage order
             by_id.setdefault(h.chunk_id, floor - n)
-        return {"hits": rehit(head + tail, by_id)}
+        return {"hits": rehit(head + tail, by_id)[:k]}
 
     def token_scorer(self) -> TokenScorer | None:
         """The token MaxSim scorer (its encoder loaded on first use), or None while ``tokens`` and

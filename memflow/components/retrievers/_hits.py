@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -12,24 +13,32 @@ from memflow.types import Hit
 __all__ = ["to_hit", "to_hits", "rehit", "minmax", "zscore"]
 
 
-def to_hit(chunk: StoredChunk, score: float, rank: int) -> Hit:
+def to_hit(chunk: StoredChunk, score: float, rank: int, scores: Mapping[str, float] | None = None) -> Hit:
     return Hit(chunk_id=chunk.id, document=chunk.document, title=chunk.title, ordinal=chunk.ordinal,
-               start=chunk.start, end=chunk.end, text=chunk.text, score=score, rank=rank, section=chunk.section)
+               start=chunk.start, end=chunk.end, text=chunk.text, score=score, rank=rank, section=chunk.section,
+               scores=dict(scores or {}))
 
 
-def to_hits(store: Store, scored: Sequence[tuple[int, float]]) -> list[Hit]:
-    """Hits for ``scored`` (best first), read from the store; ids no longer stored are left out."""
+def to_hits(store: Store, scored: Sequence[tuple[int, float]], *, stage: str,
+            earlier: Mapping[int, Mapping[str, float]] | None = None) -> list[Hit]:
+    """Hits for ``scored`` (best first), read from the store; ids no longer stored are left out. Each hit's
+    ``scores`` are its ``earlier`` stages' scores and ``stage``'s."""
     chunks = {c.id: c for c in store.chunks([chunk_id for chunk_id, _ in scored])}
     present = [(i, s) for i, s in scored if i in chunks]
-    return [to_hit(chunks[i], s, rank) for rank, (i, s) in enumerate(present, start=1)]
+    earlier = earlier or {}
+    return [to_hit(chunks[i], s, rank, {**earlier.get(i, {}), stage: s})
+            for rank, (i, s) in enumerate(present, start=1)]
 
 
-def rehit(hits: Sequence[Hit], scores: Mapping[int, float]) -> list[Hit]:
-    """``hits`` re-scored by chunk id and re-ranked, best first (ties keep their previous order)."""
+def rehit(hits: Sequence[Hit], scores: Mapping[int, float], *, stage: str = "reranked") -> list[Hit]:
+    """``hits`` re-scored by chunk id and re-ranked, best first (ties keep their previous order); ``stage``'s
+    score is added to each hit's ``scores``."""
     order = sorted(range(len(hits)), key=lambda i: -scores[hits[i].chunk_id])
-    return [Hit(chunk_id=h.chunk_id, document=h.document, title=h.title, ordinal=h.ordinal, start=h.start,
-                end=h.end, text=h.text, score=float(scores[h.chunk_id]), rank=rank, section=h.section)
-            for rank, h in enumerate((hits[i] for i in order), start=1)]
+    ranked = []
+    for rank, hit in enumerate((hits[i] for i in order), start=1):
+        score = float(scores[hit.chunk_id])
+        ranked.append(replace(hit, score=score, rank=rank, scores={**hit.scores, stage: score}))
+    return ranked
 
 
 def minmax(values: np.ndarray) -> np.ndarray:

@@ -84,6 +84,7 @@ class ContextExpander(Component):
             return {"hits": hits}
         chunks = {c.id: c for c in store.chunks([i for i, _ in added])}
         floor = min(h.score for h in hits)
-        extra = [to_hit(chunks[i], min(score, floor) - 1e-6 * (n + 1), len(hits) + n + 1)
-                 for n, (i, score) in enumerate(added) if i in chunks]
+        below = [(i, min(score, floor) - 1e-6 * (n + 1)) for n, (i, score) in enumerate(added) if i in chunks]
+        extra = [to_hit(chunks[i], score, len(hits) + n + 1, {"expanded": score})
+                 for n, (i, score) in enumerate(below)]
         return {"hits": list(hits) + extra}

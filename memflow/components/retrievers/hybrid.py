@@ -85,11 +85,15 @@ class HybridRetriever(Component):
         dense = store.search(query_vector, depth)
         lexical = store.lexical.search(query, depth, k1=self.k1, b=self.b)
         fused = self._fuse(dense, lexical)
+        earlier: dict[int, dict[str, float]] = {}
+        for stage, ranked in (("dense", dense), ("lexical", lexical)):
+            for chunk_id, score in ranked:
+                earlier.setdefault(chunk_id, {})[stage] = score
         if not self.dedupe:
-            return {"hits": to_hits(store, fused[:want])}
+            return {"hits": to_hits(store, fused[:want], stage="fused", earlier=earlier)}
         seen: set[str] = set()
         unique = []
-        for hit in to_hits(store, fused):
+        for hit in to_hits(store, fused, stage="fused", earlier=earlier):
             if hit.text not in seen:
                 seen.add(hit.text)
                 unique.append(hit)

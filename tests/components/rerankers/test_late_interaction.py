@@ -11,7 +11,7 @@ from memflow.components.rerankers.late_interaction import FEATURES, LateInteract
 from memflow.pipeline import builtin_pipeline
 
 
-@pytest.mark.parametrize("name", ["ask-hybrid", "ask-hybrid-dedupe"])
+@pytest.mark.parametrize("name", ["ask", "ask-hybrid"])
 def test_the_shipped_pipelines_weigh_every_feature_as_the_component_defaults_do(name: str) -> None:
     # the fitted weights live in two places (component defaults, YAML); a refit must change both
     params = yaml.safe_load(builtin_pipeline(name).read_text())["components"]["rerank"]["params"]

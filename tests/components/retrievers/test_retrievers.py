@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from memflow import Memory, Pipeline
+from memflow.answering import question_inputs
 from memflow.components.base import RunContext
 from memflow.components.rerankers.cross_encoder import CrossEncoderReranker
 from memflow.components.rerankers.late_interaction import FEATURES, LateInteractionReranker, candidate_features
@@ -22,8 +23,8 @@ PIPELINES = Path(builtin_pipeline("ask")).parent
 
 
 def _hits(memory: Memory, pipeline: str, question: str = QUESTION, k: int = 10) -> list:  # type: ignore[type-arg]
-    run = Pipeline.from_yaml(PIPELINES / pipeline).run({"query": question, "k": k},
-                                                       context=RunContext(store=memory.store), outputs=None)
+    loaded = Pipeline.from_yaml(PIPELINES / pipeline)
+    run = loaded.run(question_inputs(loaded, question, k=k), context=RunContext(store=memory.store), outputs=None)
     answer = run["decode"]["answer"]
     return list(answer.hits)
 
@@ -35,8 +36,8 @@ def _query_vector(store: Store, question: str) -> np.ndarray:
     return np.asarray(run["embed"]["query_vector"])
 
 
-@pytest.mark.parametrize("pipeline", ["ask-bm25.yaml", "ask-hybrid-rrf.yaml", "ask-hybrid-minmax.yaml",
-                                      "ask-hybrid.yaml", "ask-multihop.yaml"])
+@pytest.mark.parametrize("pipeline", ["ask.yaml", "ask-dense.yaml", "ask-bm25.yaml", "ask-hybrid-rrf.yaml",
+                                      "ask-hybrid-minmax.yaml", "ask-hybrid.yaml", "ask-multihop.yaml"])
 def test_every_retrieval_pipeline_finds_the_founder_visa_essay(essay_memory: Memory, pipeline: str) -> None:
     hits = _hits(essay_memory, pipeline)
     assert hits[0].document.endswith("foundervisa.txt")
