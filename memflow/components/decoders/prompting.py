@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -29,9 +29,6 @@ from memflow.components.base import Component, RunContext, Socket
 from memflow.components.decoders.attention import AttentionDecoder
 from memflow.errors import MemflowError
 from memflow.types import Answer, Citation, Evidence, Hit, Vector
-
-if TYPE_CHECKING:
-    from memflow.memory import Memory
 
 __all__ = [
     "ChatMessage",
@@ -44,8 +41,6 @@ __all__ = [
     "about_whole_document",
     "parse_citations",
     "truncate_to_tokens",
-    "drain",
-    "stream_answer",
 ]
 
 ChatMessage = dict[str, str]
@@ -404,51 +399,3 @@ def _written_summary(context: RunContext, document: str) -> ContextItem | None:
         return None
     citation = Citation(found.uri, found.title, first, 0, 0, summary.read_until)
     return ContextItem(0, _flat(summary.text), citation, "summary", 1.0, written=True, in_summary=True)
-
-
-def drain(stream: Generator[str, None, Answer], on_piece: Any = None) -> Answer:
-    """Run a decoder's stream to its end, passing each piece to ``on_piece``; returns the Answer."""
-    while True:
-        try:
-            piece = next(stream)
-        except StopIteration as stop:
-            answer: Answer = stop.value
-            return answer
-        if on_piece is not None:
-            on_piece(piece)
-
-
-def stream_answer(memory: Memory, question: str, *, k: int | None = None,
-                  decoder: str | None = None) -> Generator[str, None, Answer]:
-    """Ask ``memory`` and yield the answer as it is written (the generator returns the Answer).
-
-    Runs the ask pipeline up to its decoder, then the decoder's ``stream``; a decoder without one (the
-    built-in attention decoder) yields its whole answer at once.
-    """
-    if not question.strip():
-        raise MemflowError("the question is empty")
-    pipeline = memory.ask_pipeline(decoder)
-    names = [n for n, c in pipeline.components.items() if any(s.type is Answer for s in c.outputs.values())]
-    if len(names) != 1:
-        raise MemflowError(f"streaming needs an ask pipeline with exactly one decoder; {pipeline.source} has "
-                           f"{len(names)}")
-    name = names[0]
-    fed = {c.input: (c.source, c.output) for c in pipeline.connections if c.target == name}
-    data: dict[str, Any] = {"query": question}
-    if k is not None:
-        data["k"] = k
-    context = RunContext(store=memory.store)
-    wanted = [f"{source}.{output}" for source, output in fed.values()]
-    results = pipeline.run(data, context=context, outputs=wanted)
-    decoder_component = pipeline.component(name)
-    decoder_component.bind(context)
-    inputs = {socket: results[source][output] for socket, (source, output) in fed.items()}
-    if "query" not in inputs:
-        inputs["query"] = question
-    if isinstance(decoder_component, GenerativeDecoder):
-        answer = yield from decoder_component.stream(**inputs)
-        return answer
-    produced: Answer = decoder_component.run(**inputs)["answer"]
-    if produced.text:
-        yield produced.text
-    return produced

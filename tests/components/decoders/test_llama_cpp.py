@@ -13,10 +13,11 @@ import pytest
 from click.testing import CliRunner
 
 from memflow import Memory
+from memflow.answering import drain
 from memflow.cli.main import cli
 from memflow.components.base import RunContext
 from memflow.components.decoders.llama_cpp import LlamaCppDecoder, LlamaCppModel, load_llama, resolve_gguf
-from memflow.components.decoders.prompting import PromptContext, drain
+from memflow.components.decoders.prompting import PromptContext
 from memflow.errors import MemflowError
 from memflow.testing import check_component
 

@@ -21,10 +21,10 @@ import pytest
 from click.testing import CliRunner
 
 from memflow import Memory
+from memflow.answering import drain
 from memflow.cli.main import cli
 from memflow.components.base import RunContext
 from memflow.components.decoders.openai_compat import OpenAIDecoder
-from memflow.components.decoders.prompting import drain
 from memflow.components.summarizers.centrality import CentralitySummarizer
 from memflow.errors import MemflowError
 from memflow.storage.store import Store

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 import torch
 
+from memflow.answering import drain
 from memflow.components.base import RunContext
-from memflow.components.decoders.prompting import ChatMessage, Completion, drain, truncate_to_tokens
+from memflow.components.decoders.prompting import ChatMessage, Completion, truncate_to_tokens
 from memflow.components.decoders.transformers_lm import TransformersDecoder, TransformersModel, load_transformers
 from memflow.components.summarizers.abstractive import AbstractiveSummarizer
 from memflow.components.summarizers.centrality import CentralitySummarizer
