@@ -21,8 +21,14 @@ import numpy as np
 from memflow.evaluation.metrics import mean, ndcg_at_k
 
 
-def ndcg_at_10(queries: np.ndarray, vectors: np.ndarray, chunk_doc: np.ndarray, names: list[str],
-               qids: list[str], qrels: dict[str, dict[str, int]]) -> float:
+def ndcg_at_10(
+    queries: np.ndarray,
+    vectors: np.ndarray,
+    chunk_doc: np.ndarray,
+    names: list[str],
+    qids: list[str],
+    qrels: dict[str, dict[str, int]],
+) -> float:
     order = np.argsort(chunk_doc, kind="stable")
     starts = np.r_[0, np.flatnonzero(np.diff(chunk_doc[order])) + 1]
     by_doc = np.maximum.reduceat((queries @ vectors.T)[:, order], starts, axis=1)  # best chunk per document
@@ -30,8 +36,15 @@ def ndcg_at_10(queries: np.ndarray, vectors: np.ndarray, chunk_doc: np.ndarray, 
     return mean([ndcg_at_k([names[d] for d in top[row]], qrels[qid], 10) for row, qid in enumerate(qids)])
 
 
-def fit_adapter(queries: np.ndarray, vectors: np.ndarray, positives: list[np.ndarray], *, penalty: float,
-                temperature: float = 0.05, steps: int = 150) -> np.ndarray:
+def fit_adapter(
+    queries: np.ndarray,
+    vectors: np.ndarray,
+    positives: list[np.ndarray],
+    *,
+    penalty: float,
+    temperature: float = 0.05,
+    steps: int = 150,
+) -> np.ndarray:
     import torch
 
     torch.manual_seed(0)
@@ -69,7 +82,7 @@ def main() -> None:
         ids = memory.store.chunk_ids_all()
         vectors = memory.store.chunk_vectors(ids)
         docs = [document_id(c.document) for c in memory.store.chunks(ids)]
-        (_, encoder), = Pipeline.from_yaml(builtin_pipeline("ask")).find(QueryEncoder)
+        ((_, encoder),) = Pipeline.from_yaml(builtin_pipeline("ask")).find(QueryEncoder)
         encoder.bind(RunContext(store=memory.store))
         train_ids, test_ids = sorted(train.qrels), sorted(test.qrels)
         train_q = encoder.encoder.encode_queries([train.queries[q] for q in train_ids])
@@ -83,13 +96,17 @@ def main() -> None:
 
     judged_train = {d for r in train.qrels.values() for d in r}
     judged_test = {d for r in test.qrels.values() for d in r}
-    print(f"abstracts judged for test queries: {len(judged_test)}, of them judged for train queries too: "
-          f"{len(judged_test & judged_train)}; test queries with such an abstract: "
-          f"{sum(bool(set(r) & judged_train) for r in test.qrels.values())} of {len(test.qrels)}")
+    print(
+        f"abstracts judged for test queries: {len(judged_test)}, of them judged for train queries too: "
+        f"{len(judged_test & judged_train)}; test queries with such an abstract: "
+        f"{sum(bool(set(r) & judged_train) for r in test.qrels.values())} of {len(test.qrels)}"
+    )
 
     def adapter_for(rows: list[int], penalty: float) -> np.ndarray:
-        positives = [np.asarray([c for d, g in train.qrels[train_ids[r]].items() if g > 0 for c in by_doc.get(d, [])])
-                     for r in rows]
+        positives = [
+            np.asarray([c for d, g in train.qrels[train_ids[r]].items() if g > 0 for c in by_doc.get(d, [])])
+            for r in rows
+        ]
         keep = [r for r, p in zip(rows, positives, strict=True) if len(p)]
         return fit_adapter(train_q[keep], vectors, [p for p in positives if len(p)], penalty=penalty)
 
@@ -98,11 +115,17 @@ def main() -> None:
         return moved / np.linalg.norm(moved, axis=1, keepdims=True)
 
     clean = [r for r, q in enumerate(train_ids) if not set(train.qrels[q]) & judged_test]
-    rows = [("no adapter", test_q),
-            (f"adapter, all {len(train_ids)} train queries", adapted(test_q, adapter_for(list(range(len(train_ids))),
-                                                                                       args.penalty))),
-            (f"adapter, the {len(clean)} train queries sharing no judged abstract with test",
-             adapted(test_q, adapter_for(clean, 0.03)))]
+    rows = [
+        ("no adapter", test_q),
+        (
+            f"adapter, all {len(train_ids)} train queries",
+            adapted(test_q, adapter_for(list(range(len(train_ids))), args.penalty)),
+        ),
+        (
+            f"adapter, the {len(clean)} train queries sharing no judged abstract with test",
+            adapted(test_q, adapter_for(clean, 0.03)),
+        ),
+    ]
     print(f"{'dense, SciFact test':72} nDCG@10")
     for label, queries in rows:
         print(f"{label:72} {ndcg_at_10(queries, vectors, chunk_doc, names, test_ids, test.qrels):.4f}")

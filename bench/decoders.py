@@ -29,8 +29,11 @@ DEFAULT_QUESTIONS = REPO / "tests" / "data" / "pg_questions.jsonl"
 
 SPEED_PROMPT = [
     {"role": "system", "content": "You are a helpful assistant."},
-    {"role": "user", "content": "Context: [1] The Eiffel Tower was built in 1889 for the World's Fair in Paris. "
-                                "[2] It is 330 metres tall.\nQuestion: Describe the Eiffel Tower in three sentences."},
+    {
+        "role": "user",
+        "content": "Context: [1] The Eiffel Tower was built in 1889 for the World's Fair in Paris. "
+        "[2] It is 330 metres tall.\nQuestion: Describe the Eiffel Tower in three sentences.",
+    },
 ]
 
 
@@ -61,8 +64,12 @@ def measure_speed(threads: int, runs: int = 3) -> dict[str, float]:
         model.complete(messages, max_tokens=96, temperature=0.0)
         generated.append(model.last_timings.get("predicted_per_second", 0.0))
         prompt.append(model.last_timings.get("prompt_per_second", 0.0))
-    return {"load_s": load, "generated_tokens_per_s": statistics.median(generated),
-            "prompt_tokens_per_s": statistics.median(prompt), "threads": float(threads)}
+    return {
+        "load_s": load,
+        "generated_tokens_per_s": statistics.median(generated),
+        "prompt_tokens_per_s": statistics.median(prompt),
+        "threads": float(threads),
+    }
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -73,8 +80,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     load_before = os.getloadavg()
     speed = measure_speed(args.threads)
     spec = Pipeline.from_yaml(builtin_pipeline("ask")).to_dict()
-    spec["components"]["decode"] = {"type": "decoders.llama_cpp", "params": {
-        "model": "smollm2", "threads": args.threads, "budget": args.budget, "max_tokens": args.max_tokens}}
+    spec["components"]["decode"] = {
+        "type": "decoders.llama_cpp",
+        "params": {"model": "smollm2", "threads": args.threads, "budget": args.budget, "max_tokens": args.max_tokens},
+    }
     with tempfile.TemporaryDirectory(prefix="memflow-bench-") as scratch:
         store = args.store or Path(scratch) / "store"
         with Memory(store) as memory:
@@ -88,49 +97,79 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 started = time.perf_counter()
                 generated = llm.ask(question["question"])
                 llm_s = time.perf_counter() - started
-                rows.append({"id": question["id"], "essay": question["essay"], "question": question["question"],
-                             "fact": question["fact"], "builtin": contains_fact(builtin.text, question),
-                             "smollm2": contains_fact(generated.text, question), "builtin_s": builtin_s,
-                             "smollm2_s": llm_s, "smollm2_cited": bool(generated.citations),
-                             "smollm2_answer": generated.text})
+                rows.append(
+                    {
+                        "id": question["id"],
+                        "essay": question["essay"],
+                        "question": question["question"],
+                        "fact": question["fact"],
+                        "builtin": contains_fact(builtin.text, question),
+                        "smollm2": contains_fact(generated.text, question),
+                        "builtin_s": builtin_s,
+                        "smollm2_s": llm_s,
+                        "smollm2_cited": bool(generated.citations),
+                        "smollm2_answer": generated.text,
+                    }
+                )
                 if not args.json:
-                    print(f"  {question['id']}: built-in {'yes' if rows[-1]['builtin'] else 'no '}  "
-                          f"SmolLM2 {'yes' if rows[-1]['smollm2'] else 'no '}  {llm_s:5.1f} s", file=sys.stderr)
+                    print(
+                        f"  {question['id']}: built-in {'yes' if rows[-1]['builtin'] else 'no '}  "
+                        f"SmolLM2 {'yes' if rows[-1]['smollm2'] else 'no '}  {llm_s:5.1f} s",
+                        file=sys.stderr,
+                    )
             llm.close()
     latencies = [r["smollm2_s"] for r in rows]
     return {
-        "corpus": str(args.corpus), "documents": len(report.ingested) + len(report.unchanged),
-        "cpu_count": os.cpu_count(), "load_average_before": load_before, "load_average_after": os.getloadavg(),
-        "smollm2": speed, "budget": args.budget, "max_tokens": args.max_tokens,
-        "builtin_score": sum(r["builtin"] for r in rows), "smollm2_score": sum(r["smollm2"] for r in rows),
-        "smollm2_cited": sum(r["smollm2_cited"] for r in rows), "questions": len(rows),
+        "corpus": str(args.corpus),
+        "documents": len(report.ingested) + len(report.unchanged),
+        "cpu_count": os.cpu_count(),
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+        "smollm2": speed,
+        "budget": args.budget,
+        "max_tokens": args.max_tokens,
+        "builtin_score": sum(r["builtin"] for r in rows),
+        "smollm2_score": sum(r["smollm2"] for r in rows),
+        "smollm2_cited": sum(r["smollm2_cited"] for r in rows),
+        "questions": len(rows),
         "builtin_latency_median_s": statistics.median(r["builtin_s"] for r in rows),
         "smollm2_latency_median_s": statistics.median(latencies),
-        "smollm2_latency_max_s": max(latencies), "rows": rows,
+        "smollm2_latency_max_s": max(latencies),
+        "rows": rows,
     }
 
 
 def print_table(result: dict[str, Any]) -> None:
     speed = result["smollm2"]
-    print(f"SmolLM2-135M-Instruct Q4_1 (llama.cpp via xllamacpp, {int(speed['threads'])} thread(s), "
-          f"{result['cpu_count']} cores, load average {result['load_average_before'][0]:.2f} before / "
-          f"{result['load_average_after'][0]:.2f} after)")
-    print(f"  load {speed['load_s']:.1f} s; generation {speed['generated_tokens_per_s']:.1f} tokens/s; "
-          f"prompt {speed['prompt_tokens_per_s']:.1f} tokens/s")
-    print(f"ask latency over {result['documents']} documents: built-in decoder median "
-          f"{result['builtin_latency_median_s']:.2f} s; --decoder llama_cpp median "
-          f"{result['smollm2_latency_median_s']:.1f} s, max {result['smollm2_latency_max_s']:.1f} s "
-          f"(budget {result['budget']}, max_tokens {result['max_tokens']})")
+    print(
+        f"SmolLM2-135M-Instruct Q4_1 (llama.cpp via xllamacpp, {int(speed['threads'])} thread(s), "
+        f"{result['cpu_count']} cores, load average {result['load_average_before'][0]:.2f} before / "
+        f"{result['load_average_after'][0]:.2f} after)"
+    )
+    print(
+        f"  load {speed['load_s']:.1f} s; generation {speed['generated_tokens_per_s']:.1f} tokens/s; "
+        f"prompt {speed['prompt_tokens_per_s']:.1f} tokens/s"
+    )
+    print(
+        f"ask latency over {result['documents']} documents: built-in decoder median "
+        f"{result['builtin_latency_median_s']:.2f} s; --decoder llama_cpp median "
+        f"{result['smollm2_latency_median_s']:.1f} s, max {result['smollm2_latency_max_s']:.1f} s "
+        f"(budget {result['budget']}, max_tokens {result['max_tokens']})"
+    )
     print()
     print(f"| {'id':<3} | {'question':<70} | {'expected fact':<18} | built-in | SmolLM2 |")
     print(f"|{'-' * 5}|{'-' * 72}|{'-' * 20}|----------|---------|")
     for row in result["rows"]:
         question = row["question"] if len(row["question"]) <= 70 else row["question"][:67] + "..."
-        print(f"| {row['id']:<3} | {question:<70} | {row['fact']:<18} | {'yes' if row['builtin'] else 'no':<8} | "
-              f"{'yes' if row['smollm2'] else 'no':<7} |")
+        print(
+            f"| {row['id']:<3} | {question:<70} | {row['fact']:<18} | {'yes' if row['builtin'] else 'no':<8} | "
+            f"{'yes' if row['smollm2'] else 'no':<7} |"
+        )
     total = result["questions"]
-    print(f"| {'':<3} | {'answers containing the expected fact':<70} | {'':<18} | "
-          f"{result['builtin_score']:>2}/{total:<5} | {result['smollm2_score']:>2}/{total:<4} |")
+    print(
+        f"| {'':<3} | {'answers containing the expected fact':<70} | {'':<18} | "
+        f"{result['builtin_score']:>2}/{total:<5} | {result['smollm2_score']:>2}/{total:<4} |"
+    )
     print(f"SmolLM2 cited [n] in {result['smollm2_cited']} of {result['questions']} answers.")
 
 

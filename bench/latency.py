@@ -59,9 +59,18 @@ def _in_process(names: Sequence[str], data: Any, questions: Sequence[str]) -> li
             first_p50, first_p95 = _percentiles(_timed(memory.ask, questions))
             search_p50, search_p95 = _percentiles(_timed(lambda q: memory.search(q, k=10), questions))
             ask_p50, ask_p95 = _percentiles(_timed(memory.ask, questions))
-        rows.append({"pipeline": name, "questions": len(questions), "first_ask_p50_ms": first_p50,
-                     "first_ask_p95_ms": first_p95, "search_p50_ms": search_p50, "search_p95_ms": search_p95,
-                     "ask_p50_ms": ask_p50, "ask_p95_ms": ask_p95})
+        rows.append(
+            {
+                "pipeline": name,
+                "questions": len(questions),
+                "first_ask_p50_ms": first_p50,
+                "first_ask_p95_ms": first_p95,
+                "search_p50_ms": search_p50,
+                "search_p95_ms": search_p95,
+                "ask_p50_ms": ask_p50,
+                "ask_p95_ms": ask_p95,
+            }
+        )
     return rows
 
 
@@ -73,14 +82,24 @@ def _whole_process(store: Path, questions: Sequence[str], runs: int) -> list[dic
             times = []
             for question in questions[:runs]:
                 started = time.perf_counter()
-                done = subprocess.run([memflow, command, question, "--store", str(store), "--pipeline", pipeline],
-                                      capture_output=True, text=True, timeout=600)
+                done = subprocess.run(
+                    [memflow, command, question, "--store", str(store), "--pipeline", pipeline],
+                    capture_output=True,
+                    text=True,
+                    timeout=600,
+                )
                 times.append((time.perf_counter() - started) * 1000)
                 if done.returncode != 0:
                     raise SystemExit(f"memflow {command} failed: {done.stderr.strip()}")
             p50, p95 = _percentiles(times)
-            rows.append({"command": f"memflow {command} --pipeline {pipeline}", "runs": len(times),
-                         "p50_ms": p50, "p95_ms": p95})
+            rows.append(
+                {
+                    "command": f"memflow {command} --pipeline {pipeline}",
+                    "runs": len(times),
+                    "p50_ms": p50,
+                    "p95_ms": p95,
+                }
+            )
     return rows
 
 
@@ -88,9 +107,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--questions", type=int, default=100)
     parser.add_argument("--squad", type=Path, default=SQUAD)
-    parser.add_argument("--pipelines", nargs="*", default=None,
-                        help="shipped ask pipelines by name (memflow pipeline list); default: all but "
-                             + ", ".join(SKIPPED))
+    parser.add_argument(
+        "--pipelines",
+        nargs="*",
+        default=None,
+        help="shipped ask pipelines by name (memflow pipeline list); default: all but " + ", ".join(SKIPPED),
+    )
     parser.add_argument("--runs", type=int, default=3, help="whole-process runs per command (0: none)")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
@@ -99,8 +121,9 @@ def main() -> None:
     from memflow.evaluation.squad import load_squad, open_squad_memory
     from memflow.pipeline import shipped_pipelines
 
-    names = args.pipelines or [p.short_name for p in shipped_pipelines()
-                               if p.role == "ask" and p.short_name not in SKIPPED]
+    names = args.pipelines or [
+        p.short_name for p in shipped_pipelines() if p.role == "ask" and p.short_name not in SKIPPED
+    ]
     data = load_squad(args.squad)
     step = max(1, len(data.questions) // args.questions)
     questions = [q.question for q in data.questions[::step]][: args.questions]
@@ -109,21 +132,28 @@ def main() -> None:
     with open_squad_memory(data) as memory:
         store = memory.store.directory
     processes = _whole_process(store, questions, args.runs) if args.runs > 0 else []
-    result = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                          "load_average": [round(x, 2) for x in os.getloadavg()],
-                          "total_s": round(time.perf_counter() - started, 1)},
-              "in_process": rows, "whole_process": processes}
+    result = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average": [round(x, 2) for x in os.getloadavg()],
+            "total_s": round(time.perf_counter() - started, 1),
+        },
+        "in_process": rows,
+        "whole_process": processes,
+    }
     if args.out is not None:
         args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     if args.json:
         print(json.dumps(result, indent=2))
         return
     print(f"warm, in-process, {len(questions)} SQuAD dev questions (ms per question)")
-    print(f"{'pipeline':16} {'first ask p50':>13} {'p95':>7} {'search p50':>11} {'p95':>7} {'ask p50':>8} "
-          f"{'p95':>7}")
+    print(f"{'pipeline':16} {'first ask p50':>13} {'p95':>7} {'search p50':>11} {'p95':>7} {'ask p50':>8} {'p95':>7}")
     for row in rows:
-        print(f"{row['pipeline']:16} {row['first_ask_p50_ms']:>13} {row['first_ask_p95_ms']:>7} "
-              f"{row['search_p50_ms']:>11} {row['search_p95_ms']:>7} {row['ask_p50_ms']:>8} {row['ask_p95_ms']:>7}")
+        print(
+            f"{row['pipeline']:16} {row['first_ask_p50_ms']:>13} {row['first_ask_p95_ms']:>7} "
+            f"{row['search_p50_ms']:>11} {row['search_p95_ms']:>7} {row['ask_p50_ms']:>8} {row['ask_p95_ms']:>7}"
+        )
     if processes:
         print(f"\nwhole process (ms, {args.runs} runs each)")
         print(f"{'command':36} {'p50':>8} {'p95':>8}")

@@ -120,8 +120,9 @@ def bench_ingest(args: argparse.Namespace) -> list[dict[str, Any]]:
 
     # The floor: the very same chunk texts, one encode call, one FAISS add.
     loader, chunker = AutoLoader(), SentenceChunker()
-    texts = [c.text for f in loader.iter_files([str(corpus)]) for d in loader.load_file(f)
-             for c in chunker.chunk_document(d)]
+    texts = [
+        c.text for f in loader.iter_files([str(corpus)]) for d in loader.load_file(f) for c in chunker.chunk_document(d)
+    ]
     started = time.perf_counter()
     vectors = encoder.model.encode(texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
     index = faiss.IndexFlatIP(vectors.shape[1])
@@ -129,16 +130,29 @@ def bench_ingest(args: argparse.Namespace) -> list[dict[str, Any]]:
     floor = time.perf_counter() - started
 
     rows = [
-        {"system": "floor (st.encode + IndexFlatIP.add)", "chunks": len(texts), "tokens": tokens,
-         "wall_s": round(floor, 2), "chunks_per_s": round(len(texts) / floor, 1),
-         "tokens_per_s": round(tokens / floor, 1), "ratio": 1.0},
+        {
+            "system": "floor (st.encode + IndexFlatIP.add)",
+            "chunks": len(texts),
+            "tokens": tokens,
+            "wall_s": round(floor, 2),
+            "chunks_per_s": round(len(texts) / floor, 1),
+            "tokens_per_s": round(tokens / floor, 1),
+            "ratio": 1.0,
+        },
     ]
     for name, report in reports:
         rows.append(
-            {"system": f"memflow ingest, {name} (cold store)", "chunks": report.chunks, "tokens": report.tokens,
-             "wall_s": round(report.seconds, 2), "chunks_per_s": round(report.chunks / report.seconds, 1),
-             "tokens_per_s": round(report.tokens / report.seconds, 1), "ratio": round(report.seconds / floor, 3),
-             **{f"{k}_s": round(v, 2) for k, v in report.stages.items()}})
+            {
+                "system": f"memflow ingest, {name} (cold store)",
+                "chunks": report.chunks,
+                "tokens": report.tokens,
+                "wall_s": round(report.seconds, 2),
+                "chunks_per_s": round(report.chunks / report.seconds, 1),
+                "tokens_per_s": round(report.tokens / report.seconds, 1),
+                "ratio": round(report.seconds / floor, 3),
+                **{f"{k}_s": round(v, 2) for k, v in report.stages.items()},
+            }
+        )
     return rows
 
 
@@ -173,8 +187,12 @@ def bench_query(args: argparse.Namespace) -> list[dict[str, Any]]:
             call(question)
             times.append((time.perf_counter() - t0) * 1000)
         times.sort()
-        return {"path": name, "queries": len(times), "p50_ms": round(statistics.median(times), 2),
-                "p95_ms": round(times[int(0.95 * (len(times) - 1))], 2)}
+        return {
+            "path": name,
+            "queries": len(times),
+            "p50_ms": round(statistics.median(times), 2),
+            "p95_ms": round(times[int(0.95 * (len(times) - 1))], 2),
+        }
 
     rows = [timed("floor (st.encode + IndexFlatIP.search)", floor)]
     for backend, precision in chosen:
@@ -203,8 +221,14 @@ def bench_quality(args: argparse.Namespace) -> list[dict[str, Any]]:
         with open_squad_memory(data, **paths) as memory:
             ingest_s = time.perf_counter() - started
             report = evaluate_squad_retrieval(memory, data, limit=args.questions)
-        rows.append({"encoder": label(backend, precision), "questions": report.queries,
-                     **{k: round(v, 4) for k, v in report.metrics.items()}, "open_or_ingest_s": round(ingest_s, 1)})
+        rows.append(
+            {
+                "encoder": label(backend, precision),
+                "questions": report.queries,
+                **{k: round(v, 4) for k, v in report.metrics.items()},
+                "open_or_ingest_s": round(ingest_s, 1),
+            }
+        )
     return rows
 
 
@@ -228,9 +252,18 @@ def _memory_child(words: int, directory: Path, backend: str = "torch", precision
     with Memory(store, **pipelines(directory, backend, precision)) as memory:
         report = memory.ingest([str(corpus)])
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"encoder": label(backend, precision), "words": words, "documents": len(report.ingested),
-                      "chunks": report.chunks,
-                      "ingest_s": round(report.seconds, 1), "peak_rss_mb": round(peak_mb, 1)}))
+    print(
+        json.dumps(
+            {
+                "encoder": label(backend, precision),
+                "words": words,
+                "documents": len(report.ingested),
+                "chunks": report.chunks,
+                "ingest_s": round(report.seconds, 1),
+                "peak_rss_mb": round(peak_mb, 1),
+            }
+        )
+    )
 
 
 def bench_memory(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -238,8 +271,12 @@ def bench_memory(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
     backend, precision = variants(args)[-1]
     for words in args.sizes:
-        result = subprocess.run([sys.executable, __file__, "_memory_child", str(words), str(work), backend, precision],
-                                capture_output=True, text=True, check=True)
+        result = subprocess.run(
+            [sys.executable, __file__, "_memory_child", str(words), str(work), backend, precision],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
     return rows
 
@@ -272,10 +309,16 @@ def bench_flops(args: argparse.Namespace) -> list[dict[str, Any]]:
     encoder.model.encode(texts, batch_size=32)
     seconds = time.perf_counter() - started
     achieved = per_token * seq * len(texts) / seconds
-    rows = [{"what": "torch fp32 matmul 2048^2", "gflops": round(matmul / 1e9, 1), "threads": torch.get_num_threads()},
-            {"what": "MiniLM encode, torch fp32 (256-token inputs)", "gflops": round(achieved / 1e9, 1),
-             "mflop_per_token": round(per_token / 1e6, 1), "tokens_per_s": round(seq * len(texts) / seconds),
-             "of_matmul": round(achieved / matmul, 3)}]
+    rows = [
+        {"what": "torch fp32 matmul 2048^2", "gflops": round(matmul / 1e9, 1), "threads": torch.get_num_threads()},
+        {
+            "what": "MiniLM encode, torch fp32 (256-token inputs)",
+            "gflops": round(achieved / 1e9, 1),
+            "mflop_per_token": round(per_token / 1e6, 1),
+            "tokens_per_s": round(seq * len(texts) / seconds),
+            "of_matmul": round(achieved / matmul, 3),
+        },
+    ]
     for backend, precision in variants(args):
         if backend == "torch":
             continue
@@ -288,9 +331,15 @@ def bench_flops(args: argparse.Namespace) -> list[dict[str, Any]]:
         seconds = time.perf_counter() - started
         achieved = per_token * seq * len(texts) / seconds
         # int8 runs the same multiply-adds in integer units: "gflops" counts them as the fp32 model's FLOPs.
-        rows.append({"what": f"MiniLM encode, {label(backend, precision)} (256-token inputs)",
-                     "gflops": round(achieved / 1e9, 1), "mflop_per_token": round(per_token / 1e6, 1),
-                     "tokens_per_s": round(seq * len(texts) / seconds), "of_matmul": round(achieved / matmul, 3)})
+        rows.append(
+            {
+                "what": f"MiniLM encode, {label(backend, precision)} (256-token inputs)",
+                "gflops": round(achieved / 1e9, 1),
+                "mflop_per_token": round(per_token / 1e6, 1),
+                "tokens_per_s": round(seq * len(texts) / seconds),
+                "of_matmul": round(achieved / matmul, 3),
+            }
+        )
     return rows
 
 
@@ -308,12 +357,22 @@ def main() -> int:
         command.add_argument("--precision", default="auto", choices=["auto", "float32", "float16", "int8"])
     sub.choices["query"].add_argument("--questions", type=int, default=1000)
     sub.choices["quality"].add_argument("--questions", type=int, default=None, help="default: all 10,570")
-    sub.choices["memory"].add_argument("--sizes", type=int, nargs="+", default=[250_000, 1_130_000],
-                                       help="corpus sizes in words (default: a quarter, and all of Gutenberg)")
+    sub.choices["memory"].add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[250_000, 1_130_000],
+        help="corpus sizes in words (default: a quarter, and all of Gutenberg)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    benches = {"ingest": bench_ingest, "query": bench_query, "memory": bench_memory, "flops": bench_flops,
-               "quality": bench_quality}
+    benches = {
+        "ingest": bench_ingest,
+        "query": bench_query,
+        "memory": bench_memory,
+        "flops": bench_flops,
+        "quality": bench_quality,
+    }
     rows = benches[args.command](args)
     table(rows, args.json)
     return 0

@@ -46,8 +46,10 @@ def main() -> int:
     for question in questions:
         memory.search(question)
     search_ms = (time.perf_counter() - started) / len(questions) * 1000
-    print(f"backend {encoder.backend}: query encoder alone {encode_ms:.2f} ms, whole search {search_ms:.2f} ms "
-          f"(mean over {len(questions)} queries)")
+    print(
+        f"backend {encoder.backend}: query encoder alone {encode_ms:.2f} ms, whole search {search_ms:.2f} ms "
+        f"(mean over {len(questions)} queries)"
+    )
     profile = cProfile.Profile()
     profile.enable()
     for question in questions:

@@ -53,8 +53,9 @@ connections:
 """
 
 
-def _query_features(memory: object, first: object, query: str, depth: int,
-                    tokens: object = None, titles: object = None) -> tuple[list[str], np.ndarray, np.ndarray]:
+def _query_features(
+    memory: object, first: object, query: str, depth: int, tokens: object = None, titles: object = None
+) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Candidate document ids, the feature matrix (FEATURES, with prf expanded to one column per depth) and
     the candidates' Gram matrix (what the second hop of feedback needs)."""
     from memflow.components.base import RunContext
@@ -65,8 +66,16 @@ def _query_features(memory: object, first: object, query: str, depth: int,
     run = first.run({"query": query, "k": depth}, context=RunContext(store=store))  # type: ignore[attr-defined]
     hits = run["retrieve"]["hits"]
     vector = first.components["embed"].run(query=query)["query_vector"]  # type: ignore[attr-defined]
-    base = candidate_features(store, query, vector, hits, prf_depth=PRF_DEPTHS[0], tokens=tokens,  # type: ignore[arg-type]
-                              token_depth=DEFAULTS["token_depth"], titles=titles)  # type: ignore[arg-type]
+    base = candidate_features(
+        store,
+        query,
+        vector,
+        hits,
+        prf_depth=PRF_DEPTHS[0],
+        tokens=tokens,  # type: ignore[arg-type]
+        token_depth=DEFAULTS["token_depth"],
+        titles=titles,
+    )  # type: ignore[arg-type]
     vectors = store.chunk_vectors([h.chunk_id for h in hits])
     q = vector / np.linalg.norm(vector)
     # the component's feedback feature, for each depth
@@ -76,12 +85,20 @@ def _query_features(memory: object, first: object, query: str, depth: int,
     return [document_id(h.document) for h in hits], matrix, (vectors @ vectors.T).astype(np.float16)
 
 
-def _save(out: Path, qids: list[str], docs: list[list[str]], feats: list[np.ndarray],
-          qrels: list[dict[str, int]], grams: list[np.ndarray] | None = None) -> dict[str, object]:
-    result = {"qids": np.asarray(qids, dtype=object),
-              "docs": np.asarray([np.asarray(d, dtype=object) for d in docs] + [None], dtype=object)[:-1],
-              "feats": np.asarray(feats + [None], dtype=object)[:-1],
-              "qrels": np.asarray([json.dumps(r) for r in qrels], dtype=object)}
+def _save(
+    out: Path,
+    qids: list[str],
+    docs: list[list[str]],
+    feats: list[np.ndarray],
+    qrels: list[dict[str, int]],
+    grams: list[np.ndarray] | None = None,
+) -> dict[str, object]:
+    result = {
+        "qids": np.asarray(qids, dtype=object),
+        "docs": np.asarray([np.asarray(d, dtype=object) for d in docs] + [None], dtype=object)[:-1],
+        "feats": np.asarray(feats + [None], dtype=object)[:-1],
+        "qrels": np.asarray([json.dumps(r) for r in qrels], dtype=object),
+    }
     if grams is not None:
         result["grams"] = np.asarray(grams + [None], dtype=object)[:-1]
     np.savez(out, **result)  # type: ignore[arg-type]
@@ -129,8 +146,9 @@ class Setup:
         return LateInteractionReranker(backend=self.backend, title=1.0).title_scorer()
 
 
-def beir_features(data_dir: Path, split: str, depth: int, cache: Path | None,
-                  setup: Setup = Setup()) -> dict[str, object]:
+def beir_features(
+    data_dir: Path, split: str, depth: int, cache: Path | None, setup: Setup = Setup()
+) -> dict[str, object]:
     from memflow.evaluation.beir import load_beir, open_beir_memory
     from memflow.evaluation.cache import cache_root
 
@@ -153,8 +171,9 @@ def beir_features(data_dir: Path, split: str, depth: int, cache: Path | None,
     return _save(out, qids, docs, feats, qrels, grams)
 
 
-def squad_features(file: Path, depth: int, cache: Path | None, every: int = 1,
-                   setup: Setup = Setup()) -> dict[str, object]:
+def squad_features(
+    file: Path, depth: int, cache: Path | None, every: int = 1, setup: Setup = Setup()
+) -> dict[str, object]:
     from memflow.evaluation.cache import cache_root
     from memflow.evaluation.squad import load_squad, open_squad_memory
 
@@ -195,8 +214,9 @@ def prepare(data: dict[str, object]) -> Prepared:
         gains = np.asarray([qrels.get(d, 0) for d in unique], dtype=np.float64)
         ideal = sorted(qrels.values(), reverse=True)[:10]
         idcg = sum(r / np.log2(i + 2) for i, r in enumerate(ideal))
-        prepared.append((_zscore(np.asarray(matrix, dtype=np.float64)), np.asarray([index[d] for d in names]),
-                         gains, idcg))
+        prepared.append(
+            (_zscore(np.asarray(matrix, dtype=np.float64)), np.asarray([index[d] for d in names]), gains, idcg)
+        )
     return prepared
 
 
@@ -218,15 +238,26 @@ FEEDBACK_DEPTHS = (1, 3, 5)
 FEEDBACK_WEIGHTS = (0.1, 0.2, 0.3, 0.5)
 
 
-def second_hop(raw: dict[str, object], prepared: Prepared, names: list[str], weights: np.ndarray,
-               prf_column: int, depth: int, feedback: float) -> float:
+def second_hop(
+    raw: dict[str, object],
+    prepared: Prepared,
+    names: list[str],
+    weights: np.ndarray,
+    prf_column: int,
+    depth: int,
+    feedback: float,
+) -> float:
     """Mean nDCG@10 after the reranker's second hop (see LateInteractionReranker.second_hop): the
     first-pass score blended with the inner product with the question moved towards the top ``depth``
     chunks by that score. From the cached Gram matrices: V(q + mean V_top) = dense + mean of Gram columns."""
     columns = _named_columns(names, prf_column)
     total = 0.0
-    for (matrix, doc_index, gains, idcg), raw_matrix, gram in zip(prepared, raw["feats"], raw["grams"],  # type: ignore[call-overload]
-                                                                   strict=True):
+    for (matrix, doc_index, gains, idcg), raw_matrix, gram in zip(
+        prepared,
+        raw["feats"],
+        raw["grams"],  # type: ignore[call-overload]
+        strict=True,
+    ):
         first = _zscore((matrix[:, columns] @ weights)[:, None])[:, 0]
         best = np.argsort(-first, kind="stable")[:depth]
         dense = np.asarray(raw_matrix, dtype=np.float64)[:, 0]
@@ -247,23 +278,39 @@ def main() -> None:
     parser.add_argument("--cache", type=Path)
     parser.add_argument("--bags", type=int, default=8, help="bootstrap fits averaged into the weights")
     parser.add_argument("--without", default="", help="comma-separated features to leave out (weight 0)")
-    parser.add_argument("--fit", choices=("ascent", "listwise", "defaults"), default="ascent",
-                        help="bagged coordinate ascent of nDCG@10 (how the defaults were fitted), listwise "
-                             "softmax cross-entropy, or no fit: the component's default weights")
-    parser.add_argument("--cv", type=int, default=0, metavar="K",
-                        help="also report the fit's K-fold cross-validated nDCG@10 on the train split")
-    parser.add_argument("--ingest-pipeline", type=Path,
-                        help="features from a store ingested with this pipeline (e.g. bench/pipelines/*.yaml)")
-    parser.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
-                        help="the query encoder's backend (torch with bench/pipelines/ingest-fp32.yaml)")
+    parser.add_argument(
+        "--fit",
+        choices=("ascent", "listwise", "defaults"),
+        default="ascent",
+        help="bagged coordinate ascent of nDCG@10 (how the defaults were fitted), listwise "
+        "softmax cross-entropy, or no fit: the component's default weights",
+    )
+    parser.add_argument(
+        "--cv",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also report the fit's K-fold cross-validated nDCG@10 on the train split",
+    )
+    parser.add_argument(
+        "--ingest-pipeline",
+        type=Path,
+        help="features from a store ingested with this pipeline (e.g. bench/pipelines/*.yaml)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("auto", "torch", "onnx"),
+        default="auto",
+        help="the query encoder's backend (torch with bench/pipelines/ingest-fp32.yaml)",
+    )
     args = parser.parse_args()
-    setup = Setup(ingest_pipeline=args.ingest_pipeline.resolve() if args.ingest_pipeline else None,
-                  backend=args.backend)
+    setup = Setup(
+        ingest_pipeline=args.ingest_pipeline.resolve() if args.ingest_pipeline else None, backend=args.backend
+    )
     raw_train = beir_features(args.beir, "train", args.depth, args.cache, setup)
     raw_test = beir_features(args.beir, "test", args.depth, args.cache, setup)
     train, test = prepare(raw_train), prepare(raw_test)
-    squad = (prepare(squad_features(args.squad, args.depth, args.cache, args.squad_every, setup))
-             if args.squad else None)
+    squad = prepare(squad_features(args.squad, args.depth, args.cache, args.squad_every, setup)) if args.squad else None
     left_out = {f for f in args.without.split(",") if f}
     if "prf" in left_out:
         raise SystemExit("prf cannot be left out (give it weight 0 in YAML instead)")
@@ -281,19 +328,30 @@ def main() -> None:
     report: dict[str, object] = {
         "fit": args.fit,
         "weights": dict(zip(names, np.round(weights, 3).tolist(), strict=True)),
-        "prf_depth": PRF_DEPTHS[prf_column], "train_ndcg@10": round(value, 4),
+        "prf_depth": PRF_DEPTHS[prf_column],
+        "train_ndcg@10": round(value, 4),
         "test_ndcg@10": round(metric(test, names, weights, prf_column, None), 4),
     }
     if args.fit == "defaults":  # the component's own second hop
         depth, feedback = DEFAULTS["feedback_depth"], DEFAULTS["feedback"]
         value = second_hop(raw_train, train, names, weights, prf_column, depth, feedback)
     else:  # the second hop of feedback: its depth and weight, by train nDCG@10 over a small grid
-        grid = {(d, w): second_hop(raw_train, train, names, weights, prf_column, d, w)
-                for d in FEEDBACK_DEPTHS for w in FEEDBACK_WEIGHTS}
+        grid = {
+            (d, w): second_hop(raw_train, train, names, weights, prf_column, d, w)
+            for d in FEEDBACK_DEPTHS
+            for w in FEEDBACK_WEIGHTS
+        }
         (depth, feedback), value = max(grid.items(), key=lambda item: item[1])
-    report.update({"feedback_depth": depth, "feedback": feedback, "train_ndcg@10_second_hop": round(value, 4),
-                   "test_ndcg@10_second_hop": round(second_hop(raw_test, test, names, weights, prf_column, depth,
-                                                               feedback), 4)})
+    report.update(
+        {
+            "feedback_depth": depth,
+            "feedback": feedback,
+            "train_ndcg@10_second_hop": round(value, 4),
+            "test_ndcg@10_second_hop": round(
+                second_hop(raw_test, test, names, weights, prf_column, depth, feedback), 4
+            ),
+        }
+    )
     if squad is not None:  # first pass only: the SQuAD cache holds no Gram matrices
         report["squad_r@1_first_pass"] = round(metric(squad, names, weights, prf_column, 1), 4)
         report["squad_r@5_first_pass"] = round(metric(squad, names, weights, prf_column, 5), 4)
@@ -370,8 +428,16 @@ def fit(train: Prepared, names: list[str], *, bags: int = 8, seed: int = 0) -> t
     return metric(train, names, weights, prf_column, None), weights, prf_column
 
 
-def listwise(train: Prepared, names: list[str], prf_column: int, *, epochs: int = 10, seeds: int = 2,
-             lr: float = 3e-3, weight_decay: float = 1e-3) -> np.ndarray:
+def listwise(
+    train: Prepared,
+    names: list[str],
+    prf_column: int,
+    *,
+    epochs: int = 10,
+    seeds: int = 2,
+    lr: float = 3e-3,
+    weight_decay: float = 1e-3,
+) -> np.ndarray:
     """Non-negative weights that minimize the listwise softmax cross-entropy of each train query's relevant
     chunks among its candidates (ListNet-style: -log of the softmax mass on chunks of relevant documents),
     by Adam with the weights clamped at 0 after each step, averaged over ``seeds`` shuffles. Smooth where
@@ -380,8 +446,11 @@ def listwise(train: Prepared, names: list[str], prf_column: int, *, epochs: int 
 
     torch.set_num_threads(1)
     columns = _named_columns(names, prf_column)
-    data = [(torch.tensor(m[:, columns], dtype=torch.float32), torch.tensor(g[d] > 0))
-            for m, d, g, _ in train if (g[d] > 0).any()]
+    data = [
+        (torch.tensor(m[:, columns], dtype=torch.float32), torch.tensor(g[d] > 0))
+        for m, d, g, _ in train
+        if (g[d] > 0).any()
+    ]
     fitted = []
     for seed in range(seeds):
         torch.manual_seed(seed)

@@ -51,8 +51,10 @@ def main() -> None:
     questions = [q.question for q in data.questions[::step]][: args.questions]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for label, shipped in (("tokens, rare_tokens, title: 0 (no encoder in the reranker)", False),
-                               ("shipped (tokens and rare_tokens for the top 50, title)", True)):
+        for label, shipped in (
+            ("tokens, rare_tokens, title: 0 (no encoder in the reranker)", False),
+            ("shipped (tokens and rare_tokens for the top 50, title)", True),
+        ):
             with open_squad_memory(data, ask_pipeline=_variant(Path(tmp), shipped)) as memory:
                 memory.ask(questions[0])  # load the models outside the timings
                 TokenScorer.clear_caches()
@@ -64,9 +66,15 @@ def main() -> None:
                         memory.ask(question)
                         times.append((time.perf_counter() - started) * 1000)
                     times.sort()
-                    rows.append({"variant": label, "cache": run, "questions": len(times),
-                                 "median_ms": round(statistics.median(times), 1),
-                                 "p90_ms": round(times[int(0.9 * (len(times) - 1))], 1)})
+                    rows.append(
+                        {
+                            "variant": label,
+                            "cache": run,
+                            "questions": len(times),
+                            "median_ms": round(statistics.median(times), 1),
+                            "p90_ms": round(times[int(0.9 * (len(times) - 1))], 1),
+                        }
+                    )
     if args.json:
         print(json.dumps(rows, indent=2))
         return

@@ -88,7 +88,7 @@ def _book_text(path: Path) -> str:
     text = path.read_text(encoding="utf-8-sig")
     start = text.find("***", text.find("*** START OF")) + 3
     end = text.find("*** END OF")
-    return text[start:end if end > 0 else len(text)]
+    return text[start : end if end > 0 else len(text)]
 
 
 @dataclass
@@ -133,8 +133,9 @@ class Base:
             digest = hashlib.blake2b(word.encode(), digest_size=3 * HASHES).digest()
             dims[i] = np.frombuffer(digest[: 2 * HASHES], dtype="<u2") % DIM
             signs[i] = np.where(np.frombuffer(digest[2 * HASHES :], dtype=np.uint8) & 1, 1.0, -1.0)
-        base = cls(sentences, words, vocabulary, vocab_ids, dims, signs * idf[:, None],
-                   np.zeros((0, DIM), dtype=np.float32))
+        base = cls(
+            sentences, words, vocabulary, vocab_ids, dims, signs * idf[:, None], np.zeros((0, DIM), dtype=np.float32)
+        )
         base.raw = base.embed_many(words)
         return base
 
@@ -151,8 +152,9 @@ class Base:
         return out
 
     def word_ids(self, text: str) -> npt.NDArray[np.int32]:
-        return np.asarray([self.vocab_ids[w] for w in _WORD.findall(text.lower()) if w in self.vocab_ids],
-                          dtype=np.int32)
+        return np.asarray(
+            [self.vocab_ids[w] for w in _WORD.findall(text.lower()) if w in self.vocab_ids], dtype=np.int32
+        )
 
     def embed(self, texts: list[str]) -> npt.NDArray[np.float32]:
         """Normalized embeddings of arbitrary texts (queries)."""
@@ -241,15 +243,19 @@ def synthetic_documents(base: Base, chunks: int, *, seed: int = 0) -> Iterator[S
         out = []
         for lo, hi in chunk_spans:
             vector = _normalize(raw[lo:hi].sum(axis=0, keepdims=True))[0]
-            out.append(SyntheticChunk(pieces[lo][0], pieces[hi - 1][1], pieces[lo:hi], vector,
-                                      sentence_unit[lo:hi].astype(np.float16)))
+            out.append(
+                SyntheticChunk(
+                    pieces[lo][0], pieces[hi - 1][1], pieces[lo:hi], vector, sentence_unit[lo:hi].astype(np.float16)
+                )
+            )
         made += len(out)
         yield SyntheticDocument(f"synthetic://gutenberg/{seed}/{doc_no:08d}", f"Synthetic {doc_no}", text, out)
         doc_no += 1
 
 
-def perturbed_queries(base: Base, documents: list[SyntheticDocument], count: int, *, seed: int = 1
-                      ) -> npt.NDArray[np.float32]:
+def perturbed_queries(
+    base: Base, documents: list[SyntheticDocument], count: int, *, seed: int = 1
+) -> npt.NDArray[np.float32]:
     """``count`` queries: chunk texts with a third of their words dropped or replaced, embedded alike."""
     rng = np.random.default_rng(seed)
     chunks = [(d, c) for d in documents for c in d.chunks]
@@ -274,17 +280,28 @@ def perturbed_queries(base: Base, documents: list[SyntheticDocument], count: int
 def _records(document: SyntheticDocument) -> tuple[Any, list[Any]]:
     from memflow.types import Chunk, Document, Sentence
 
-    record = Document(uri=document.uri, text=document.text, title=document.title,
-                      content_hash=hashlib.sha256(document.text.encode()).hexdigest())
+    record = Document(
+        uri=document.uri,
+        text=document.text,
+        title=document.title,
+        content_hash=hashlib.sha256(document.text.encode()).hexdigest(),
+    )
     chunks = []
     for ordinal, chunk in enumerate(document.chunks):
         text = document.text[chunk.start : chunk.end]
-        chunks.append(Chunk(
-            document=record, ordinal=ordinal, start=chunk.start, end=chunk.end, text=text,
-            token_count=len(text) // 4 + 2,  # ~4 characters a MiniLM token, plus [CLS] and [SEP]
-            sentences=[Sentence(s, e, document.text[s:e]) for s, e in chunk.sentences],
-            vector=chunk.vector, sentence_vectors=chunk.sentence_vectors,
-        ))
+        chunks.append(
+            Chunk(
+                document=record,
+                ordinal=ordinal,
+                start=chunk.start,
+                end=chunk.end,
+                text=text,
+                token_count=len(text) // 4 + 2,  # ~4 characters a MiniLM token, plus [CLS] and [SEP]
+                sentences=[Sentence(s, e, document.text[s:e]) for s, e in chunk.sentences],
+                vector=chunk.vector,
+                sentence_vectors=chunk.sentence_vectors,
+            )
+        )
     return record, chunks
 
 
@@ -293,8 +310,9 @@ def _rss_mb() -> float:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def _ingest_child(backend: str, chunks: int, directory: Path, url: str | None, batch_docs: int,
-                  save_every: float) -> dict[str, Any]:
+def _ingest_child(
+    backend: str, chunks: int, directory: Path, url: str | None, batch_docs: int, save_every: float
+) -> dict[str, Any]:
     """In a subprocess: write ``chunks`` synthetic chunks into a fresh store, as Memory.ingest does (one
     transaction per batch of documents, the FAISS file saved every ``save_every`` seconds and at the end)."""
     from memflow.storage.store import Store
@@ -328,14 +346,24 @@ def _ingest_child(backend: str, chunks: int, directory: Path, url: str | None, b
                 last_save = time.perf_counter()
             while marks and written >= marks[0]:
                 marks.pop(0)
-                checkpoints.append({"chunks": written, "rss_mb": round(_rss_mb(), 1),
-                                    "index_mb": round(store.vectors.ntotal * DIM * 4 / 2**20, 1)})
+                checkpoints.append(
+                    {
+                        "chunks": written,
+                        "rss_mb": round(_rss_mb(), 1),
+                        "index_mb": round(store.vectors.ntotal * DIM * 4 / 2**20, 1),
+                    }
+                )
         before_final = _rss_mb()
         t0 = time.perf_counter()
         store.save_vectors()
         final_save_s = time.perf_counter() - t0
-    checkpoints.append({"chunks": written, "rss_mb": round(before_final, 1),
-                        "index_mb": round(store.vectors.ntotal * DIM * 4 / 2**20, 1)})
+    checkpoints.append(
+        {
+            "chunks": written,
+            "rss_mb": round(before_final, 1),
+            "index_mb": round(store.vectors.ntotal * DIM * 4 / 2**20, 1),
+        }
+    )
     elapsed = time.perf_counter() - started
     postings = int(store.lexical.stats()["chunks"])
     kind = store.vectors.kind
@@ -344,13 +372,22 @@ def _ingest_child(backend: str, chunks: int, directory: Path, url: str | None, b
     first, last = checkpoints[1] if len(checkpoints) > 2 else checkpoints[0], checkpoints[-1]
     span = max(1, last["chunks"] - first["chunks"])
     return {
-        "backend": backend, "documents": documents, "chunks": written, "lexical_chunks": postings,
-        "wall_s": round(elapsed, 1), "write_s": round(write_s, 1),
+        "backend": backend,
+        "documents": documents,
+        "chunks": written,
+        "lexical_chunks": postings,
+        "wall_s": round(elapsed, 1),
+        "write_s": round(write_s, 1),
         "rows_per_s": round(written / write_s, 1),
-        "index_saves": saves + 1, "save_s": round(save_s + final_save_s, 1), "final_save_s": round(final_save_s, 1),
-        "index": kind, "baseline_rss_mb": round(baseline, 1), "peak_rss_mb": round(peak, 1),
+        "index_saves": saves + 1,
+        "save_s": round(save_s + final_save_s, 1),
+        "final_save_s": round(final_save_s, 1),
+        "index": kind,
+        "baseline_rss_mb": round(baseline, 1),
+        "peak_rss_mb": round(peak, 1),
         "rss_growth_bytes_per_chunk": round((last["rss_mb"] - first["rss_mb"]) * 2**20 / span),
-        "index_bytes_per_chunk": DIM * 4, "checkpoints": checkpoints,
+        "index_bytes_per_chunk": DIM * 4,
+        "checkpoints": checkpoints,
     }
 
 
@@ -372,10 +409,13 @@ def _sqlite_size(directory: Path) -> int:
 
 def _postgres_size(engine: Any, schema: str) -> int:
     with engine.connect() as connection:
-        return int(connection.exec_driver_sql(
-            "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %(s)s AND c.relkind = 'r'",
-            {"s": schema}).scalar())
+        return int(
+            connection.exec_driver_sql(
+                "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %(s)s AND c.relkind = 'r'",
+                {"s": schema},
+            ).scalar()
+        )
 
 
 def bench_ingest(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
@@ -398,8 +438,16 @@ def bench_ingest(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
             return rows
         try:
             url = f"{POSTGRES_SERVER}?options=-csearch_path%3D{schema}"
-            row = _run_child(["postgresql", str(args.pg_chunks), str(work / "pg-store"), url, str(args.batch_docs),
-                              str(args.save_every)])
+            row = _run_child(
+                [
+                    "postgresql",
+                    str(args.pg_chunks),
+                    str(work / "pg-store"),
+                    url,
+                    str(args.batch_docs),
+                    str(args.save_every),
+                ]
+            )
             with admin.connect() as connection:
                 connection.exec_driver_sql(f"VACUUM ANALYZE {schema}.chunks")
             row["store_mb"] = round(_postgres_size(admin, schema) / 2**20, 1)
@@ -427,8 +475,9 @@ def _load_vectors(directory: Path) -> tuple[npt.NDArray[np.int64], npt.NDArray[n
         ids = np.empty(count, dtype=np.int64)
         vectors = np.empty((count, DIM), dtype=np.float32)
         at = 0
-        for part in session.execute(select(ChunkRow.id, ChunkRow.vector).order_by(ChunkRow.id)).yield_per(
-                8192).partitions(8192):
+        for part in (
+            session.execute(select(ChunkRow.id, ChunkRow.vector).order_by(ChunkRow.id)).yield_per(8192).partitions(8192)
+        ):
             ids[at : at + len(part)] = [r[0] for r in part]
             vectors[at : at + len(part)] = np.frombuffer(b"".join(r[1] for r in part), dtype="<f4").reshape(-1, DIM)
             at += len(part)
@@ -467,12 +516,27 @@ def _latency(search: Any, queries: npt.NDArray[np.float32]) -> tuple[float, floa
 
 
 def _recall(found: npt.NDArray[np.int64], truth: npt.NDArray[np.int64]) -> float:
-    return round(float(np.mean([len(set(f.tolist()) & set(t.tolist())) / truth.shape[1]
-                                for f, t in zip(found, truth, strict=True)])), 4)
+    return round(
+        float(
+            np.mean(
+                [len(set(f.tolist()) & set(t.tolist())) / truth.shape[1] for f, t in zip(found, truth, strict=True)]
+            )
+        ),
+        4,
+    )
 
 
-def _evaluate(name: str, memory: Any, queries: npt.NDArray[np.float32], truth: npt.NDArray[np.int64],
-              build_s: float, *, threads: int, vectors: int, **extra: Any) -> dict[str, Any]:
+def _evaluate(
+    name: str,
+    memory: Any,
+    queries: npt.NDArray[np.float32],
+    truth: npt.NDArray[np.int64],
+    build_s: float,
+    *,
+    threads: int,
+    vectors: int,
+    **extra: Any,
+) -> dict[str, Any]:
     import faiss
 
     _, found = memory.search(queries, 10)
@@ -481,8 +545,16 @@ def _evaluate(name: str, memory: Any, queries: npt.NDArray[np.float32], truth: n
     p50, p95 = _latency(lambda q: memory.search(q, 10), timed)
     faiss.omp_set_num_threads(os.cpu_count() or 1)
     params = ",".join(f"{k}={v}" for k, v in memory.search_params.items()) or "-"
-    return {"index": name, "vectors": vectors, "build_s": round(build_s, 1), "search": params,
-            "p50_ms": p50, "p95_ms": p95, "recall@10": _recall(found, truth), **extra}
+    return {
+        "index": name,
+        "vectors": vectors,
+        "build_s": round(build_s, 1),
+        "search": params,
+        "p50_ms": p50,
+        "p95_ms": p95,
+        "recall@10": _recall(found, truth),
+        **extra,
+    }
 
 
 TUNED = "tuned as a rebuild tunes: recall@10 >= 0.95 on 200 stored vectors"
@@ -523,8 +595,18 @@ def bench_indexes(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     build = time.perf_counter() - started
     _, truth = flat.search(queries, 10)
     self_truth = _self_truth(ids, vectors)
-    rows.append(_evaluate("Flat", flat, queries, truth, build, threads=args.threads, vectors=n,
-                          note=f"exact; latency over {min(len(queries), FLAT_LATENCY_QUERIES)} queries"))
+    rows.append(
+        _evaluate(
+            "Flat",
+            flat,
+            queries,
+            truth,
+            build,
+            threads=args.threads,
+            vectors=n,
+            note=f"exact; latency over {min(len(queries), FLAT_LATENCY_QUERIES)} queries",
+        )
+    )
     del flat
 
     # auto: what the store rebuilds from SQL at this size (read from SQL, trained on a random sample).
@@ -533,8 +615,18 @@ def bench_indexes(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
         auto = index_build.build_from_sql(store.engine, dimension=DIM, factory="auto")
         build = time.perf_counter() - started
         auto.exact = store._exact_vectors
-        rows.append(_evaluate(f"auto -> {auto.kind}", auto, queries, truth, build, threads=args.threads, vectors=n,
-                              note=f"rebuilt from SQL: random training sample, every vector streamed; {TUNED}"))
+        rows.append(
+            _evaluate(
+                f"auto -> {auto.kind}",
+                auto,
+                queries,
+                truth,
+                build,
+                threads=args.threads,
+                vectors=n,
+                note=f"rebuilt from SQL: random training sample, every vector streamed; {TUNED}",
+            )
+        )
     del auto
 
     # The store's own file, as a reader loads it: memory-mapped (IVF lists read from the page cache).
@@ -543,9 +635,19 @@ def bench_indexes(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
         mapped = VectorMemory.load(directory, dimension=DIM, factory="auto", mmap=True)
         load = time.perf_counter() - started
         mapped.exact = store._exact_vectors
-        rows.append(_evaluate(f"store file: {mapped.kind}", mapped, queries, truth, load, threads=args.threads,
-                              vectors=mapped.ntotal, note=f"what the ingest left, loaded memory-mapped "
-                              f"({'mapped' if mapped.mapped else 'NOT mapped'}) as readers do; build_s = load"))
+        rows.append(
+            _evaluate(
+                f"store file: {mapped.kind}",
+                mapped,
+                queries,
+                truth,
+                load,
+                threads=args.threads,
+                vectors=mapped.ntotal,
+                note=f"what the ingest left, loaded memory-mapped "
+                f"({'mapped' if mapped.mapped else 'NOT mapped'}) as readers do; build_s = load",
+            )
+        )
         del mapped
 
     # IVF at 4*sqrt(n) lists, across nprobe.
@@ -562,8 +664,9 @@ def bench_indexes(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     for nprobe in sorted({min(p, nlist) for p in args.nprobe}):
         inner.nprobe = nprobe
         ivf.search_params = {"nprobe": nprobe}
-        rows.append(_evaluate(kind, ivf, queries, truth, build, threads=args.threads, vectors=n,
-                              train_s=round(train, 1)))
+        rows.append(
+            _evaluate(kind, ivf, queries, truth, build, threads=args.threads, vectors=n, train_s=round(train, 1))
+        )
     del ivf, inner
 
     # HNSW32 on a prefix (--hnsw-chunks; all of them by default); truth recomputed on that prefix.
@@ -587,11 +690,22 @@ def bench_indexes(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
         for ef in args.ef_search:
             graph.efSearch = ef
             hnsw.search_params = {"efSearch": ef}
-            rows.append(_evaluate("HNSW32", hnsw, queries, prefix_truth, build, threads=args.threads, vectors=m,
-                                  note=note))
+            rows.append(
+                _evaluate("HNSW32", hnsw, queries, prefix_truth, build, threads=args.threads, vectors=m, note=note)
+            )
         index_build.tune(hnsw, prefix_self)
-        rows.append(_evaluate("HNSW32", hnsw, queries, prefix_truth, build, threads=args.threads, vectors=m,
-                              note=f"{note + '; ' if note else ''}{TUNED}"))
+        rows.append(
+            _evaluate(
+                "HNSW32",
+                hnsw,
+                queries,
+                prefix_truth,
+                build,
+                threads=args.threads,
+                vectors=m,
+                note=f"{note + '; ' if note else ''}{TUNED}",
+            )
+        )
         del hnsw
 
     # IVF-PQ: what auto picks from ivfpq_min vectors, here at this size, tuned as a rebuild would be; scored by
@@ -605,11 +719,31 @@ def bench_indexes(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     with Store(directory) as store:
         pq.exact = store._exact_vectors
         index_build.tune(pq, self_truth)
-        rows.append(_evaluate(kind, pq, queries, truth, build, threads=args.threads, vectors=n,
-                              note=f"{TUNED}; re-ranked: {index_policy.REFINE}x10 candidates, exact vectors from SQL"))
+        rows.append(
+            _evaluate(
+                kind,
+                pq,
+                queries,
+                truth,
+                build,
+                threads=args.threads,
+                vectors=n,
+                note=f"{TUNED}; re-ranked: {index_policy.REFINE}x10 candidates, exact vectors from SQL",
+            )
+        )
         pq.exact = None
-        rows.append(_evaluate(kind, pq, queries, truth, build, threads=args.threads, vectors=n,
-                              note="the same, scored by its PQ codes alone"))
+        rows.append(
+            _evaluate(
+                kind,
+                pq,
+                queries,
+                truth,
+                build,
+                threads=args.threads,
+                vectors=n,
+                note="the same, scored by its PQ codes alone",
+            )
+        )
     del pq, vectors
     for row in rows:
         row.setdefault("note", "")
@@ -639,25 +773,43 @@ def main() -> int:
         return 0
     if len(sys.argv) > 1 and sys.argv[1] == "_child":
         backend, chunks, directory, url, batch_docs, save_every = sys.argv[2:8]
-        print(json.dumps(_ingest_child(backend, int(chunks), Path(directory), url or None, int(batch_docs),
-                                       float(save_every))))
+        print(
+            json.dumps(
+                _ingest_child(backend, int(chunks), Path(directory), url or None, int(batch_docs), float(save_every))
+            )
+        )
         return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--chunks", type=int, default=1_000_000, help="chunks ingested into SQLite (default 1M)")
-    parser.add_argument("--pg-chunks", type=int, default=PG_CHUNKS,
-                        help=f"chunks ingested into PostgreSQL (default {PG_CHUNKS:,}; 0 skips it)")
-    parser.add_argument("--hnsw-chunks", type=int, default=HNSW_CHUNKS,
-                        help=f"HNSW32 is built over the first N chunks only (default {HNSW_CHUNKS:,})")
+    parser.add_argument(
+        "--pg-chunks",
+        type=int,
+        default=PG_CHUNKS,
+        help=f"chunks ingested into PostgreSQL (default {PG_CHUNKS:,}; 0 skips it)",
+    )
+    parser.add_argument(
+        "--hnsw-chunks",
+        type=int,
+        default=HNSW_CHUNKS,
+        help=f"HNSW32 is built over the first N chunks only (default {HNSW_CHUNKS:,})",
+    )
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--batch-docs", type=int, default=16, help="documents per transaction (Memory.ingest: 16)")
-    parser.add_argument("--save-every", type=float, default=300.0,
-                        help="seconds between FAISS saves while ingesting (Memory.ingest: 300)")
+    parser.add_argument(
+        "--save-every",
+        type=float,
+        default=300.0,
+        help="seconds between FAISS saves while ingesting (Memory.ingest: 300)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="FAISS threads for the single-query latencies")
     parser.add_argument("--nprobe", type=int, nargs="+", default=[8, 32, 128, 512, 1024])
     parser.add_argument("--ef-search", type=int, nargs="+", default=[32, 128, 512])
     parser.add_argument("--work", type=Path, help="keep the stores in this folder (default: a temporary one)")
-    parser.add_argument("--reuse", action="store_true",
-                        help="with --work: reuse the ingest of an earlier run there (its stores and figures)")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="with --work: reuse the ingest of an earlier run there (its stores and figures)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.reuse and args.work is None:
@@ -678,11 +830,18 @@ def main() -> int:
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
-    config = {"chunks": args.chunks, "pg_chunks": args.pg_chunks, "hnsw_chunks": args.hnsw_chunks,
-              "queries": args.queries, "threads_for_latency": args.threads, "cpus": os.cpu_count(),
-              "faiss": faiss.__version__, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
-              "load_average": [round(x, 2) for x in os.getloadavg()],
-              "total_s": round(time.perf_counter() - started, 1)}
+    config = {
+        "chunks": args.chunks,
+        "pg_chunks": args.pg_chunks,
+        "hnsw_chunks": args.hnsw_chunks,
+        "queries": args.queries,
+        "threads_for_latency": args.threads,
+        "cpus": os.cpu_count(),
+        "faiss": faiss.__version__,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "total_s": round(time.perf_counter() - started, 1),
+    }
     result = {"config": config, "ingest": ingest, "indexes": indexes}
     if args.json:
         print(json.dumps(result, indent=2))
@@ -695,14 +854,26 @@ def render(result: dict[str, Any]) -> None:
     """Print the tables of a run (``result`` as ``--json`` prints it)."""
     config, ingest, indexes = result["config"], result["ingest"], result["indexes"]
     print(f"memflow scale benchmark: {config}\n")
-    table("ingest (Store.write_documents: documents, chunks + vectors + sentence vectors, BM25 postings)",
-          ingest, skip=("checkpoints",))
-    table("resident memory while ingesting (the vector index in RAM grows 1,536 bytes a chunk; the rest should not)",
-          [{"backend": row["backend"], **point, "rss_minus_index_mb": round(point["rss_mb"] - point["index_mb"], 1)}
-           for row in ingest if "checkpoints" in row for point in row["checkpoints"]])
-    table(f"index types over the {ingest[0]['chunks']:,} SQLite chunk vectors ({config['queries']} perturbed-text "
-          f"queries, recall@10 against exact Flat search, single-query latency on {config['threads_for_latency']} "
-          "thread)", indexes)
+    table(
+        "ingest (Store.write_documents: documents, chunks + vectors + sentence vectors, BM25 postings)",
+        ingest,
+        skip=("checkpoints",),
+    )
+    table(
+        "resident memory while ingesting (the vector index in RAM grows 1,536 bytes a chunk; the rest should not)",
+        [
+            {"backend": row["backend"], **point, "rss_minus_index_mb": round(point["rss_mb"] - point["index_mb"], 1)}
+            for row in ingest
+            if "checkpoints" in row
+            for point in row["checkpoints"]
+        ],
+    )
+    table(
+        f"index types over the {ingest[0]['chunks']:,} SQLite chunk vectors ({config['queries']} perturbed-text "
+        f"queries, recall@10 against exact Flat search, single-query latency on {config['threads_for_latency']} "
+        "thread)",
+        indexes,
+    )
 
 
 if __name__ == "__main__":

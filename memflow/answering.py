@@ -19,8 +19,16 @@ from memflow.errors import MemflowError, PipelineError
 from memflow.pipeline import Pipeline
 from memflow.types import Answer
 
-__all__ = ["StreamingDecoder", "answering_component", "ranking_output", "question_inputs", "decoder_inputs",
-           "stream_answer", "drain", "answer_of"]
+__all__ = [
+    "StreamingDecoder",
+    "answering_component",
+    "ranking_output",
+    "question_inputs",
+    "decoder_inputs",
+    "stream_answer",
+    "drain",
+    "answer_of",
+]
 
 
 @runtime_checkable
@@ -32,11 +40,16 @@ class StreamingDecoder(Protocol):
 
 def answering_component(pipeline: Pipeline) -> str:
     """The name of the pipeline's one component with an Answer output; PipelineError when there is not one."""
-    names = [name for name, component in pipeline.components.items()
-             if any(socket.type is Answer for socket in component.outputs.values())]
+    names = [
+        name
+        for name, component in pipeline.components.items()
+        if any(socket.type is Answer for socket in component.outputs.values())
+    ]
     if len(names) != 1:
-        raise PipelineError(f"an ask pipeline needs exactly one component with an Answer output (its decoder), "
-                            f"not {len(names)}", file=pipeline.source)
+        raise PipelineError(
+            f"an ask pipeline needs exactly one component with an Answer output (its decoder), not {len(names)}",
+            file=pipeline.source,
+        )
     return names[0]
 
 
@@ -44,8 +57,7 @@ def ranking_output(pipeline: Pipeline) -> str:
     """The output (``component.socket``) that holds the pipeline's final ranking: what feeds the decoder's
     ``hits`` input (after any reranking), else the ``hits`` output of the one component no one consumes hits
     from (a pipeline without a decoder)."""
-    answers = [name for name, c in pipeline.components.items()
-               if any(s.type is Answer for s in c.outputs.values())]
+    answers = [name for name, c in pipeline.components.items() if any(s.type is Answer for s in c.outputs.values())]
     if len(answers) == 1:
         for connection in pipeline.connections:
             if connection.target == answers[0] and connection.input == "hits":
@@ -87,8 +99,9 @@ def answer_of(results: Mapping[str, Mapping[str, Any]], pipeline: Pipeline) -> A
     raise PipelineError("the ask pipeline produced no Answer", file=pipeline.source)
 
 
-def decoder_inputs(pipeline: Pipeline, data: Mapping[str, Any], context: RunContext
-                   ) -> tuple[Component, dict[str, Any]]:
+def decoder_inputs(
+    pipeline: Pipeline, data: Mapping[str, Any], context: RunContext
+) -> tuple[Component, dict[str, Any]]:
     """Run the pipeline up to its decoder: (the decoder, bound to ``context``, and the inputs it would get)."""
     name = answering_component(pipeline)
     fed = {c.input: (c.source, c.output) for c in pipeline.connections if c.target == name}
@@ -101,8 +114,7 @@ def decoder_inputs(pipeline: Pipeline, data: Mapping[str, Any], context: RunCont
     return decoder, inputs
 
 
-def stream_answer(pipeline: Pipeline, data: Mapping[str, Any], context: RunContext
-                  ) -> Generator[str, None, Answer]:
+def stream_answer(pipeline: Pipeline, data: Mapping[str, Any], context: RunContext) -> Generator[str, None, Answer]:
     """Run the ask pipeline and yield its answer as it is written; the generator returns the Answer."""
     if not str(data.get("query", "")).strip():
         raise MemflowError("the question is empty")

@@ -31,8 +31,15 @@ class PipelineError(MemflowError):
     is ``file:line[:column]: reason``, the form editors and terminals link to.
     """
 
-    def __init__(self, message: str, *, file: str | Path | None = None, line: int | None = None,
-                 column: int | None = None, component: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | Path | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        component: str | None = None,
+    ) -> None:
         self.reason = message
         self.file = str(file) if file is not None else None
         self.line = line
@@ -79,6 +86,4 @@ class MissingDependencyError(MemflowError, ImportError):
     def __init__(self, module: str, *, extra: str, purpose: str) -> None:
         self.module = module
         self.extra = extra
-        super().__init__(
-            f"{purpose} needs the '{module}' package: pip install 'memflow[{extra}]'"
-        )
+        super().__init__(f"{purpose} needs the '{module}' package: pip install 'memflow[{extra}]'")

@@ -24,8 +24,16 @@ from memflow.pipeline import Pipeline
 from memflow.storage.store import Store
 from memflow.types import Chunk
 
-__all__ = ["IngestReport", "IngestEngine", "LocalEngine", "ingest", "list_files", "written_chunks", "as_paths",
-           "VECTOR_SAVE_INTERVAL_S"]
+__all__ = [
+    "IngestReport",
+    "IngestEngine",
+    "LocalEngine",
+    "ingest",
+    "list_files",
+    "written_chunks",
+    "as_paths",
+    "VECTOR_SAVE_INTERVAL_S",
+]
 
 #: How often a long ingest saves the vector memory, so a crash loses at most this much indexing work
 #: (the SQL store, the source of truth, commits every batch regardless).
@@ -53,9 +61,11 @@ class IngestReport:
 
     def summary(self) -> str:
         pruned = f", pruned {len(self.pruned)}" if self.pruned else ""
-        return (f"ingested {len(self.ingested)} documents ({self.chunks} chunks, {self.tokens} tokens), "
-                f"skipped {len(self.unchanged)} unchanged, failed {len(self.failed)}{pruned} "
-                f"in {self.seconds:.1f} s")
+        return (
+            f"ingested {len(self.ingested)} documents ({self.chunks} chunks, {self.tokens} tokens), "
+            f"skipped {len(self.unchanged)} unchanged, failed {len(self.failed)}{pruned} "
+            f"in {self.seconds:.1f} s"
+        )
 
 
 class IngestEngine(Protocol):
@@ -100,8 +110,7 @@ def list_files(pipeline: Pipeline, paths: list[str], context: RunContext) -> lis
     (only paths are held, never their contents)."""
     owners = [name for name, sockets in pipeline.inputs().items() if "paths" in sockets]
     if len(owners) != 1:
-        raise PipelineError("an ingest pipeline needs exactly one component with a 'paths' input",
-                            file=pipeline.source)
+        raise PipelineError("an ingest pipeline needs exactly one component with a 'paths' input", file=pipeline.source)
     loader: Any = pipeline.component(owners[0])
     if not hasattr(loader, "iter_files"):
         return paths
@@ -109,9 +118,18 @@ def list_files(pipeline: Pipeline, paths: list[str], context: RunContext) -> lis
     return [str(p) for p in loader.iter_files(paths)]
 
 
-def ingest(store: Store, pipeline: Pipeline, paths: str | Path | Iterable[str | Path], *, engine: IngestEngine,
-           progress: bool = False, batch_files: int = 16, prune: bool = False,
-           save_every: float = VECTOR_SAVE_INTERVAL_S, lock_timeout: float = 60.0) -> IngestReport:
+def ingest(
+    store: Store,
+    pipeline: Pipeline,
+    paths: str | Path | Iterable[str | Path],
+    *,
+    engine: IngestEngine,
+    progress: bool = False,
+    batch_files: int = 16,
+    prune: bool = False,
+    save_every: float = VECTOR_SAVE_INTERVAL_S,
+    lock_timeout: float = 60.0,
+) -> IngestReport:
     """Ingest ``paths`` into ``store`` with ``pipeline`` run by ``engine`` (see the module's docstring)."""
     started = time.perf_counter()
     context = RunContext(store=store, progress=progress)

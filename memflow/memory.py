@@ -1,10 +1,10 @@
 """Memory: the library's front door. A store plus the ingest and ask pipelines that run against it.
 
-    import memflow
-    with memflow.Memory("./storage") as mem:
-        mem.ingest(["corpus/"])
-        for hit in mem.search("what is a startup?", k=5): ...
-        answer = mem.ask("What does the author say about growth?")
+import memflow
+with memflow.Memory("./storage") as mem:
+    mem.ingest(["corpus/"])
+    for hit in mem.search("what is a startup?", k=5): ...
+    answer = mem.ask("What does the author say about growth?")
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from memflow.types import Answer, Hit, SummaryState
 __all__ = ["Memory", "IngestReport"]
 
 PipelineSpec = str | Path | Pipeline | None
+
 
 class Memory:
     """A memory stored in ``directory`` (default ``./storage``).
@@ -70,10 +71,17 @@ class Memory:
 
     # -- ingest -------------------------------------------------------------------------------------------
 
-    def ingest(self, paths: str | Path | Iterable[str | Path], *, progress: bool = False,
-               batch_files: int = 16, prune: bool = False,
-               save_every: float = VECTOR_SAVE_INTERVAL_S, engine: Literal["local", "ray"] = "local",
-               ray_address: str | None = None) -> IngestReport:
+    def ingest(
+        self,
+        paths: str | Path | Iterable[str | Path],
+        *,
+        progress: bool = False,
+        batch_files: int = 16,
+        prune: bool = False,
+        save_every: float = VECTOR_SAVE_INTERVAL_S,
+        engine: Literal["local", "ray"] = "local",
+        ray_address: str | None = None,
+    ) -> IngestReport:
         """Ingest files and folders (streamed in batches of ``batch_files`` files, one transaction each).
         Unchanged documents are skipped, changed ones replaced; unreadable inputs are reported in the
         returned report, never raised, and never affect what is already stored. ``prune`` forgets stored
@@ -95,8 +103,17 @@ class Memory:
             runner = RayEngine(pipeline, trusted_modules=self._trusted, address=ray_address)
         else:
             raise MemflowError(f"unknown ingest engine {engine!r}; use 'local' or 'ray'")
-        return run_ingest(self.store, pipeline, paths, engine=runner, progress=progress, batch_files=batch_files,
-                          prune=prune, save_every=save_every, lock_timeout=self.lock_timeout)
+        return run_ingest(
+            self.store,
+            pipeline,
+            paths,
+            engine=runner,
+            progress=progress,
+            batch_files=batch_files,
+            prune=prune,
+            save_every=save_every,
+            lock_timeout=self.lock_timeout,
+        )
 
     def doctor(self, *, repair: bool = False) -> DoctorReport:
         """Check the store against itself and the configured encoder; ``repair`` rebuilds what SQL can."""
@@ -163,19 +180,23 @@ class Memory:
         key = f"ask with {kind}"
         if key not in self._pipelines:
             name = answering_component(base)
-            components = [dataclasses.replace(c, type=kind, params={}, param_lines={}) if c.name == name else c
-                          for c in base.spec.components]
+            components = [
+                dataclasses.replace(c, type=kind, params={}, param_lines={}) if c.name == name else c
+                for c in base.spec.components
+            ]
             spec = dataclasses.replace(base.spec, components=components)
             self._pipelines[key] = Pipeline(spec, trusted_modules=self._trusted)
         return self._pipelines[key]
 
-    def _ask_pipeline_run(self, query: str, *, k: int | None, outputs: list[str] | None,
-                          decoder: str | None = None) -> dict[str, dict[str, Any]]:
+    def _ask_pipeline_run(
+        self, query: str, *, k: int | None, outputs: list[str] | None, decoder: str | None = None
+    ) -> dict[str, dict[str, Any]]:
         if not query.strip():
             raise MemflowError("the question is empty")
         pipeline = self.ask_pipeline(decoder)
-        return pipeline.run(question_inputs(pipeline, query, k=k), context=RunContext(store=self.store),
-                            outputs=outputs)
+        return pipeline.run(
+            question_inputs(pipeline, query, k=k), context=RunContext(store=self.store), outputs=outputs
+        )
 
     def summary(self, document: str) -> SummaryState:
         """A document's recurrent summary state, by URI, path, file name or title."""

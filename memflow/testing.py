@@ -31,8 +31,9 @@ def make_document(text: str, *, uri: str = "memory://test", title: str = "") -> 
     return Document(uri=uri, text=text, content_hash=hashlib.sha256(text.encode()).hexdigest(), title=title)
 
 
-def make_chunks(document: Document, spans: list[tuple[int, int]], *, dimension: int = 384,
-                seed: int = 0) -> list[Chunk]:
+def make_chunks(
+    document: Document, spans: list[tuple[int, int]], *, dimension: int = 384, seed: int = 0
+) -> list[Chunk]:
     """Chunks over ``spans`` of ``document`` with one sentence each and random unit vectors (for storage
     tests that do not need an encoder)."""
     rng = np.random.default_rng(seed)
@@ -40,12 +41,19 @@ def make_chunks(document: Document, spans: list[tuple[int, int]], *, dimension: 
     for ordinal, (start, end) in enumerate(spans):
         vector = rng.standard_normal(dimension).astype(np.float32)
         vector /= np.linalg.norm(vector)
-        chunks.append(Chunk(
-            document=document, ordinal=ordinal, start=start, end=end, text=document.text[start:end],
-            token_count=max(1, len(document.text[start:end].split())),
-            sentences=[Sentence(start, end, document.text[start:end])], vector=vector,
-            sentence_vectors=vector.reshape(1, -1).astype(np.float16),
-        ))
+        chunks.append(
+            Chunk(
+                document=document,
+                ordinal=ordinal,
+                start=start,
+                end=end,
+                text=document.text[start:end],
+                token_count=max(1, len(document.text[start:end].split())),
+                sentences=[Sentence(start, end, document.text[start:end])],
+                vector=vector,
+                sentence_vectors=vector.reshape(1, -1).astype(np.float16),
+            )
+        )
     return chunks
 
 
@@ -56,8 +64,13 @@ def temporary_memory(**kwargs: Any) -> Iterator[Memory]:
         yield memory
 
 
-def check_component(cls: type[Component], *, params: Mapping[str, Any] | None = None,
-                    inputs: Mapping[str, Any] | None = None, context: RunContext | None = None) -> dict[str, Any]:
+def check_component(
+    cls: type[Component],
+    *,
+    params: Mapping[str, Any] | None = None,
+    inputs: Mapping[str, Any] | None = None,
+    context: RunContext | None = None,
+) -> dict[str, Any]:
     """Check ``cls`` against the component contract and, given ``inputs``, run it once.
 
     Checks: it subclasses Component; sockets are Socket instances with types; every constructor parameter

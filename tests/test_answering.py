@@ -16,8 +16,11 @@ def test_the_answering_component_is_the_one_with_an_answer_output() -> None:
 
 def test_a_pipeline_without_a_decoder_is_refused_naming_its_file() -> None:
     ingest = Pipeline.from_yaml(builtin_pipeline("ingest"))
-    with pytest.raises(PipelineError, match=r"ingest\.yaml: an ask pipeline needs exactly one component with an "
-                                            r"Answer output \(its decoder\), not 0"):
+    with pytest.raises(
+        PipelineError,
+        match=r"ingest\.yaml: an ask pipeline needs exactly one component with an "
+        r"Answer output \(its decoder\), not 0",
+    ):
         answering_component(ingest)
 
 
@@ -31,8 +34,10 @@ def test_stream_yields_the_text_then_the_whole_answer_with_its_citations(essay_m
     assert "".join(str(p) for p in pieces) == streamed.text
     assert streamed.citations and streamed.citations[0].document.endswith("/know.txt")
     asked = essay_memory.ask(question)
-    assert (streamed.text, [c.chunk_id for c in streamed.citations]) == (asked.text,
-                                                                       [c.chunk_id for c in asked.citations])
+    assert (streamed.text, [c.chunk_id for c in streamed.citations]) == (
+        asked.text,
+        [c.chunk_id for c in asked.citations],
+    )
 
 
 def test_stream_of_an_empty_question_fails_on_first_use(essay_memory: Memory) -> None:
@@ -42,8 +47,9 @@ def test_stream_of_an_empty_question_fails_on_first_use(essay_memory: Memory) ->
 
 def test_decoder_inputs_are_what_the_decoder_would_attend_to(essay_memory: Memory) -> None:
     pipeline = essay_memory.ask_pipeline()
-    decoder, inputs = decoder_inputs(pipeline, {"query": "Should founders get a visa?"},
-                                     RunContext(store=essay_memory.store))
+    decoder, inputs = decoder_inputs(
+        pipeline, {"query": "Should founders get a visa?"}, RunContext(store=essay_memory.store)
+    )
     assert decoder is pipeline.component("decode")
     assert {"query", "query_vector", "hits"} <= set(inputs) <= set(decoder.inputs)
     assert inputs["hits"] and inputs["hits"][0].document.endswith("/foundervisa.txt")

@@ -36,8 +36,9 @@ class CountingEngine(LocalEngine):
 def test_the_loop_hands_batches_in_order_and_counts_what_they_wrote(tmp_path: Path, essay_paths: list[Path]) -> None:
     with Memory(tmp_path / "store") as memory:
         engine = CountingEngine(memory.pipeline("ingest"))
-        report = ingest(memory.store, memory.pipeline("ingest"), [str(p) for p in essay_paths[:5]], engine=engine,
-                        batch_files=2)
+        report = ingest(
+            memory.store, memory.pipeline("ingest"), [str(p) for p in essay_paths[:5]], engine=engine, batch_files=2
+        )
         assert [len(b) for b in engine.batches] == [2, 2, 1] and engine.closed
         assert [Path(p).name for b in engine.batches for p in b] == [p.name for p in essay_paths[:5]]
         assert len(report.ingested) == 5 and report.chunks == memory.stats().chunks > 0
@@ -48,8 +49,9 @@ def test_an_engine_failing_mid_run_keeps_the_batches_written_before(tmp_path: Pa
     with Memory(tmp_path / "store") as memory:
         engine = CountingEngine(memory.pipeline("ingest"), fail_at=1)
         with pytest.raises(RuntimeError, match="engine failed"):
-            ingest(memory.store, memory.pipeline("ingest"), [str(p) for p in essay_paths[:4]], engine=engine,
-                   batch_files=2)
+            ingest(
+                memory.store, memory.pipeline("ingest"), [str(p) for p in essay_paths[:4]], engine=engine, batch_files=2
+            )
         assert engine.closed
         # batch 1 was written by the pipeline before the engine failed on it: both batches are committed
         assert len(memory.documents()) == 4

@@ -16,17 +16,32 @@ from memflow.components.base import RunContext
 # Each answer sentence was picked by reading the essay; the question paraphrases it. Each one's attention weight
 # is far above the runner-up's, so a different machine's last-bit float differences cannot flip the order.
 QUESTIONS = [
-    ("What could the government do to increase the number of startups at no cost?",
-     "foundervisa.txt", "establish a new class of visa for startup founders"),
-    ("Should you worry about repeating yourself when you write about general ideas?", "sun.txt",
-     "the more general the ideas you're talking about, the less you should worry about repeating yourself"),
-    ("Are venture capital firms biased against female founders?", "bias.txt",
-     "many suspect that venture capital firms are biased against female founders"),
-    ("Is it worth reading important books more than once?", "know.txt",
-     "it is very much worth reading important books multiple times"),
-    ("When people say all programming languages are basically equivalent, what are they really making a statement "
-     "about?", "weird.txt",
-     "they're making a statement not about languages but about the kind of programming they've done"),
+    (
+        "What could the government do to increase the number of startups at no cost?",
+        "foundervisa.txt",
+        "establish a new class of visa for startup founders",
+    ),
+    (
+        "Should you worry about repeating yourself when you write about general ideas?",
+        "sun.txt",
+        "the more general the ideas you're talking about, the less you should worry about repeating yourself",
+    ),
+    (
+        "Are venture capital firms biased against female founders?",
+        "bias.txt",
+        "many suspect that venture capital firms are biased against female founders",
+    ),
+    (
+        "Is it worth reading important books more than once?",
+        "know.txt",
+        "it is very much worth reading important books multiple times",
+    ),
+    (
+        "When people say all programming languages are basically equivalent, what are they really making a statement "
+        "about?",
+        "weird.txt",
+        "they're making a statement not about languages but about the kind of programming they've done",
+    ),
 ]
 
 
@@ -35,8 +50,9 @@ def _flat(text: str) -> str:
 
 
 @pytest.mark.parametrize(("question", "essay", "expected"), QUESTIONS)
-def test_picked_answer_sentence_is_cited_at_rank_one(essay_memory: Memory, question: str, essay: str,
-                                                     expected: str) -> None:
+def test_picked_answer_sentence_is_cited_at_rank_one(
+    essay_memory: Memory, question: str, essay: str, expected: str
+) -> None:
     answer = essay_memory.ask(question)
     top = answer.evidence[0]
     assert expected in _flat(top.text), f"top evidence was: {top.text!r}"
@@ -87,12 +103,16 @@ SEARCH_AND_ASK = [q for q, _, _ in QUESTIONS] + ["What is your mind like?", "Whi
 @pytest.mark.parametrize("question", SEARCH_AND_ASK)
 def test_search_returns_the_hits_ask_attends_to(essay_memory: Memory, question: str) -> None:
     hits = essay_memory.search(question, k=10)
-    fed = decoder_inputs(essay_memory.ask_pipeline(), question_inputs(essay_memory.ask_pipeline(), question),
-                         RunContext(store=essay_memory.store))[1]["hits"]
+    fed = decoder_inputs(
+        essay_memory.ask_pipeline(),
+        question_inputs(essay_memory.ask_pipeline(), question),
+        RunContext(store=essay_memory.store),
+    )[1]["hits"]
     assert [h.chunk_id for h in hits] == [h.chunk_id for h in fed]
     answer = essay_memory.ask(question)
-    first_cited = next(c for c in answer.citations if any(e.citation == c and e.origin == "retrieved"
-                                                          for e in answer.evidence))
+    first_cited = next(
+        c for c in answer.citations if any(e.citation == c and e.origin == "retrieved" for e in answer.evidence)
+    )
     assert first_cited.chunk_id in [h.chunk_id for h in hits[:5]]
 
 
@@ -179,11 +199,14 @@ def test_a_mixed_corpus_of_every_format(tmp_path: Path, shared_data: Path, pg_es
     (corpus / "notes" / "garden.md").write_text(
         "# Garden notes\n\nTomatoes need **full sun** and deep watering.\n\n"
         "## Pests\n\nAphids are controlled by [ladybugs](https://example.org) released in spring.\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     (corpus / "page.html").write_text(
         "<html><head><title>Trains</title><style>p {color: red}</style></head><body>"
         "<h1>Night trains</h1><p>The night train from Vienna to Rome leaves at 19:00.</p>"
-        "<script>var hidden = 'never indexed';</script></body></html>", encoding="utf-8")
+        "<script>var hidden = 'never indexed';</script></body></html>",
+        encoding="utf-8",
+    )
     with (shared_data / "scifact" / "corpus.jsonl").open(encoding="utf-8") as source:
         lines = [next(source) for _ in range(20)]
     (corpus / "scifact.jsonl").write_text("".join(lines), encoding="utf-8")

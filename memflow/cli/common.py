@@ -27,13 +27,29 @@ DEFAULT_STORE = "./storage"
 def store_options(func: F) -> F:
     """--store/--db/--trust on every command that opens a store (a group option would have to come
     before the command name, which nobody remembers)."""
-    func = click.option("--trust", "trusted", multiple=True, metavar="MODULE",
-                        help="Allow pipeline types given as dotted paths under MODULE (repeatable).")(func)
-    func = click.option("--db", "url", envvar="MEMFLOW_DB", metavar="URL",
-                        help="SQLAlchemy URL of the SQL store (default: SQLite in the store directory).")(func)
-    func = click.option("--store", "store", envvar="MEMFLOW_STORE", default=DEFAULT_STORE, show_default=True,
-                        type=click.Path(file_okay=False, path_type=Path),
-                        help="Store directory (or MEMFLOW_STORE).")(func)
+    func = click.option(
+        "--trust",
+        "trusted",
+        multiple=True,
+        metavar="MODULE",
+        help="Allow pipeline types given as dotted paths under MODULE (repeatable).",
+    )(func)
+    func = click.option(
+        "--db",
+        "url",
+        envvar="MEMFLOW_DB",
+        metavar="URL",
+        help="SQLAlchemy URL of the SQL store (default: SQLite in the store directory).",
+    )(func)
+    func = click.option(
+        "--store",
+        "store",
+        envvar="MEMFLOW_STORE",
+        default=DEFAULT_STORE,
+        show_default=True,
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Store directory (or MEMFLOW_STORE).",
+    )(func)
     return func
 
 
@@ -49,8 +65,9 @@ def pipeline_option(role: Role, *flags: str, dest: str = "pipeline", help: str |
         except MemflowError as exc:
             raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
 
-    text = help or (f"{role.capitalize()} pipeline: a shipped one by name (memflow pipeline list) or a YAML file "
-                    f"(default: {role}).")
+    text = help or (
+        f"{role.capitalize()} pipeline: a shipped one by name (memflow pipeline list) or a YAML file (default: {role})."
+    )
     return click.option(*(flags or ("--pipeline",)), dest, metavar="NAME|FILE", callback=resolve, help=text)
 
 
@@ -61,8 +78,14 @@ def open_memory(store: Path, url: str | None, trusted: tuple[str, ...], **pipeli
         lock_timeout = float(os.environ.get("MEMFLOW_LOCK_TIMEOUT", "60"))
     except ValueError:
         raise MemflowError("MEMFLOW_LOCK_TIMEOUT must be a number of seconds") from None
-    return Memory(store, url=url, trusted_modules=trusted, lock_timeout=lock_timeout,
-                  ingest_pipeline=pipelines.get("ingest_pipeline"), ask_pipeline=pipelines.get("ask_pipeline"))
+    return Memory(
+        store,
+        url=url,
+        trusted_modules=trusted,
+        lock_timeout=lock_timeout,
+        ingest_pipeline=pipelines.get("ingest_pipeline"),
+        ask_pipeline=pipelines.get("ask_pipeline"),
+    )
 
 
 def user_errors(func: F) -> F:

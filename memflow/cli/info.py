@@ -22,17 +22,23 @@ def summary(document: str, as_json: bool, store: Path, url: str | None, trusted:
         found = memory.store.find_document(state.document)
         written = memory.store.written_summaries([found.id]).get(found.id) if found is not None else None
     if as_json:
-        echo_json({k: v for k, v in asdict(state).items() if k != "centroid_sum"} |
-                  {"slots": [{k: v for k, v in asdict(s).items() if k != "vector"} for s in state.slots]} |
-                  {"written": asdict(written) if written is not None else None})
+        echo_json(
+            {k: v for k, v in asdict(state).items() if k != "centroid_sum"}
+            | {"slots": [{k: v for k, v in asdict(s).items() if k != "vector"} for s in state.slots]}
+            | {"written": asdict(written) if written is not None else None}
+        )
         return
-    click.echo(f"{display_path(state.document)}: {len(state.slots)} of {state.capacity} slots after "
-               f"{state.chunks_seen} chunks, {state.sentences_seen} sentences")
+    click.echo(
+        f"{display_path(state.document)}: {len(state.slots)} of {state.capacity} slots after "
+        f"{state.chunks_seen} chunks, {state.sentences_seen} sentences"
+    )
     for slot in state.slots:
         click.echo(f"  [{slot.start}-{slot.end}] (chunk {slot.chunk_ordinal}, centrality {slot.score:.3f}) {slot.text}")
     if written is not None:
-        click.echo(f"written summary ({written.model}, {written.tokens} of {written.budget} tokens, after "
-                   f"{written.chunks_seen} chunks, chars 0-{written.read_until}):")
+        click.echo(
+            f"written summary ({written.model}, {written.tokens} of {written.budget} tokens, after "
+            f"{written.chunks_seen} chunks, chars 0-{written.read_until}):"
+        )
         click.echo(f"  {written.text}")
 
 

@@ -23,20 +23,43 @@ from memflow.engines import ENGINES
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @pipeline_option("ingest")
 @click.option("--batch-files", default=16, show_default=True, help="Files per transaction.")
-@click.option("--save-every", default=300.0, show_default=True, metavar="SECONDS",
-              help="Longest time between saves of the vector file (0: after every batch).")
+@click.option(
+    "--save-every",
+    default=300.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Longest time between saves of the vector file (0: after every batch).",
+)
 @click.option("--prune", is_flag=True, help="Forget stored documents under PATHS whose files are gone.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no per-file warnings.")
-@click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True,
-              help="Where loading, chunking and encoding run: this process, or Ray Data (pip install "
-                   "'memflow[ray]'); the store is written here either way, with the same result.")
-@click.option("--address", metavar="ADDR",
-              help="Ray cluster to run on (--engine ray; default: a running one, else a local instance).")
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default="local",
+    show_default=True,
+    help="Where loading, chunking and encoding run: this process, or Ray Data (pip install "
+    "'memflow[ray]'); the store is written here either way, with the same result.",
+)
+@click.option(
+    "--address",
+    metavar="ADDR",
+    help="Ray cluster to run on (--engine ray; default: a running one, else a local instance).",
+)
 @store_options
 @user_errors
-def ingest(paths: tuple[Path, ...], pipeline: Path | None, batch_files: int, save_every: float, prune: bool,
-           quiet: bool, engine: str, address: str | None, store: Path, url: str | None,
-           trusted: tuple[str, ...]) -> None:
+def ingest(
+    paths: tuple[Path, ...],
+    pipeline: Path | None,
+    batch_files: int,
+    save_every: float,
+    prune: bool,
+    quiet: bool,
+    engine: str,
+    address: str | None,
+    store: Path,
+    url: str | None,
+    trusted: tuple[str, ...],
+) -> None:
     """Ingest files and folders (.txt .md .html .pdf .jsonl); unchanged files are skipped."""
     if address is not None and engine != "ray":
         raise click.UsageError("--address needs --engine ray")
@@ -45,9 +68,15 @@ def ingest(paths: tuple[Path, ...], pipeline: Path | None, batch_files: int, sav
         progress = not quiet and sys.stderr.isatty()
         for message in memory.store.migrations:
             click.echo(message, err=True)
-        report = memory.ingest([str(p) for p in paths], progress=progress, batch_files=batch_files, prune=prune,
-                               save_every=save_every, engine="ray" if engine == "ray" else "local",
-                               ray_address=address)
+        report = memory.ingest(
+            [str(p) for p in paths],
+            progress=progress,
+            batch_files=batch_files,
+            prune=prune,
+            save_every=save_every,
+            engine="ray" if engine == "ray" else "local",
+            ray_address=address,
+        )
     for problem in report.problems:
         if problem.kind == "failed" or not quiet:
             click.echo(format_problem(problem), err=True)
@@ -71,8 +100,9 @@ def forget(documents: tuple[str, ...], store: Path, url: str | None, trusted: tu
 
 @click.command()
 @click.option("--repair", is_flag=True, help="Rebuild the vector memory from SQL and fix recorded counts.")
-@pipeline_option("ask", help="Ask pipeline whose encoder the store must match: a shipped one by name or a YAML "
-                             "file (default: ask).")
+@pipeline_option(
+    "ask", help="Ask pipeline whose encoder the store must match: a shipped one by name or a YAML file (default: ask)."
+)
 @store_options
 @user_errors
 def doctor(repair: bool, pipeline: Path | None, store: Path, url: str | None, trusted: tuple[str, ...]) -> None:

@@ -26,8 +26,9 @@ def _resolve(ctx: click.Context, param: click.Parameter, value: str) -> Path:
 
 
 _file = click.argument("file", metavar="NAME|FILE", callback=_resolve)
-_trust = click.option("--trust", "trusted", multiple=True, metavar="MODULE",
-                      help="Allow dotted-path types under MODULE.")
+_trust = click.option(
+    "--trust", "trusted", multiple=True, metavar="MODULE", help="Allow dotted-path types under MODULE."
+)
 
 
 @pipeline.command(name="list")

@@ -21,8 +21,10 @@ ask_pipeline_option = pipeline_option("ask")
 
 
 def _cite(citation: Citation) -> str:
-    return (f"{display_path(citation.document)}  chunk {citation.chunk_ordinal} (id {citation.chunk_id})  "
-            f"chars {citation.start}-{citation.end}")
+    return (
+        f"{display_path(citation.document)}  chunk {citation.chunk_ordinal} (id {citation.chunk_id})  "
+        f"chars {citation.start}-{citation.end}"
+    )
 
 
 @click.command()
@@ -30,15 +32,29 @@ def _cite(citation: Citation) -> str:
 @click.option("-k", "k", type=click.IntRange(min=1), default=None, help="Chunks to retrieve (default: pipeline's).")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole answer as JSON.")
 @click.option("--explain", is_flag=True, help="Also print the attended evidence with its weights.")
-@click.option("--decoder", "decoder", metavar="NAME", default=None,
-              help="Answer with another registered decoder, e.g. llama_cpp, transformers, openai (default: the "
-                   "pipeline's).")
+@click.option(
+    "--decoder",
+    "decoder",
+    metavar="NAME",
+    default=None,
+    help="Answer with another registered decoder, e.g. llama_cpp, transformers, openai (default: the pipeline's).",
+)
 @click.option("--stream", is_flag=True, help="Print the answer as the decoder writes it.")
 @ask_pipeline_option
 @store_options
 @user_errors
-def ask(question: str, k: int | None, as_json: bool, explain: bool, decoder: str | None, stream: bool,
-        pipeline: Path | None, store: Path, url: str | None, trusted: tuple[str, ...]) -> None:
+def ask(
+    question: str,
+    k: int | None,
+    as_json: bool,
+    explain: bool,
+    decoder: str | None,
+    stream: bool,
+    pipeline: Path | None,
+    store: Path,
+    url: str | None,
+    trusted: tuple[str, ...],
+) -> None:
     """Answer QUESTION from the memory, with citations."""
     configure_logging(quiet=True)
     with open_memory(store, url, trusted, ask_pipeline=pipeline) as memory:
@@ -59,8 +75,11 @@ def ask(question: str, k: int | None, as_json: bool, explain: bool, decoder: str
 
 def _print_answer(answer: Answer, *, explain: bool, streamed: bool = False) -> None:
     if not answer.text:
-        click.echo("No answer: the memory holds nothing relevant (is the store empty?)" if not answer.generated
-                   else "No answer.")
+        click.echo(
+            "No answer: the memory holds nothing relevant (is the store empty?)"
+            if not answer.generated
+            else "No answer."
+        )
         for note in answer.notes:
             click.echo(f"Note: {note}")
         return
@@ -88,13 +107,22 @@ def _print_answer(answer: Answer, *, explain: bool, streamed: bool = False) -> N
 @click.argument("query")
 @click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the hits as JSON (each with its per-stage scores).")
-@click.option("--explain", is_flag=True, help="Also print each hit's score at every stage (dense, lexical, fused, "
-                                              "reranked).")
+@click.option(
+    "--explain", is_flag=True, help="Also print each hit's score at every stage (dense, lexical, fused, reranked)."
+)
 @ask_pipeline_option
 @store_options
 @user_errors
-def search(query: str, k: int, as_json: bool, explain: bool, pipeline: Path | None, store: Path, url: str | None,
-           trusted: tuple[str, ...]) -> None:
+def search(
+    query: str,
+    k: int,
+    as_json: bool,
+    explain: bool,
+    pipeline: Path | None,
+    store: Path,
+    url: str | None,
+    trusted: tuple[str, ...],
+) -> None:
     """The K best chunks for QUERY, best first: the ranking `memflow ask` answers from (reranked, duplicates
     collapsed, as the pipeline does)."""
     configure_logging(quiet=True)
@@ -106,8 +134,10 @@ def search(query: str, k: int, as_json: bool, explain: bool, pipeline: Path | No
     for hit in hits:
         preview = " ".join(hit.text.split())
         preview = preview if len(preview) < 200 else preview[:197] + "..."
-        click.echo(f"{hit.rank:>3}. {hit.score:.3f}  {display_path(hit.document)}  chunk {hit.ordinal}  "
-                   f"chars {hit.start}-{hit.end}\n     {preview}")
+        click.echo(
+            f"{hit.rank:>3}. {hit.score:.3f}  {display_path(hit.document)}  chunk {hit.ordinal}  "
+            f"chars {hit.start}-{hit.end}\n     {preview}"
+        )
         if explain:
             stages = "  ".join(f"{stage} {score:.3f}" for stage, score in hit.scores.items())
             click.echo(f"     scores: {stages}")

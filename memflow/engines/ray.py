@@ -119,22 +119,26 @@ def plan_stages(pipeline: Pipeline, trusted: Sequence[str] = ()) -> _Plan:
     components = pipeline.components
     owners = [name for name, sockets in pipeline.inputs().items() if "paths" in sockets]
     if len(owners) != 1:
-        raise PipelineError("an ingest pipeline needs exactly one component with a 'paths' input",
-                            file=pipeline.source)
+        raise PipelineError("an ingest pipeline needs exactly one component with a 'paths' input", file=pipeline.source)
     write: set[str] = set()
     for name, component in components.items():
         if isinstance(component, StoreWriter):
             write |= {name, *nx.descendants(graph, name)}
-    encoders = {name for name, component in components.items()
-                if isinstance(component, SentenceTransformersEncoder) and name not in write}
+    encoders = {
+        name
+        for name, component in components.items()
+        if isinstance(component, SentenceTransformersEncoder) and name not in write
+    }
     encode: set[str] = set()
     for name in encoders:
         encode |= {name, *nx.descendants(graph, name)}
     encode -= write
     prepare = set(components) - write - encode
     if owners[0] not in prepare:
-        raise PipelineError(f"the Ray engine needs the loader {owners[0]!r} to come before the encoder and the "
-                            "writer", file=pipeline.source)
+        raise PipelineError(
+            f"the Ray engine needs the loader {owners[0]!r} to come before the encoder and the writer",
+            file=pipeline.source,
+        )
     spec = pipeline.spec
     workers = [_stage(spec, "prepare", prepare)]
     if encode:
@@ -148,8 +152,14 @@ def plan_stages(pipeline: Pipeline, trusted: Sequence[str] = ()) -> _Plan:
     for i in range(len(workers)):
         needed = {f"{c.source}.{c.output}" for stage in later[i:] for c in stage.feeds if stage_of[c.source] <= i}
         carry.append(frozenset(needed))
-    return _Plan(token=uuid.uuid4().hex, trusted=tuple(trusted), loader=owners[0], workers=tuple(workers),
-                 write=write_stage, carry=tuple(carry))
+    return _Plan(
+        token=uuid.uuid4().hex,
+        trusted=tuple(trusted),
+        loader=owners[0],
+        workers=tuple(workers),
+        write=write_stage,
+        carry=tuple(carry),
+    )
 
 
 def _inputs(stage: _Stage, values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -242,8 +252,10 @@ class _StageRunner:
         try:
             results = pipeline.run(data, context=context, outputs=list(pipeline.components))
         except StoreError as exc:
-            raise MemflowError(f"{exc} (with --engine ray only storage.writer and what follows it run where the "
-                               "store is; run this pipeline with --engine local)") from exc
+            raise MemflowError(
+                f"{exc} (with --engine ray only storage.writer and what follows it run where the "
+                "store is; run this pipeline with --engine local)"
+            ) from exc
         carry = self.plan.carry[index]
         values = {key: value for key, value in state["values"].items() if key in carry}
         for key in carry:
@@ -307,8 +319,9 @@ def _limit_threads(encoder: EncoderModel, threads: int) -> None:
     if onnx is not None and onnx.session.get_session_options().intra_op_num_threads != threads:
         from memflow.components.encoders.onnx_runtime import OnnxTransformer
 
-        encoder.onnx = OnnxTransformer(encoder.model, resolve_model_path(encoder.name), precision=onnx.precision,
-                                       threads=threads)
+        encoder.onnx = OnnxTransformer(
+            encoder.model, resolve_model_path(encoder.name), precision=onnx.precision, threads=threads
+        )
 
 
 def cpu_pool(cpus: float) -> tuple[int, float]:
@@ -410,23 +423,34 @@ def _results(ray: Any, plan: _Plan, rows: list[dict[str, Any]]) -> Iterator[dict
     encode = [i for i, stage in enumerate(plan.workers) if stage.encoders]
     gpus = int(ray.cluster_resources().get("GPU", 0))
     if not encode:
-        dataset = dataset.map_batches(_run_tasks, batch_size=1, num_cpus=1,
-                                      fn_kwargs={"plan": plan, "stages": tuple(range(len(plan.workers)))})
+        dataset = dataset.map_batches(
+            _run_tasks, batch_size=1, num_cpus=1, fn_kwargs={"plan": plan, "stages": tuple(range(len(plan.workers)))}
+        )
     elif gpus:
         # Loading and chunking as CPU tasks, feeding one encoder actor per GPU.
-        dataset = dataset.map_batches(_run_tasks, batch_size=1, num_cpus=1,
-                                      fn_kwargs={"plan": plan, "stages": tuple(range(encode[0]))})
         dataset = dataset.map_batches(
-            _EncoderActor, batch_size=1, num_gpus=1, compute=ray.data.ActorPoolStrategy(min_size=1, max_size=gpus),
+            _run_tasks, batch_size=1, num_cpus=1, fn_kwargs={"plan": plan, "stages": tuple(range(encode[0]))}
+        )
+        dataset = dataset.map_batches(
+            _EncoderActor,
+            batch_size=1,
+            num_gpus=1,
+            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=gpus),
             fn_constructor_kwargs={"plan": plan, "stages": tuple(range(encode[0], len(plan.workers)))},
         )
     else:
         # CPU actors load, chunk and encode their batches themselves, so they can take every CPU.
         actors, cpus = cpu_pool(float(ray.cluster_resources().get("CPU", 1)))
         dataset = dataset.map_batches(
-            _EncoderActor, batch_size=1, num_cpus=cpus, compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors),
-            fn_constructor_kwargs={"plan": plan, "stages": tuple(range(len(plan.workers))),
-                                   "threads": max(1, int(cpus))},
+            _EncoderActor,
+            batch_size=1,
+            num_cpus=cpus,
+            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors),
+            fn_constructor_kwargs={
+                "plan": plan,
+                "stages": tuple(range(len(plan.workers))),
+                "threads": max(1, int(cpus)),
+            },
         )
     for row in dataset.iter_rows():
         state: dict[str, Any] = pickle.loads(row["payload"])
@@ -440,13 +464,13 @@ class RayEngine:
     module's docstring): Ray as this process already runs it, else the cluster at ``address``, else what
     ``ray.init()`` finds or starts, shut down after."""
 
-    def __init__(self, pipeline: Pipeline, *, trusted_modules: Sequence[str] = (), address: str | None = None
-                 ) -> None:
+    def __init__(self, pipeline: Pipeline, *, trusted_modules: Sequence[str] = (), address: str | None = None) -> None:
         self.ray = import_ray()
         self.pipeline, self.address = pipeline, address
         self.plan = plan_stages(pipeline, trusted_modules)
-        self.writer = (Pipeline(self.plan.write.spec, trusted_modules=self.plan.trusted)
-                       if self.plan.write is not None else None)
+        self.writer = (
+            Pipeline(self.plan.write.spec, trusted_modules=self.plan.trusted) if self.plan.write is not None else None
+        )
 
     def run(self, batches: Sequence[list[str]], context: RunContext) -> Iterator[list[Chunk]]:
         store = context.require_store("the Ray ingest engine")
@@ -460,8 +484,16 @@ class RayEngine:
             for found in hashes[offset : offset + len(batch)]:
                 stored.update(found)
             offset += len(batch)
-            start: dict[str, Any] = {"paths": batch, "stored": stored, "values": {}, "problems": [],
-                                     "unchanged": [], "seen": [], "seconds": {}, "encoded": {}}
+            start: dict[str, Any] = {
+                "paths": batch,
+                "stored": stored,
+                "values": {},
+                "problems": [],
+                "unchanged": [],
+                "seen": [],
+                "seconds": {},
+                "encoded": {},
+            }
             rows.append({"index": index, "payload": pickle.dumps(start, protocol=pickle.HIGHEST_PROTOCOL)})
         checked: set[str] = set()
         with _connected(self.ray, self.address, context), _data_context(self.ray):

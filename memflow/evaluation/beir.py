@@ -84,21 +84,45 @@ def beir_records(corpus: Path) -> Iterator[dict[str, Any]]:
         yield {"_id": str(record["_id"]), "title": title, "text": f"{title}\n\n{text}" if title else text}
 
 
-def open_beir_memory(data: BeirData, *, cache: str | Path | None = None, ingest_pipeline: str | Path | None = None,
-                     ask_pipeline: str | Path | Pipeline | None = None, url: str | None = None,
-                     progress: bool = False, trusted_modules: tuple[str, ...] = ()) -> Memory:
+def open_beir_memory(
+    data: BeirData,
+    *,
+    cache: str | Path | None = None,
+    ingest_pipeline: str | Path | None = None,
+    ask_pipeline: str | Path | Pipeline | None = None,
+    url: str | None = None,
+    progress: bool = False,
+    trusted_modules: tuple[str, ...] = (),
+) -> Memory:
     key = digest_files([data.corpus], PREPARATION)[:12]
     directory = cache_root(cache) / f"beir-{data.name}-{key}"
     corpus = prepare_corpus(directory, beir_records(data.corpus))
-    return open_eval_memory(directory, corpus, ingest_pipeline=ingest_pipeline, ask_pipeline=ask_pipeline,
-                            url=url, progress=progress, trusted_modules=trusted_modules)
+    return open_eval_memory(
+        directory,
+        corpus,
+        ingest_pipeline=ingest_pipeline,
+        ask_pipeline=ask_pipeline,
+        url=url,
+        progress=progress,
+        trusted_modules=trusted_modules,
+    )
 
 
-def evaluate_beir(memory: Memory, data: BeirData, *, depth: int = 100, chunks: int = 200,
-                  limit: int | None = None, progress: bool = False) -> RetrievalReport:
+def evaluate_beir(
+    memory: Memory,
+    data: BeirData,
+    *,
+    depth: int = 100,
+    chunks: int = 200,
+    limit: int | None = None,
+    progress: bool = False,
+) -> RetrievalReport:
     """nDCG@10, recall@10/100 and MRR@10 of the ask pipeline's retrieval over the judged queries."""
     ids = sorted(data.queries)[:limit] if limit else sorted(data.queries)
-    rankings = rank_documents(memory, [data.queries[i] for i in ids], depth=depth, chunks=chunks,
-                              progress=progress)
-    return evaluate_rankings(dict(zip(ids, rankings, strict=True)), {i: data.qrels[i] for i in ids},
-                             name=data.name, cutoffs={"ndcg": (10,), "recall": (10, 100), "mrr": (10,)})
+    rankings = rank_documents(memory, [data.queries[i] for i in ids], depth=depth, chunks=chunks, progress=progress)
+    return evaluate_rankings(
+        dict(zip(ids, rankings, strict=True)),
+        {i: data.qrels[i] for i in ids},
+        name=data.name,
+        cutoffs={"ndcg": (10,), "recall": (10, 100), "mrr": (10,)},
+    )

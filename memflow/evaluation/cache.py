@@ -54,8 +54,9 @@ def digest_files(paths: Iterable[Path], *extra: str) -> str:
 def pipeline_digest(pipeline: Pipeline) -> str:
     """A hash of what decides the stored data: component types, params and wiring (not names or prose)."""
     data = pipeline.to_dict()
-    canonical = json.dumps({"components": data["components"], "connections": sorted(data["connections"])},
-                           sort_keys=True, default=str)
+    canonical = json.dumps(
+        {"components": data["components"], "connections": sorted(data["connections"])}, sort_keys=True, default=str
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -88,9 +89,16 @@ def _write_shard(corpus: Path, first: int, lines: list[str]) -> None:
     (corpus / f"part-{first // SHARD_SIZE:04d}.jsonl").write_text("".join(lines), encoding="utf-8")
 
 
-def open_eval_memory(directory: Path, corpus: Path, *, ingest_pipeline: str | Path | None = None,
-                     ask_pipeline: str | Path | Pipeline | None = None, url: str | None = None,
-                     progress: bool = False, trusted_modules: Iterable[str] = ()) -> Memory:
+def open_eval_memory(
+    directory: Path,
+    corpus: Path,
+    *,
+    ingest_pipeline: str | Path | None = None,
+    ask_pipeline: str | Path | Pipeline | None = None,
+    url: str | None = None,
+    progress: bool = False,
+    trusted_modules: Iterable[str] = (),
+) -> Memory:
     """A Memory over the cached store of ``corpus`` for this ingest pipeline (ingested now unless a
     complete ingest is recorded)."""
     trusted = tuple(trusted_modules)
@@ -107,6 +115,7 @@ def open_eval_memory(directory: Path, corpus: Path, *, ingest_pipeline: str | Pa
         if report.failed:
             memory.close()
             raise MemflowError(f"{len(report.failed)} inputs of {corpus} failed to ingest: {report.failed[0]}")
-        marker.write_text(json.dumps({"documents": len(report.ingested) + len(report.unchanged),
-                                      "seconds": round(report.seconds, 1)}))
+        marker.write_text(
+            json.dumps({"documents": len(report.ingested) + len(report.unchanged), "seconds": round(report.seconds, 1)})
+        )
     return memory

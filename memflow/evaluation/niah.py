@@ -33,8 +33,17 @@ from memflow.pipeline import Pipeline
 from memflow.storage.store import Store
 from memflow.types import Chunk, Document, Sentence
 
-__all__ = ["NEEDLE", "QUESTION", "NiahCell", "NiahReport", "run_niah", "format_grid", "save_heatmap",
-           "require_matplotlib", "parse_length"]
+__all__ = [
+    "NEEDLE",
+    "QUESTION",
+    "NiahCell",
+    "NiahReport",
+    "run_niah",
+    "format_grid",
+    "save_heatmap",
+    "require_matplotlib",
+    "parse_length",
+]
 
 NEEDLE = "The best thing to do in San Francisco is eat a sandwich and sit in Dolores Park on a sunny day."
 QUESTION = "What is the best thing to do in San Francisco?"
@@ -60,9 +69,12 @@ class NiahReport:
 
     def summary(self) -> dict[str, Any]:
         n = len(self.cells) or 1
-        return {"cells": len(self.cells), "rank1": sum(c.rank == 1 for c in self.cells) / n,
-                "answer_contains": sum(c.answer_contains for c in self.cells) / n,
-                "answer_cites": sum(c.answer_cites for c in self.cells) / n}
+        return {
+            "cells": len(self.cells),
+            "rank1": sum(c.rank == 1 for c in self.cells) / n,
+            "answer_contains": sum(c.answer_contains for c in self.cells) / n,
+            "answer_cites": sum(c.answer_cites for c in self.cells) / n,
+        }
 
 
 def parse_length(text: str) -> int:
@@ -161,18 +173,34 @@ def _copy_document(source: Store, target: Store, uri: str, new_path: Path) -> Do
     if found is None:
         return None
     text = source.document_text(found.id)
-    document = Document(uri=str(new_path), text=text, content_hash=found.content_hash, title=new_path.stem,
-                        metadata={**found.metadata, "path": str(new_path)}, sections=source.document_sections(found.id))
+    document = Document(
+        uri=str(new_path),
+        text=text,
+        content_hash=found.content_hash,
+        title=new_path.stem,
+        metadata={**found.metadata, "path": str(new_path)},
+        sections=source.document_sections(found.id),
+    )
     ids = [cid for (_, _), cid in sorted(source.chunk_ids((found.id, o) for o in range(found.chunk_count)).items())]
     stored = source.chunks(ids)
     vectors = source.chunk_vectors(ids) if ids else None
     chunks = []
     for n, chunk in enumerate(stored):
         assert vectors is not None
-        chunks.append(Chunk(document=document, ordinal=chunk.ordinal, start=chunk.start, end=chunk.end,
-                            text=chunk.text, token_count=0, section=chunk.section, vector=vectors[n],
-                            sentences=[Sentence(s.start, s.end, s.text) for s in chunk.sentences],
-                            sentence_vectors=chunk.sentence_vectors))
+        chunks.append(
+            Chunk(
+                document=document,
+                ordinal=chunk.ordinal,
+                start=chunk.start,
+                end=chunk.end,
+                text=chunk.text,
+                token_count=0,
+                section=chunk.section,
+                vector=vectors[n],
+                sentences=[Sentence(s.start, s.end, s.text) for s in chunk.sentences],
+                sentence_vectors=chunk.sentence_vectors,
+            )
+        )
     state = source.summary_states([found.id]).get(found.id)
     if state is not None:
         state.document = document.uri
@@ -187,31 +215,59 @@ def _locate(hits: Sequence[Any], needle_uri: str, start: int, end: int) -> int |
     return None
 
 
-def run_niah(folder: str | Path, *, lengths: Sequence[int] = LENGTHS, depths: Sequence[int] = DEPTHS,
-             ask_pipeline: str | Path | Pipeline | None = None, ingest_pipeline: str | Path | None = None,
-             cache: str | Path | None = None, k: int | None = None, progress: bool = False,
-             trusted_modules: tuple[str, ...] = ()) -> NiahReport:
+def run_niah(
+    folder: str | Path,
+    *,
+    lengths: Sequence[int] = LENGTHS,
+    depths: Sequence[int] = DEPTHS,
+    ask_pipeline: str | Path | Pipeline | None = None,
+    ingest_pipeline: str | Path | None = None,
+    cache: str | Path | None = None,
+    k: int | None = None,
+    progress: bool = False,
+    trusted_modules: tuple[str, ...] = (),
+) -> NiahReport:
     root = Path(folder).expanduser().resolve()
     if not root.is_dir():
         raise MemflowError(f"{root} is not a folder of text files")
     sources = _sources(root, DEFAULT_MODEL)
     key = digest_files([s.path for s in sources], "niah-source/1")[:12]
     base = cache_root(cache) / f"niah-{root.name}-{key}"
-    source_memory = open_eval_memory(base, root, ingest_pipeline=ingest_pipeline, progress=progress,
-                                     trusted_modules=trusted_modules)
+    source_memory = open_eval_memory(
+        base, root, ingest_pipeline=ingest_pipeline, progress=progress, trusted_modules=trusted_modules
+    )
     report = NiahReport(needle=NEEDLE, question=QUESTION)
     try:
         for length in lengths:
             for depth in depths:
-                report.cells.append(_cell(sources, source_memory, length, depth, ask_pipeline=ask_pipeline,
-                                          ingest_pipeline=ingest_pipeline, k=k, trusted=trusted_modules))
+                report.cells.append(
+                    _cell(
+                        sources,
+                        source_memory,
+                        length,
+                        depth,
+                        ask_pipeline=ask_pipeline,
+                        ingest_pipeline=ingest_pipeline,
+                        k=k,
+                        trusted=trusted_modules,
+                    )
+                )
     finally:
         source_memory.close()
     return report
 
 
-def _cell(sources: list[_Source], source: Memory, length: int, depth: int, *, ask_pipeline: Any,
-          ingest_pipeline: Any, k: int | None, trusted: tuple[str, ...]) -> NiahCell:
+def _cell(
+    sources: list[_Source],
+    source: Memory,
+    length: int,
+    depth: int,
+    *,
+    ask_pipeline: Any,
+    ingest_pipeline: Any,
+    k: int | None,
+    trusted: tuple[str, ...],
+) -> NiahCell:
     pieces, tokens = _haystack(sources, length, depth)
     work = Path(tempfile.mkdtemp(prefix="memflow-niah-"))
     try:
@@ -222,11 +278,13 @@ def _cell(sources: list[_Source], source: Memory, length: int, depth: int, *, as
             (folder / name).write_text(text, encoding="utf-8")
             if NEEDLE in text:
                 needle_path = (folder / name).resolve()
-        with Memory(work / "store", ingest_pipeline=ingest_pipeline, ask_pipeline=ask_pipeline,
-                    trusted_modules=trusted) as memory:
+        with Memory(
+            work / "store", ingest_pipeline=ingest_pipeline, ask_pipeline=ask_pipeline, trusted_modules=trusted
+        ) as memory:
             store = memory.store
-            store.check_encoder(str(source.store.setting("encoder")), int(source.store.setting("dimension")),
-                                record=True)
+            store.check_encoder(
+                str(source.store.setting("encoder")), int(source.store.setting("dimension")), record=True
+            )
             store.check_index(source.store.index_factory)
             with store.writer():
                 for name, _, src in pieces:
@@ -243,8 +301,9 @@ def _cell(sources: list[_Source], source: Memory, length: int, depth: int, *, as
             rank = _locate(answer.hits, uri, start, end)
             contains = normalize_answer(NEEDLE) in normalize_answer(answer.text)
             cites = any(c.document == uri and c.start < end and start < c.end for c in answer.citations)
-        return NiahCell(length=length, depth=depth, tokens=tokens, rank=rank, answer_contains=contains,
-                        answer_cites=cites)
+        return NiahCell(
+            length=length, depth=depth, tokens=tokens, rank=rank, answer_contains=contains, answer_cites=cites
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

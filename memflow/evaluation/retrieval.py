@@ -29,8 +29,9 @@ class RetrievalReport:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def run_queries(memory: Memory, queries: Sequence[str], *, k: int, output: str | None = None,
-                progress: bool = False) -> list[list[Hit]]:
+def run_queries(
+    memory: Memory, queries: Sequence[str], *, k: int, output: str | None = None, progress: bool = False
+) -> list[list[Hit]]:
     """The final hits of the ask pipeline (up to ``k``) for each query."""
     pipeline = memory.pipeline("ask")
     output = output or ranking_output(pipeline)
@@ -79,8 +80,9 @@ def document_id(uri: str) -> str:
     return uri.rsplit("#", 1)[1] if "#" in uri else uri
 
 
-def rank_documents(memory: Memory, queries: Sequence[str], *, depth: int = 100, chunks: int = 200,
-                   progress: bool = False) -> list[list[str]]:
+def rank_documents(
+    memory: Memory, queries: Sequence[str], *, depth: int = 100, chunks: int = 200, progress: bool = False
+) -> list[list[str]]:
     """Per query, document ids ranked by their best chunk (the chunk ranking collapsed), ``depth`` deep."""
     rankings = []
     for hits in run_queries(memory, queries, k=chunks, progress=progress):
@@ -88,8 +90,13 @@ def rank_documents(memory: Memory, queries: Sequence[str], *, depth: int = 100, 
     return rankings
 
 
-def evaluate_rankings(rankings: Mapping[str, Sequence[str]], qrels: Mapping[str, Mapping[str, int]], *,
-                      name: str, cutoffs: Mapping[str, Sequence[int]]) -> RetrievalReport:
+def evaluate_rankings(
+    rankings: Mapping[str, Sequence[str]],
+    qrels: Mapping[str, Mapping[str, int]],
+    *,
+    name: str,
+    cutoffs: Mapping[str, Sequence[int]],
+) -> RetrievalReport:
     """Mean nDCG/recall/MRR at the given cutoffs (``{"ndcg": (10,), "recall": (10, 100), "mrr": (10,)}``)."""
     functions = {"ndcg": ("nDCG", ndcg_at_k), "recall": ("R", recall_at_k), "mrr": ("MRR", mrr_at_k)}
     metrics: dict[str, float] = {}

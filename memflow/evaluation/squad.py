@@ -24,8 +24,15 @@ from memflow.evaluation.retrieval import RetrievalReport, document_id, evaluate_
 from memflow.memory import Memory
 from memflow.pipeline import Pipeline
 
-__all__ = ["SquadQuestion", "SquadData", "load_squad", "open_squad_memory", "evaluate_squad_retrieval",
-           "evaluate_squad_ask", "load_predictions"]
+__all__ = [
+    "SquadQuestion",
+    "SquadData",
+    "load_squad",
+    "open_squad_memory",
+    "evaluate_squad_retrieval",
+    "evaluate_squad_ask",
+    "load_predictions",
+]
 
 PREPARATION = "squad-paragraphs/1"
 
@@ -63,8 +70,9 @@ def load_squad(file: str | Path) -> SquadData:
             paragraphs[pid] = paragraph["context"]
             titles[pid] = str(article.get("title", "")).replace("_", " ")
             for qa in paragraph["qas"]:
-                questions.append(SquadQuestion(str(qa["id"]), str(qa["question"]),
-                                               [str(x["text"]) for x in qa["answers"]], pid))
+                questions.append(
+                    SquadQuestion(str(qa["id"]), str(qa["question"]), [str(x["text"]) for x in qa["answers"]], pid)
+                )
     return SquadData(name=path.stem, file=path, paragraphs=paragraphs, titles=titles, questions=questions)
 
 
@@ -76,15 +84,29 @@ def load_predictions(file: str | Path) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()}
 
 
-def open_squad_memory(data: SquadData, *, cache: str | Path | None = None, ingest_pipeline: str | Path | None = None,
-                      ask_pipeline: str | Path | Pipeline | None = None, url: str | None = None,
-                      progress: bool = False, trusted_modules: tuple[str, ...] = ()) -> Memory:
+def open_squad_memory(
+    data: SquadData,
+    *,
+    cache: str | Path | None = None,
+    ingest_pipeline: str | Path | None = None,
+    ask_pipeline: str | Path | Pipeline | None = None,
+    url: str | None = None,
+    progress: bool = False,
+    trusted_modules: tuple[str, ...] = (),
+) -> Memory:
     key = digest_files([data.file], PREPARATION)[:12]
     directory = cache_root(cache) / f"squad-{data.name}-{key}"
     records = ({"_id": pid, "title": "", "text": text} for pid, text in data.paragraphs.items())
     corpus = prepare_corpus(directory, records)
-    return open_eval_memory(directory, corpus, ingest_pipeline=ingest_pipeline, ask_pipeline=ask_pipeline,
-                            url=url, progress=progress, trusted_modules=trusted_modules)
+    return open_eval_memory(
+        directory,
+        corpus,
+        ingest_pipeline=ingest_pipeline,
+        ask_pipeline=ask_pipeline,
+        url=url,
+        progress=progress,
+        trusted_modules=trusted_modules,
+    )
 
 
 def _sample(questions: list[SquadQuestion], limit: int | None) -> list[SquadQuestion]:
@@ -95,13 +117,17 @@ def _sample(questions: list[SquadQuestion], limit: int | None) -> list[SquadQues
     return [questions[int(i * step)] for i in range(limit)]
 
 
-def evaluate_squad_retrieval(memory: Memory, data: SquadData, *, limit: int | None = None, chunks: int = 50,
-                             progress: bool = False) -> RetrievalReport:
+def evaluate_squad_retrieval(
+    memory: Memory, data: SquadData, *, limit: int | None = None, chunks: int = 50, progress: bool = False
+) -> RetrievalReport:
     questions = _sample(data.questions, limit)
     rankings = rank_documents(memory, [q.question for q in questions], depth=10, chunks=chunks, progress=progress)
-    report = evaluate_rankings({q.id: r for q, r in zip(questions, rankings, strict=True)},
-                               {q.id: {q.paragraph: 1} for q in questions},
-                               name=data.name, cutoffs={"recall": (1, 5, 10), "mrr": (10,)})
+    report = evaluate_rankings(
+        {q.id: r for q, r in zip(questions, rankings, strict=True)},
+        {q.id: {q.paragraph: 1} for q in questions},
+        name=data.name,
+        cutoffs={"recall": (1, 5, 10), "mrr": (10,)},
+    )
     return report
 
 
@@ -121,14 +147,20 @@ def evaluate_squad_ask(memory: Memory, data: SquadData, *, limit: int = 500, pro
         top_norm, answer_norm = normalize_answer(top), normalize_answer(answer.text)
         top_sentence.append(float(any(g and g in top_norm for g in golds)))
         in_answer.append(float(any(g and g in answer_norm for g in golds)))
-        paragraph_hit.append(float(bool(answer.evidence) and document_id(answer.evidence[0].citation.document)
-                                   == q.paragraph))
+        paragraph_hit.append(
+            float(bool(answer.evidence) and document_id(answer.evidence[0].citation.document) == q.paragraph)
+        )
         em.append(best_over_golds("em", answer.text, q.answers))
         f1.append(best_over_golds("f1", answer.text, q.answers))
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
-    return {"questions": len(questions), "top_sentence_has_answer": mean(top_sentence),
-            "answer_has_answer": mean(in_answer), "top_sentence_from_gold_paragraph": mean(paragraph_hit),
-            "exact_match": 100 * mean(em), "f1": 100 * mean(f1)}
+    return {
+        "questions": len(questions),
+        "top_sentence_has_answer": mean(top_sentence),
+        "answer_has_answer": mean(in_answer),
+        "top_sentence_from_gold_paragraph": mean(paragraph_hit),
+        "exact_match": 100 * mean(em),
+        "f1": 100 * mean(f1),
+    }

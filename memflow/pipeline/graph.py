@@ -38,9 +38,7 @@ def types_match(output: Any, input: Any) -> bool:
     if origin is typing.Union or origin is types.UnionType:
         members = typing.get_args(input)
         out_members = (
-            typing.get_args(output)
-            if typing.get_origin(output) in (typing.Union, types.UnionType)
-            else (output,)
+            typing.get_args(output) if typing.get_origin(output) in (typing.Union, types.UnionType) else (output,)
         )
         return all(any(types_match(o, m) for m in members) for o in out_members)
     return False
@@ -103,9 +101,7 @@ def _add_components(graph: nx.DiGraph, spec: PipelineSpec, trusted: list[str]) -
         try:
             cls = resolve(component.type, trusted_modules=trusted)
         except PipelineError as exc:
-            raise PipelineError(
-                f"component {component.name!r}: {exc.reason}", file=spec.source, line=line
-            ) from exc
+            raise PipelineError(f"component {component.name!r}: {exc.reason}", file=spec.source, line=line) from exc
         instance = instantiate(
             cls,
             component.params,
@@ -134,9 +130,7 @@ def _add_components(graph: nx.DiGraph, spec: PipelineSpec, trusted: list[str]) -
         )
 
 
-def _add_connection(
-    graph: nx.DiGraph, conn: ConnectionSpec, fed: dict[tuple[str, str], ConnectionSpec]
-) -> None:
+def _add_connection(graph: nx.DiGraph, conn: ConnectionSpec, fed: dict[tuple[str, str], ConnectionSpec]) -> None:
     source = graph.graph["source"]
 
     def fail(message: str) -> PipelineError:
@@ -152,14 +146,11 @@ def _add_connection(
     out = producer.outputs.get(conn.output)
     if out is None:
         raise fail(
-            f"component {conn.source!r} has no output {conn.output!r}; "
-            f"outputs: {_socket_list(producer.outputs)}"
+            f"component {conn.source!r} has no output {conn.output!r}; outputs: {_socket_list(producer.outputs)}"
         )
     inp = consumer.inputs.get(conn.input)
     if inp is None:
-        raise fail(
-            f"component {conn.target!r} has no input {conn.input!r}; inputs: {_socket_list(consumer.inputs)}"
-        )
+        raise fail(f"component {conn.target!r} has no input {conn.input!r}; inputs: {_socket_list(consumer.inputs)}")
     if not types_match(out.type, inp.type):
         raise fail(
             f"type mismatch: {conn.source}.{conn.output} gives {type_name(out.type)}, "

@@ -73,9 +73,7 @@ def describe_params(cls: type[Component]) -> tuple[dict[str, Param], bool]:
             var_keyword = True
             continue
         annotation = hints.get(p.name, Any)
-        params[p.name] = Param(
-            p.name, annotation, p.default is _EMPTY, None if p.default is _EMPTY else p.default
-        )
+        params[p.name] = Param(p.name, annotation, p.default is _EMPTY, None if p.default is _EMPTY else p.default)
     return params, var_keyword
 
 
@@ -183,15 +181,11 @@ def instantiate(
         instance = cls(**kwargs)
     except (ValueError, TypeError) as exc:
         # Range checks live in the constructor (e.g. overlap must be < 1); the author needs the line.
-        raise PipelineError(
-            f"component {component!r} ({kind or cls.__name__}): {exc}", file=source, line=line
-        ) from exc
+        raise PipelineError(f"component {component!r} ({kind or cls.__name__}): {exc}", file=source, line=line) from exc
     try:
         # params() reads every parameter back from the instance: one it does not keep where the rule says
         # is the component's mistake, better reported now, at its line, than by ``pipeline show``.
         instance.params()
     except AttributeError as exc:
-        raise PipelineError(
-            f"component {component!r} ({kind or cls.__name__}): {exc}", file=source, line=line
-        ) from exc
+        raise PipelineError(f"component {component!r} ({kind or cls.__name__}): {exc}", file=source, line=line) from exc
     return instance

@@ -44,9 +44,7 @@ class Pipeline:
         return cls(read_spec(path), trusted_modules=trusted_modules)
 
     @classmethod
-    def from_string(
-        cls, text: str, *, source: str = "<string>", trusted_modules: Iterable[str] = ()
-    ) -> Pipeline:
+    def from_string(cls, text: str, *, source: str = "<string>", trusted_modules: Iterable[str] = ()) -> Pipeline:
         return cls(load_spec(text, source=source), trusted_modules=trusted_modules)
 
     @classmethod
@@ -120,9 +118,7 @@ class Pipeline:
         for key, value in (data or {}).items():
             if key in self.components:
                 if not isinstance(value, Mapping):
-                    raise self._error(
-                        f"the data for component {key!r} must be a mapping of input name to value"
-                    )
+                    raise self._error(f"the data for component {key!r} must be a mapping of input name to value")
                 for socket, item in value.items():
                     self._supply(supplied, key, socket, item)
                 continue
@@ -131,9 +127,7 @@ class Pipeline:
                 self._supply(supplied, owners[0], key, value)
             elif owners:
                 choices = ", ".join(f"{o}.{key}" for o in owners)
-                raise self._error(
-                    f"input {key!r} is ambiguous ({choices}); pass it as {{component: {{{key!r}: ...}}}}"
-                )
+                raise self._error(f"input {key!r} is ambiguous ({choices}); pass it as {{component: {{{key!r}: ...}}}}")
             else:
                 known = ", ".join(f"{c}.{s}" for c, socks in free.items() for s in socks) or "none"
                 connected = [f"{t}.{s}" for t, s in self._fed if s == key]
@@ -152,9 +146,7 @@ class Pipeline:
             for name in names:
                 if name not in comp.outputs:
                     known = ", ".join(comp.outputs) or "none"
-                    raise self._error(
-                        f"component {component!r} has no output {name!r}; outputs: {known}", component
-                    )
+                    raise self._error(f"component {component!r} has no output {name!r}; outputs: {known}", component)
                 wanted.setdefault(component, []).append(name)
         return wanted
 
@@ -221,16 +213,12 @@ class Pipeline:
         except Exception as exc:
             # Keep the component's own exception type (InputError, StoreError...) and add where it was.
             if sys.version_info >= (3, 11):
-                exc.add_note(
-                    f"in component {name!r} ({self.graph.nodes[name]['type']}) of pipeline {self.name!r}"
-                )
+                exc.add_note(f"in component {name!r} ({self.graph.nodes[name]['type']}) of pipeline {self.name!r}")
             raise
         finally:
             ctx.seconds[name] = ctx.seconds.get(name, 0.0) + time.perf_counter() - started
         if not isinstance(produced, Mapping):
-            raise self._error(
-                f"component {name!r} returned {type(produced).__name__}, not a dict of its outputs", name
-            )
+            raise self._error(f"component {name!r} returned {type(produced).__name__}, not a dict of its outputs", name)
         missing = [s for s in comp.outputs if s not in produced]
         if missing:
             raise self._error(f"component {name!r} did not return output(s): {', '.join(missing)}", name)

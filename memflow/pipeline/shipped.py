@@ -52,9 +52,7 @@ def builtin_pipeline(name: str) -> Path:
     for path in candidates:
         if path.is_file():
             return path
-    raise PipelineError(
-        f"no built-in pipeline {stem!r}; looked in {', '.join(str(p.parent) for p in candidates)}"
-    )
+    raise PipelineError(f"no built-in pipeline {stem!r}; looked in {', '.join(str(p.parent) for p in candidates)}")
 
 
 def shipped_pipelines() -> list[ShippedPipeline]:
@@ -73,8 +71,15 @@ def shipped_pipelines() -> list[ShippedPipeline]:
         except (OSError, yaml.YAMLError) as exc:
             raise PipelineError(f"cannot read shipped pipeline: {exc}", file=path) from None
         description = data.get("description", "") if isinstance(data, dict) else ""
-        found.append(ShippedPipeline(stem=path.stem, short_name=variant or "default", role=role, path=path,
-                                     description=" ".join(str(description).split())))
+        found.append(
+            ShippedPipeline(
+                stem=path.stem,
+                short_name=variant or "default",
+                role=role,
+                path=path,
+                description=" ".join(str(description).split()),
+            )
+        )
     return sorted(found, key=lambda p: (p.role != "ingest", p.short_name != "default", p.short_name))
 
 

@@ -220,9 +220,7 @@ def _default_name(source: str) -> str:
     return Path(source).stem if not source.startswith("<") else "pipeline"
 
 
-def parse_spec(
-    data: Any, *, source: str = "<dict>", lines: Mapping[KeyPath, int] | None = None
-) -> PipelineSpec:
+def parse_spec(data: Any, *, source: str = "<dict>", lines: Mapping[KeyPath, int] | None = None) -> PipelineSpec:
     """Check the shape of pipeline data (from YAML or a dict) and return it as a :class:`PipelineSpec`."""
     known = lines or {}
 
@@ -244,9 +242,7 @@ def parse_spec(
         raise fail("the pipeline has no 'components'")
     components = data["components"]
     if not isinstance(components, Mapping) or not components:
-        raise fail(
-            "'components' must be a non-empty mapping of name to {type: ..., params: ...}", "components"
-        )
+        raise fail("'components' must be a non-empty mapping of name to {type: ..., params: ...}", "components")
     specs = [_component(name_, entry, known, fail) for name_, entry in components.items()]
     raw_connections = data.get("connections")
     if raw_connections is None:
@@ -271,9 +267,7 @@ def _component(name: object, entry: object, lines: Mapping[KeyPath, int], fail: 
             raise fail(f"component {name!r}: unknown key {key!r}; allowed: type, params", *where, key)
     type_name = entry.get("type")
     if not isinstance(type_name, str) or not type_name.strip():
-        raise fail(
-            f"component {name!r} needs a 'type' (a registered name such as loaders.auto)", *where, "type"
-        )
+        raise fail(f"component {name!r} needs a 'type' (a registered name such as loaders.auto)", *where, "type")
     params = entry.get("params")
     if params is None:
         params = {}
@@ -281,9 +275,7 @@ def _component(name: object, entry: object, lines: Mapping[KeyPath, int], fail: 
         raise fail(f"component {name!r}: 'params' must be a mapping of name to value", *where, "params")
     for key in params:
         if not isinstance(key, str):
-            raise fail(
-                f"component {name!r}: parameter names must be strings, not {key!r}", *where, "params", key
-            )
+            raise fail(f"component {name!r}: parameter names must be strings, not {key!r}", *where, "params", key)
     param_lines = {key: line for key in params if (line := lines.get((*where, "params", key))) is not None}
     return ComponentSpec(
         name=name,

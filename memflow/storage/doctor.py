@@ -94,8 +94,9 @@ def _check_vectors(store: Store, repair: bool) -> Check:
             pass  # index types that cannot reconstruct (some IVF variants) skip this sample check
     detail = f"{len(sql_ids)} chunk rows, {len(file_ids)} vectors in {_index_name(on_disk)}"
     if behind:
-        detail += (f"; the file reflects generation {on_disk.generation}, SQL {store.generation}: "
-                   "caught up from SQL on open")
+        detail += (
+            f"; the file reflects generation {on_disk.generation}, SQL {store.generation}: caught up from SQL on open"
+        )
         if repair:
             store.vectors  # noqa: B018 - loading catches the file up from SQL
             store.save_vectors()
@@ -121,8 +122,9 @@ def measure_recall(store: Store, *, queries: int = RECALL_QUERIES, k: int = 10, 
     if len(ids) <= k:
         return 1.0, 0
     rng = np.random.default_rng(seed)
-    query_ids, query_vectors = vector_rows.vectors_of(store.engine,
-                                                      rng.choice(ids, size=min(queries, len(ids)), replace=False))
+    query_ids, query_vectors = vector_rows.vectors_of(
+        store.engine, rng.choice(ids, size=min(queries, len(ids)), replace=False)
+    )
     truth = ExactTop(query_vectors, query_ids, k)
     for batch_ids, vectors in vector_rows.iter_vectors(store.engine):
         truth.update(batch_ids, vectors)
@@ -150,9 +152,14 @@ def _check_recall(store: Store, repair: bool) -> Check:
         if again >= MIN_RECALL:
             return Check("recall", False, f"{detail} -> retrained from SQL: {again:.3f}", repaired=True)
         detail += f"; retrained from SQL: still {again:.3f}"
-    return Check("recall", False, f"{detail}: below {MIN_RECALL}; raise the search effort "
-                                  f"(e.g. ${PARAMS_ENV}=nprobe=256,efSearch=256) or retrain the index "
-                                  "(memflow doctor --repair)", warning=True)
+    return Check(
+        "recall",
+        False,
+        f"{detail}: below {MIN_RECALL}; raise the search effort "
+        f"(e.g. ${PARAMS_ENV}=nprobe=256,efSearch=256) or retrain the index "
+        "(memflow doctor --repair)",
+        warning=True,
+    )
 
 
 def _check_chunks(store: Store, repair: bool) -> list[Check]:
@@ -189,14 +196,20 @@ def _check_chunks(store: Store, repair: bool) -> list[Check]:
     if bad_count:
         if repair:
             store.recount_chunks(bad_count)
-            checks.append(Check("counts", False, f"fixed the chunk count of {len(bad_count)} documents",
-                                repaired=True))
+            checks.append(Check("counts", False, f"fixed the chunk count of {len(bad_count)} documents", repaired=True))
         else:
-            checks.append(Check("counts", False, f"{len(bad_count)} documents record a wrong chunk count "
-                                                 "(run with --repair)"))
+            checks.append(
+                Check("counts", False, f"{len(bad_count)} documents record a wrong chunk count (run with --repair)")
+            )
     if bad_slots:
-        checks.append(Check("summaries", False, f"{len(bad_slots)} summary states do not match their document "
-                                                f"(e.g. {bad_slots[0]}): forget and re-ingest"))
+        checks.append(
+            Check(
+                "summaries",
+                False,
+                f"{len(bad_slots)} summary states do not match their document "
+                f"(e.g. {bad_slots[0]}): forget and re-ingest",
+            )
+        )
     else:
         checks.append(Check("summaries", True, "every summary slot holds its span's text"))
     return checks
@@ -212,8 +225,14 @@ def diagnose(store: Store, *, encoder: tuple[str, int] | None = None, repair: bo
     if encoder is None or stored[0] is None:
         report.checks.append(Check("encoder", True, f"store records {stored[0] or 'none yet'} ({stored[1]} dims)"))
     elif (stored[0], stored[1]) != encoder:
-        report.checks.append(Check("encoder", False, f"store was built with {stored[0]} ({stored[1]} dims) but the "
-                                                     f"pipeline configures {encoder[0]} ({encoder[1]} dims)"))
+        report.checks.append(
+            Check(
+                "encoder",
+                False,
+                f"store was built with {stored[0]} ({stored[1]} dims) but the "
+                f"pipeline configures {encoder[0]} ({encoder[1]} dims)",
+            )
+        )
     else:
         report.checks.append(Check("encoder", True, f"{stored[0]} ({stored[1]} dims) matches the pipeline"))
     report.checks.append(_check_vectors(store, repair))

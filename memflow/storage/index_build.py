@@ -81,8 +81,9 @@ def tune(memory: VectorMemory, truth: ExactTop, *, target: float = TARGET_RECALL
     return memory.tuned
 
 
-def build_from_sql(engine: Engine, *, dimension: int, factory: str, policy: IndexPolicy | None = None,
-                   seed: int = 0, batch: int = 8192) -> VectorMemory:
+def build_from_sql(
+    engine: Engine, *, dimension: int, factory: str, policy: IndexPolicy | None = None, seed: int = 0, batch: int = 8192
+) -> VectorMemory:
     """A vector memory holding every chunk vector in SQL: for ``auto`` of the kind the policy chooses for
     the stored count (else ``factory``), trained on a random sample of the stored vectors when its kind
     needs training, every vector added in id order, its search parameter tuned. Its ``generation`` is the

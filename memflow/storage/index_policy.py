@@ -39,8 +39,16 @@ import faiss
 
 from memflow.errors import StoreError
 
-__all__ = ["AUTO", "IndexPolicy", "search_parameters", "apply_search_parameters", "nlist_of", "is_approximate",
-           "training_size", "tuning_ladder"]
+__all__ = [
+    "AUTO",
+    "IndexPolicy",
+    "search_parameters",
+    "apply_search_parameters",
+    "nlist_of",
+    "is_approximate",
+    "training_size",
+    "tuning_ladder",
+]
 
 AUTO = "auto"
 FLAT_MAX = 100_000
@@ -75,8 +83,9 @@ class IndexPolicy:
             except ValueError:
                 raise StoreError(f"${name} must be a whole number, not {raw!r}") from None
 
-        return cls(flat_max=number("MEMFLOW_INDEX_FLAT_MAX", FLAT_MAX),
-                   ivfpq_min=number("MEMFLOW_INDEX_IVFPQ_MIN", IVFPQ_MIN))
+        return cls(
+            flat_max=number("MEMFLOW_INDEX_FLAT_MAX", FLAT_MAX), ivfpq_min=number("MEMFLOW_INDEX_IVFPQ_MIN", IVFPQ_MIN)
+        )
 
     def choose(self, count: int, dimension: int) -> str:
         """The factory string for a memory of ``count`` vectors."""

@@ -52,8 +52,15 @@ from memflow.storage.sql import Base, ChunkRow, DocumentRow, SettingRow
 if TYPE_CHECKING:
     from memflow.types import Chunk
 
-__all__ = ["LexicalPostingRow", "LexicalChunkRow", "tokenize", "index_chunks", "remove_chunks", "LexicalIndex",
-           "TOKENIZER"]
+__all__ = [
+    "LexicalPostingRow",
+    "LexicalChunkRow",
+    "tokenize",
+    "index_chunks",
+    "remove_chunks",
+    "LexicalIndex",
+    "TOKENIZER",
+]
 
 log = logging.getLogger("memflow")
 
@@ -64,11 +71,43 @@ MAX_TERM = 64
 _BATCH = 5000
 
 # Lucene's EnglishAnalyzer.ENGLISH_STOP_WORDS_SET (what BEIR's Anserini/Pyserini BM25 runs drop).
-STOP_WORDS = frozenset({
-    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it", "no", "not",
-    "of", "on", "or", "such", "that", "the", "their", "then", "there", "these", "they", "this", "to", "was",
-    "will", "with",
-})
+STOP_WORDS = frozenset(
+    {
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "for",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "no",
+        "not",
+        "of",
+        "on",
+        "or",
+        "such",
+        "that",
+        "the",
+        "their",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "was",
+        "will",
+        "with",
+    }
+)
 _POSSESSIVE = re.compile(r"['\u2019]s\b")
 _WORD = re.compile(r"[^\W_]+")
 
@@ -98,8 +137,10 @@ def _stemmer() -> Any:
         try:
             import Stemmer
         except ImportError as exc:
-            raise MemflowError("the lexical (BM25) index needs PyStemmer, a memflow dependency: "
-                               "pip install PyStemmer (or reinstall memflow)") from exc
+            raise MemflowError(
+                "the lexical (BM25) index needs PyStemmer, a memflow dependency: "
+                "pip install PyStemmer (or reinstall memflow)"
+            ) from exc
         stemmer = _local.stemmer = Stemmer.Stemmer("english")
     return stemmer
 
@@ -159,8 +200,17 @@ def index_chunks(session: Session, chunks: Sequence[Chunk]) -> None:
         if chunk.id is None:
             raise ValueError("index_chunks needs stored chunks (with ids)")
         doc = chunk.document
-        items.append((chunk.id, field_text(chunk.text, title=doc.title, section=chunk.section,
-                                           document_id=str(doc.metadata.get("id", "")) or None)))
+        items.append(
+            (
+                chunk.id,
+                field_text(
+                    chunk.text,
+                    title=doc.title,
+                    section=chunk.section,
+                    document_id=str(doc.metadata.get("id", "")) or None,
+                ),
+            )
+        )
     _write(session, items)
 
 
@@ -179,8 +229,14 @@ class LexicalIndex:
     The store hands it its ``engine``, its ``name`` (for the log), how to read its ``generation`` and how to
     take its ``writer`` lock (an index built on first use is a write)."""
 
-    def __init__(self, engine: Engine, *, name: str, generation: Callable[[], int],
-                 writer: Callable[[], AbstractContextManager[None]]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        name: str,
+        generation: Callable[[], int],
+        writer: Callable[[], AbstractContextManager[None]],
+    ) -> None:
         self.engine, self.name = engine, name
         self._generation, self._writer = generation, writer
         self._checked: int | None = None
@@ -210,13 +266,25 @@ class LexicalIndex:
                 session.execute(delete(LexicalPostingRow))
                 session.execute(delete(LexicalChunkRow))
             done = select(LexicalChunkRow.chunk_id)
-            query = (select(ChunkRow.id, ChunkRow.text, ChunkRow.section, DocumentRow.title, DocumentRow.meta)
-                     .join(DocumentRow, DocumentRow.id == ChunkRow.document_id)
-                     .where(ChunkRow.id.not_in(done)).order_by(ChunkRow.id))
+            query = (
+                select(ChunkRow.id, ChunkRow.text, ChunkRow.section, DocumentRow.title, DocumentRow.meta)
+                .join(DocumentRow, DocumentRow.id == ChunkRow.document_id)
+                .where(ChunkRow.id.not_in(done))
+                .order_by(ChunkRow.id)
+            )
             rows = session.execute(query).all()
-            _write(session, ((cid, field_text(text, title=title, section=section,
-                                              document_id=str((meta or {}).get("id", "")) or None))
-                             for cid, text, section, title, meta in rows))
+            _write(
+                session,
+                (
+                    (
+                        cid,
+                        field_text(
+                            text, title=title, section=section, document_id=str((meta or {}).get("id", "")) or None
+                        ),
+                    )
+                    for cid, text, section, title, meta in rows
+                ),
+            )
             setting = session.get(SettingRow, SETTING)
             if setting is None:
                 session.add(SettingRow(key=SETTING, value=TOKENIZER))
@@ -240,9 +308,13 @@ class LexicalIndex:
         self.ensure()
         with Session(self.engine) as session:
             n = int(session.scalar(select(func.count()).select_from(LexicalChunkRow)) or 0)
-            df = dict(session.execute(
-                select(LexicalPostingRow.term, func.count())
-                .where(LexicalPostingRow.term.in_(wanted)).group_by(LexicalPostingRow.term)).all())
+            df = dict(
+                session.execute(
+                    select(LexicalPostingRow.term, func.count())
+                    .where(LexicalPostingRow.term.in_(wanted))
+                    .group_by(LexicalPostingRow.term)
+                ).all()
+            )
         return {t: math.log(1 + (n - d + 0.5) / (d + 0.5)) for t, d in df.items() if d}
 
     def document_terms(self, terms: Iterable[str], document_ids: Iterable[int]) -> dict[int, set[str]]:
@@ -255,9 +327,11 @@ class LexicalIndex:
         found: dict[int, set[str]] = {}
         with Session(self.engine) as session:
             rows = session.execute(
-                select(ChunkRow.document_id, LexicalPostingRow.term).distinct()
+                select(ChunkRow.document_id, LexicalPostingRow.term)
+                .distinct()
                 .join(ChunkRow, ChunkRow.id == LexicalPostingRow.chunk_id)
-                .where(LexicalPostingRow.term.in_(wanted), ChunkRow.document_id.in_(documents))).all()
+                .where(LexicalPostingRow.term.in_(wanted), ChunkRow.document_id.in_(documents))
+            ).all()
         for document_id, term in rows:
             found.setdefault(int(document_id), set()).add(term)
         return found
@@ -269,12 +343,17 @@ class LexicalIndex:
             return []
         with Session(self.engine) as session:
             n, avgdl = session.execute(
-                select(func.count(), func.avg(LexicalChunkRow.length)).select_from(LexicalChunkRow)).one()
+                select(func.count(), func.avg(LexicalChunkRow.length)).select_from(LexicalChunkRow)
+            ).one()
             if not n:
                 return []
-            df = dict(session.execute(
-                select(LexicalPostingRow.term, func.count())
-                .where(LexicalPostingRow.term.in_(list(terms))).group_by(LexicalPostingRow.term)).all())
+            df = dict(
+                session.execute(
+                    select(LexicalPostingRow.term, func.count())
+                    .where(LexicalPostingRow.term.in_(list(terms)))
+                    .group_by(LexicalPostingRow.term)
+                ).all()
+            )
             weights = {t: terms[t] * math.log(1 + (n - d + 0.5) / (d + 0.5)) for t, d in df.items() if d}
             if not weights:
                 return []
@@ -282,9 +361,14 @@ class LexicalIndex:
             weight = case({t: literal(w, Float) for t, w in weights.items()}, value=p.term, else_=literal(0.0, Float))
             norm = literal(k1, Float) * (literal(1.0 - b, Float) + literal(b / float(avgdl or 1.0), Float) * c.length)
             score = func.sum(weight * p.tf * literal(k1 + 1.0, Float) / (p.tf + norm)).label("score")
-            query_ = (select(p.chunk_id, score).join(c, c.chunk_id == p.chunk_id)
-                      .where(p.term.in_(list(weights))).group_by(p.chunk_id)
-                      .order_by(score.desc(), p.chunk_id).limit(k))
+            query_ = (
+                select(p.chunk_id, score)
+                .join(c, c.chunk_id == p.chunk_id)
+                .where(p.term.in_(list(weights)))
+                .group_by(p.chunk_id)
+                .order_by(score.desc(), p.chunk_id)
+                .limit(k)
+            )
             if within is not None:
                 query_ = query_.where(p.chunk_id.in_(within))
             rows = session.execute(query_).all()
@@ -292,7 +376,8 @@ class LexicalIndex:
 
     def stats(self) -> dict[str, Any]:
         with Session(self.engine) as session:
-            n, total = session.execute(select(func.count(), func.coalesce(func.sum(LexicalChunkRow.length), 0))
-                                       .select_from(LexicalChunkRow)).one()
+            n, total = session.execute(
+                select(func.count(), func.coalesce(func.sum(LexicalChunkRow.length), 0)).select_from(LexicalChunkRow)
+            ).one()
             terms = session.scalar(select(func.count(func.distinct(LexicalPostingRow.term))))
         return {"chunks": int(n), "tokens": int(total), "terms": int(terms or 0), "tokenizer": TOKENIZER}

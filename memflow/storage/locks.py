@@ -82,9 +82,11 @@ class WriterLock:
         connection = self.engine.connect()
         try:
             # hashtext gives a stable int4 per (database, schema): the same store seen from any machine.
-            key = int(connection.execute(text(
-                "SELECT hashtext('memflow-writer:' || current_database() || ':' || current_schema())"
-            )).scalar_one())
+            key = int(
+                connection.execute(
+                    text("SELECT hashtext('memflow-writer:' || current_database() || ':' || current_schema())")
+                ).scalar_one()
+            )
             while True:
                 got = connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar_one()
                 connection.commit()  # the advisory lock is session-level: it outlives this transaction

@@ -26,8 +26,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "DocumentRow", "ChunkRow", "SummaryStateRow", "WrittenSummaryRow", "SettingRow", "make_engine",
-           "SCHEMA_VERSION"]
+__all__ = [
+    "Base",
+    "DocumentRow",
+    "ChunkRow",
+    "SummaryStateRow",
+    "WrittenSummaryRow",
+    "SettingRow",
+    "make_engine",
+    "SCHEMA_VERSION",
+]
 
 #: Bump with a step in memflow.storage.migrations whenever an existing table changes.
 SCHEMA_VERSION = 2

@@ -143,8 +143,11 @@ class Store:
         self._fixed: dict[str, Any] = {}
         self.engine = make_engine(self.url)
         database = self.engine.url.database
-        self._sqlite_file = (Path(database).resolve() if self.engine.dialect.name == "sqlite" and database
-                             and database != ":memory:" else None)
+        self._sqlite_file = (
+            Path(database).resolve()
+            if self.engine.dialect.name == "sqlite" and database and database != ":memory:"
+            else None
+        )
         # The generation is read on every query: on SQLite through one raw connection of its own (3 us a read
         # against ~100 us through a pooled SQLAlchemy session), re-opened in a forked child.
         self._generation_connection: tuple[int, sqlite3.Connection] | None = None
@@ -212,8 +215,9 @@ class Store:
             largest = int(session.scalar(select(func.max(ChunkRow.id))) or 0)
             dimension = self.setting("dimension")
             if dimension is not None:
-                on_disk = VectorMemory.load(self.directory, dimension=int(dimension), factory=self.index_factory,
-                                            mmap=True).ids()
+                on_disk = VectorMemory.load(
+                    self.directory, dimension=int(dimension), factory=self.index_factory, mmap=True
+                ).ids()
                 largest = max(largest, int(on_disk.max()) if on_disk.size else 0)
             first = largest + 1
             session.add(SettingRow(key=NEXT_CHUNK_ID, value=first + count))
@@ -247,9 +251,7 @@ class Store:
             self._vectors = None
         elif stored != factory and factory != AUTO:
             # ``auto`` leaves a store created with an explicit index (say "Flat", the old default) on it.
-            raise StoreError(
-                f"store {self.directory} uses FAISS index {stored!r}; the pipeline asks for {factory!r}"
-            )
+            raise StoreError(f"store {self.directory} uses FAISS index {stored!r}; the pipeline asks for {factory!r}")
 
     @property
     def index_factory(self) -> str:
@@ -279,8 +281,9 @@ class Store:
         writing = self._lock.is_locked  # our own memory is then the newest there is
         if self._vectors is None or (signature != self._vector_signature and not writing):
             # Readers map the file (shared page cache); the writer reads a copy it can change.
-            memory = VectorMemory.load(self.directory, dimension=int(dimension), factory=self.index_factory,
-                                       mmap=not writing)
+            memory = VectorMemory.load(
+                self.directory, dimension=int(dimension), factory=self.index_factory, mmap=not writing
+            )
             memory.exact = self._exact_vectors
             self._vector_signature = signature
             self._vectors = memory
@@ -303,8 +306,9 @@ class Store:
         current?). Each committed write batch increments it."""
         if self._sqlite_file is not None:
             with self._generation_mutex:
-                row = self._generation_reader().execute(
-                    "SELECT value FROM settings WHERE key = 'generation'").fetchone()
+                row = (
+                    self._generation_reader().execute("SELECT value FROM settings WHERE key = 'generation'").fetchone()
+                )
             # SQLite hands a JSON number back as an int, JSON text as a str
             return int(json.loads(row[0]) if isinstance(row[0], str) else row[0]) if row else 0
         with self.engine.connect() as pooled:
@@ -316,8 +320,7 @@ class Store:
         pid = os.getpid()
         if self._generation_connection is None or self._generation_connection[0] != pid:
             # autocommit: every read is its own short read transaction, never a snapshot held open
-            connection = sqlite3.connect(self._sqlite_file, timeout=30, isolation_level=None,
-                                         check_same_thread=False)
+            connection = sqlite3.connect(self._sqlite_file, timeout=30, isolation_level=None, check_same_thread=False)
             self._generation_connection = (pid, connection)
         return self._generation_connection[1]
 
@@ -404,8 +407,9 @@ class Store:
             for start in range(0, len(keys), HASH_QUERY_FILES):
                 part = keys[start : start + HASH_QUERY_FILES]
                 prefixes = [DocumentRow.uri.like(_like_escape(k) + "#%", escape="\\") for k in part]
-                query = select(DocumentRow.uri, DocumentRow.content_hash).where(or_(DocumentRow.uri.in_(part),
-                                                                                    *prefixes))
+                query = select(DocumentRow.uri, DocumentRow.content_hash).where(
+                    or_(DocumentRow.uri.in_(part), *prefixes)
+                )
                 found.update({uri: digest for uri, digest in session.execute(query)})
         by_key: dict[str, dict[str, str]] = {k: {} for k in keys}
         for uri, digest in found.items():
@@ -415,9 +419,7 @@ class Store:
                 by_key[owner][uri] = digest
         return [by_key[k] for k in keys]
 
-    def write_documents(
-        self, documents: Sequence[tuple[Document, Sequence[Chunk], SummaryState | None]]
-    ) -> None:
+    def write_documents(self, documents: Sequence[tuple[Document, Sequence[Chunk], SummaryState | None]]) -> None:
         """Store documents with their encoded chunks and summary states in one transaction, replacing any
         stored version of the same URI; then update the in-memory vector index to match. A batch is written
         with a handful of statements whatever its size (each one row-set for the whole batch)."""
@@ -429,14 +431,27 @@ class Store:
         added_vectors: npt.NDArray[np.float32] | None = None
         with Session(self.engine) as session, session.begin():
             _, removed = self._delete_documents(session, [document.uri for document, _, _ in batch])
-            doc_ids = list(session.scalars(
-                insert(DocumentRow).returning(DocumentRow.id, sort_by_parameter_order=True),
-                [{
-                    "uri": document.uri, "content_hash": document.content_hash, "title": document.title,
-                    "meta": document.metadata, "text": document.text, "chunk_count": len(chunks),
-                    "sections": [[s.start, s.title, s.level] for s in document.sections],
-                } for document, chunks, _ in batch],
-            )) if batch else []
+            doc_ids = (
+                list(
+                    session.scalars(
+                        insert(DocumentRow).returning(DocumentRow.id, sort_by_parameter_order=True),
+                        [
+                            {
+                                "uri": document.uri,
+                                "content_hash": document.content_hash,
+                                "title": document.title,
+                                "meta": document.metadata,
+                                "text": document.text,
+                                "chunk_count": len(chunks),
+                                "sections": [[s.start, s.title, s.level] for s in document.sections],
+                            }
+                            for document, chunks, _ in batch
+                        ],
+                    )
+                )
+                if batch
+                else []
+            )
             all_chunks = [chunk for _, chunks, _ in batch for chunk in chunks]
             if all_chunks:
                 next_id = self._allocate_chunk_ids(session, len(all_chunks))
@@ -450,8 +465,13 @@ class Store:
                 lexical_index.index_chunks(session, all_chunks)  # the BM25 index, in the same transaction
                 added_ids = np.asarray([c.id for c in all_chunks], dtype=np.int64)
                 added_vectors = np.vstack([c.vector for c in all_chunks if c.vector is not None])
-            session.add_all([self._state_row(doc_id, state)
-                             for doc_id, (_, _, state) in zip(doc_ids, batch, strict=True) if state is not None])
+            session.add_all(
+                [
+                    self._state_row(doc_id, state)
+                    for doc_id, (_, _, state) in zip(doc_ids, batch, strict=True)
+                    if state is not None
+                ]
+            )
             generation = self._bump_generation(session)
         if vectors is None:
             vectors = self.vectors
@@ -466,8 +486,14 @@ class Store:
         if chunk.vector is None or chunk.sentence_vectors is None:
             raise StoreError(f"chunk {chunk.ordinal} of {chunk.document.uri} was not encoded")
         return {
-            "id": chunk.id, "document_id": doc_id, "ordinal": chunk.ordinal, "start": chunk.start, "end": chunk.end,
-            "text": chunk.text, "token_count": chunk.token_count, "section": chunk.section,
+            "id": chunk.id,
+            "document_id": doc_id,
+            "ordinal": chunk.ordinal,
+            "start": chunk.start,
+            "end": chunk.end,
+            "text": chunk.text,
+            "token_count": chunk.token_count,
+            "section": chunk.section,
             "vector": codec.f32_bytes(chunk.vector),
             "sentence_spans": codec.spans_bytes([(s.start, s.end) for s in chunk.sentences]),
             "sentence_vectors": codec.f16_bytes(chunk.sentence_vectors),
@@ -476,12 +502,17 @@ class Store:
     @staticmethod
     def _state_row(doc_id: int, state: SummaryState) -> SummaryStateRow:
         dim = len(state.centroid_sum)
-        slot_vectors = (np.vstack([s.vector for s in state.slots]) if state.slots else np.zeros((0, dim)))
+        slot_vectors = np.vstack([s.vector for s in state.slots]) if state.slots else np.zeros((0, dim))
         return SummaryStateRow(
-            document_id=doc_id, capacity=state.capacity, chunks_seen=state.chunks_seen,
-            sentences_seen=state.sentences_seen, read_until=state.read_until,
-            slots=[{"text": s.text, "start": s.start, "end": s.end, "chunk": s.chunk_ordinal, "score": s.score}
-                   for s in state.slots],
+            document_id=doc_id,
+            capacity=state.capacity,
+            chunks_seen=state.chunks_seen,
+            sentences_seen=state.sentences_seen,
+            read_until=state.read_until,
+            slots=[
+                {"text": s.text, "start": s.start, "end": s.end, "chunk": s.chunk_ordinal, "score": s.score}
+                for s in state.slots
+            ],
             slot_vectors=codec.f16_bytes(slot_vectors),
             centroid_sum=codec.f32_bytes(state.centroid_sum),
         )
@@ -527,9 +558,19 @@ class Store:
         # Core rows, not ORM objects: this is on every query's path, and identity-mapped entities cost
         # several times more to build for rows that are only read.
         query = (
-            select(ChunkRow.id, ChunkRow.document_id, ChunkRow.ordinal, ChunkRow.start, ChunkRow.end, ChunkRow.text,
-                   ChunkRow.section, ChunkRow.sentence_spans, ChunkRow.sentence_vectors, DocumentRow.uri,
-                   DocumentRow.title)
+            select(
+                ChunkRow.id,
+                ChunkRow.document_id,
+                ChunkRow.ordinal,
+                ChunkRow.start,
+                ChunkRow.end,
+                ChunkRow.text,
+                ChunkRow.section,
+                ChunkRow.sentence_spans,
+                ChunkRow.sentence_vectors,
+                DocumentRow.uri,
+                DocumentRow.title,
+            )
             .join(DocumentRow, DocumentRow.id == ChunkRow.document_id)
             .where(ChunkRow.id.in_(list(ids)))
         )
@@ -542,13 +583,19 @@ class Store:
     def _stored_chunk(row: Any) -> StoredChunk:
         spans = codec.spans_array(row.sentence_spans)
         base = row.start
-        sentences = [
-            Sentence(int(s), int(e), row.text[int(s) - base : int(e) - base]) for s, e in spans
-        ]
+        sentences = [Sentence(int(s), int(e), row.text[int(s) - base : int(e) - base]) for s, e in spans]
         vectors = codec.f16_matrix(row.sentence_vectors, len(sentences))
         return StoredChunk(
-            id=row.id, document_id=row.document_id, document=row.uri, title=row.title, ordinal=row.ordinal,
-            start=row.start, end=row.end, text=row.text, section=row.section, sentences=sentences,
+            id=row.id,
+            document_id=row.document_id,
+            document=row.uri,
+            title=row.title,
+            ordinal=row.ordinal,
+            start=row.start,
+            end=row.end,
+            text=row.text,
+            section=row.section,
+            sentences=sentences,
             sentence_vectors=vectors,
         )
 
@@ -580,7 +627,8 @@ class Store:
             rows = session.execute(
                 select(ChunkRow.id, ChunkRow.document_id, ChunkRow.ordinal, ChunkRow.section, ChunkRow.token_count)
                 .where(ChunkRow.document_id.in_(list(set(document_ids))))
-                .order_by(ChunkRow.document_id, ChunkRow.ordinal)).all()
+                .order_by(ChunkRow.document_id, ChunkRow.ordinal)
+            ).all()
         return [ChunkPlace(*row) for row in rows]
 
     def document_layouts(self) -> Iterator[DocumentLayout]:
@@ -589,11 +637,15 @@ class Store:
             for document in session.scalars(select(DocumentRow)).yield_per(64):
                 chunks = session.execute(
                     select(ChunkRow.ordinal, ChunkRow.start, ChunkRow.end, ChunkRow.text, ChunkRow.sentence_spans)
-                    .where(ChunkRow.document_id == document.id).order_by(ChunkRow.ordinal)
+                    .where(ChunkRow.document_id == document.id)
+                    .order_by(ChunkRow.ordinal)
                 ).all()
                 state = session.get(SummaryStateRow, document.id)
                 yield DocumentLayout(
-                    id=document.id, uri=document.uri, text=document.text, chunk_count=document.chunk_count,
+                    id=document.id,
+                    uri=document.uri,
+                    text=document.text,
+                    chunk_count=document.chunk_count,
                     chunks=[(c.ordinal, c.start, c.end, c.text, codec.spans_array(c.sentence_spans)) for c in chunks],
                     slots=list(state.slots) if state is not None else [],
                 )
@@ -660,15 +712,27 @@ class Store:
     def written_summaries(self, document_ids: Iterable[int]) -> dict[int, WrittenSummary]:
         """The written summaries of these documents, by document id (documents without one are left out)."""
         rows = self._rows_with_uri(WrittenSummaryRow, document_ids)
-        return {row.document_id: WrittenSummary(uri, row.text, row.tokens, row.budget, row.chunks_seen,
-                                                row.read_until, row.model) for row, uri in rows}
+        return {
+            row.document_id: WrittenSummary(
+                uri, row.text, row.tokens, row.budget, row.chunks_seen, row.read_until, row.model
+            )
+            for row, uri in rows
+        }
 
     def save_written_summary(self, document_id: int, summary: WrittenSummary) -> None:
         """Replace a document's written summary in one transaction: the old one stays until this commits."""
         with Session(self.engine) as session, session.begin():
-            session.merge(WrittenSummaryRow(
-                document_id=document_id, text=summary.text, tokens=summary.tokens, budget=summary.budget,
-                chunks_seen=summary.chunks_seen, read_until=summary.read_until, model=summary.model))
+            session.merge(
+                WrittenSummaryRow(
+                    document_id=document_id,
+                    text=summary.text,
+                    tokens=summary.tokens,
+                    budget=summary.budget,
+                    chunks_seen=summary.chunks_seen,
+                    read_until=summary.read_until,
+                    model=summary.model,
+                )
+            )
 
     def summary_states(self, document_ids: Iterable[int]) -> dict[int, SummaryState]:
         rows = self._rows_with_uri(SummaryStateRow, document_ids)
@@ -681,8 +745,13 @@ class Store:
                 for i, s in enumerate(row.slots)
             ]
             states[row.document_id] = SummaryState(
-                document=uri, capacity=row.capacity, slots=slots, chunks_seen=row.chunks_seen,
-                sentences_seen=row.sentences_seen, centroid_sum=centroid, read_until=row.read_until,
+                document=uri,
+                capacity=row.capacity,
+                slots=slots,
+                chunks_seen=row.chunks_seen,
+                sentences_seen=row.sentences_seen,
+                centroid_sum=centroid,
+                read_until=row.read_until,
             )
         return states
 
@@ -693,9 +762,15 @@ class Store:
             tokens = int(session.scalar(select(func.coalesce(func.sum(ChunkRow.token_count), 0))) or 0)
         dimension = self.setting("dimension")
         return StoreStats(
-            directory=str(self.directory), url=self.engine.url.render_as_string(hide_password=True),
-            documents=documents, chunks=chunks, vectors=self.vectors.ntotal if dimension is not None else 0,
-            tokens=tokens, encoder=self.setting("encoder"), dimension=dimension, index=self.index_factory,
+            directory=str(self.directory),
+            url=self.engine.url.render_as_string(hide_password=True),
+            documents=documents,
+            chunks=chunks,
+            vectors=self.vectors.ntotal if dimension is not None else 0,
+            tokens=tokens,
+            encoder=self.setting("encoder"),
+            dimension=dimension,
+            index=self.index_factory,
         )
 
     @property
@@ -704,7 +779,8 @@ class Store:
         index: lexical_index.LexicalIndex | None = self.__dict__.get("_lexical")
         if index is None:
             index = self.__dict__["_lexical"] = lexical_index.LexicalIndex(
-                self.engine, name=str(self.directory), generation=lambda: self.generation, writer=self.writer)
+                self.engine, name=str(self.directory), generation=lambda: self.generation, writer=self.writer
+            )
         return index
 
     def tables(self) -> list[str]:

@@ -35,8 +35,9 @@ def chunk_ids(engine: Engine) -> npt.NDArray[np.int64]:
         return np.fromiter(session.scalars(select(ChunkRow.id)), dtype=np.int64)
 
 
-def vectors_of(engine: Engine, ids: npt.ArrayLike, *, batch: int = ID_BATCH
-               ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+def vectors_of(
+    engine: Engine, ids: npt.ArrayLike, *, batch: int = ID_BATCH
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
     """The stored vectors of ``ids`` (those that exist), in ascending id order: (ids found, vectors)."""
     wanted = np.sort(np.asarray(ids, dtype=np.int64))
     found: list[npt.NDArray[np.int64]] = []
@@ -44,8 +45,9 @@ def vectors_of(engine: Engine, ids: npt.ArrayLike, *, batch: int = ID_BATCH
     with Session(engine) as session:
         for start in range(0, len(wanted), batch):
             part = [int(i) for i in wanted[start : start + batch]]
-            rows = session.execute(select(ChunkRow.id, ChunkRow.vector).where(ChunkRow.id.in_(part))
-                                   .order_by(ChunkRow.id)).all()
+            rows = session.execute(
+                select(ChunkRow.id, ChunkRow.vector).where(ChunkRow.id.in_(part)).order_by(ChunkRow.id)
+            ).all()
             if rows:
                 found.append(np.asarray([r[0] for r in rows], dtype=np.int64))
                 vectors.append(codec.f32_rows(r[1] for r in rows))
@@ -54,8 +56,9 @@ def vectors_of(engine: Engine, ids: npt.ArrayLike, *, batch: int = ID_BATCH
     return np.concatenate(found), np.vstack(vectors)
 
 
-def iter_vectors(engine: Engine, *, batch: int = 8192
-                 ) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]]:
+def iter_vectors(
+    engine: Engine, *, batch: int = 8192
+) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]]:
     """Every stored (ids, vectors), ``batch`` rows at a time, in ascending id order."""
     with Session(engine) as session:
         rows = session.execute(select(ChunkRow.id, ChunkRow.vector).order_by(ChunkRow.id)).yield_per(batch)

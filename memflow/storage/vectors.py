@@ -108,8 +108,15 @@ class VectorMemory:
     string of the index actually built (the same, unless ``auto``) and ``built_for`` how many vectors it
     was built for (what ``auto`` re-chooses against)."""
 
-    def __init__(self, *, dimension: int, factory: str = "Flat", kind: str | None = None, built_for: int = 0,
-                 policy: IndexPolicy | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        dimension: int,
+        factory: str = "Flat",
+        kind: str | None = None,
+        built_for: int = 0,
+        policy: IndexPolicy | None = None,
+    ) -> None:
         self.dimension = dimension
         self.factory = factory
         self.policy = policy or IndexPolicy.from_env()
@@ -255,8 +262,13 @@ class VectorMemory:
         return scores, ids
 
     @staticmethod
-    def _rerank(query: npt.NDArray[np.float32], scores: npt.NDArray[np.float32], ids: npt.NDArray[np.int64],
-                k: int, exact: ExactVectors) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    def _rerank(
+        query: npt.NDArray[np.float32],
+        scores: npt.NDArray[np.float32],
+        ids: npt.NDArray[np.int64],
+        k: int,
+        exact: ExactVectors,
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
         wanted = np.unique(ids[ids >= 0])
         found, vectors = exact(wanted)
         if len(found) == 0:
@@ -297,8 +309,9 @@ class VectorMemory:
 
     def needs_rebuild(self) -> bool:
         """Whether ``auto`` would choose another index for the vectors this memory now holds."""
-        return self.factory == AUTO and self.policy.needs_rebuild(self.kind, self.built_for, self.ntotal,
-                                                                  self.dimension)
+        return self.factory == AUTO and self.policy.needs_rebuild(
+            self.kind, self.built_for, self.ntotal, self.dimension
+        )
 
     # -- persistence ---------------------------------------------------------------------------------------
 
@@ -307,14 +320,22 @@ class VectorMemory:
             self._own()
             self._train_if_ready(force=True)
         _atomic_write(directory / INDEX_FILE, lambda tmp: faiss.write_index(self.index, str(tmp)))
-        meta = {"generation": generation, "ntotal": int(self.index.ntotal), "factory": self.factory,
-                "index": self.kind, "built_for": self.built_for, "search": self.tuned, "dimension": self.dimension}
+        meta = {
+            "generation": generation,
+            "ntotal": int(self.index.ntotal),
+            "factory": self.factory,
+            "index": self.kind,
+            "built_for": self.built_for,
+            "search": self.tuned,
+            "dimension": self.dimension,
+        }
         _atomic_write(directory / META_FILE, lambda tmp: tmp.write_text(json.dumps(meta)))
         self.generation = generation
 
     @classmethod
-    def load(cls, directory: Path, *, dimension: int, factory: str, mmap: bool = False,
-             policy: IndexPolicy | None = None) -> VectorMemory:
+    def load(
+        cls, directory: Path, *, dimension: int, factory: str, mmap: bool = False, policy: IndexPolicy | None = None
+    ) -> VectorMemory:
         """The saved memory, or an empty one (generation -1) when there is no usable file yet. ``mmap``
         maps the file instead of reading it (for readers; the writer needs an index it can change)."""
         memory = cls(dimension=dimension, factory=factory, policy=policy)

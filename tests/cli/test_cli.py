@@ -62,8 +62,9 @@ def test_search_summary_stats(cli_store: Path) -> None:
         assert {"fused", "reranked"} <= set(hit["scores"]) <= {"dense", "lexical", "fused", "reranked"}
         assert hit["scores"]["reranked"] == hit["score"]
     assert set(hits[0]["scores"]) == {"dense", "lexical", "fused", "reranked"}
-    explained = runner.invoke(cli, ["search", "visa for startup founders", "-k", "1", "--explain", "--store",
-                                    str(cli_store)])
+    explained = runner.invoke(
+        cli, ["search", "visa for startup founders", "-k", "1", "--explain", "--store", str(cli_store)]
+    )
     assert explained.exit_code == 0 and "scores: dense " in explained.output and " reranked " in explained.output
     summary = runner.invoke(cli, ["summary", "sun.txt", "--store", str(cli_store)])
     assert summary.exit_code == 0 and "slots after" in summary.output
@@ -115,8 +116,9 @@ def test_pipeline_list_names_every_shipped_pipeline() -> None:
 
 def test_pipelines_by_name(cli_store: Path) -> None:
     runner = CliRunner()
-    dense = runner.invoke(cli, ["search", "startup founders visa", "--pipeline", "dense", "-k", "2", "--json",
-                                "--store", str(cli_store)])
+    dense = runner.invoke(
+        cli, ["search", "startup founders visa", "--pipeline", "dense", "-k", "2", "--json", "--store", str(cli_store)]
+    )
     assert dense.exit_code == 0, dense.output
     assert json.loads(dense.output)[0]["document"].endswith("foundervisa.txt")
     assert runner.invoke(cli, ["pipeline", "validate", "ask-dense"]).exit_code == 0
@@ -131,7 +133,9 @@ def test_invalid_pipeline_names_its_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(
         "name: bad\ncomponents:\n  load: {type: loaders.auto}\n  chunk: {type: chunkers.nope}\n"
-        "connections:\n  - load.documents -> chunk.documents\n", encoding="utf-8")
+        "connections:\n  - load.documents -> chunk.documents\n",
+        encoding="utf-8",
+    )
     result = CliRunner().invoke(cli, ["pipeline", "validate", str(bad)])
     assert result.exit_code == 1
     assert f"{bad}:4:" in result.output and "chunkers.nope" in result.output
@@ -139,11 +143,13 @@ def test_invalid_pipeline_names_its_line(tmp_path: Path) -> None:
 
 def test_ingest_with_a_broken_pipeline_loses_nothing(cli_store: Path, tmp_path: Path, pg_essays: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("name: x\ncomponents:\n  load: {type: loaders.auto, params: {follow_symlinks: 3}}\n",
-                   encoding="utf-8")
+    bad.write_text(
+        "name: x\ncomponents:\n  load: {type: loaders.auto, params: {follow_symlinks: 3}}\n", encoding="utf-8"
+    )
     before = CliRunner().invoke(cli, ["stats", "--json", "--store", str(cli_store)]).output
-    result = CliRunner().invoke(cli, ["ingest", str(pg_essays / "todo.txt"), "--pipeline", str(bad),
-                                      "--store", str(cli_store)])
+    result = CliRunner().invoke(
+        cli, ["ingest", str(pg_essays / "todo.txt"), "--pipeline", str(bad), "--store", str(cli_store)]
+    )
     assert result.exit_code == 1 and f"{bad}:3" in result.output
     assert CliRunner().invoke(cli, ["stats", "--json", "--store", str(cli_store)]).output == before
 

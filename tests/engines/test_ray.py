@@ -53,8 +53,11 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, pg_essays: Path) -> Path:
     for name in ESSAYS:
         shutil.copy(pg_essays / f"{name}.txt", folder / f"{name}.txt")
     todo = (pg_essays / "todo.txt").read_text(encoding="utf-8")
-    lines = [json.dumps({"id": "a", "title": "first half", "text": todo[: len(todo) // 2]}), "{not json",
-             json.dumps({"id": "b", "title": "second half", "text": todo[len(todo) // 2 :]})]
+    lines = [
+        json.dumps({"id": "a", "title": "first half", "text": todo[: len(todo) // 2]}),
+        "{not json",
+        json.dumps({"id": "b", "title": "second half", "text": todo[len(todo) // 2 :]}),
+    ]
     (folder / "records.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (folder / "binary.txt").write_bytes(bytes(range(256)) * 8)
     return folder
@@ -70,12 +73,26 @@ def snapshot(directory: Path) -> dict[str, Any]:
     with Store(directory) as store:
         documents = store.documents()
         with Session(store.engine) as session:
-            chunks = [(r.id, r.document_id, r.ordinal, r.start, r.end, r.text, r.token_count, r.section,
-                       bytes(r.sentence_spans)) for r in session.scalars(select(ChunkRow).order_by(ChunkRow.id))]
+            chunks = [
+                (
+                    r.id,
+                    r.document_id,
+                    r.ordinal,
+                    r.start,
+                    r.end,
+                    r.text,
+                    r.token_count,
+                    r.section,
+                    bytes(r.sentence_spans),
+                )
+                for r in session.scalars(select(ChunkRow).order_by(ChunkRow.id))
+            ]
         ids = [c[0] for c in chunks]
         return {
-            "documents": [(d.id, d.uri, d.title, d.content_hash, d.chunk_count, d.metadata, store.document_text(d.id))
-                          for d in documents],
+            "documents": [
+                (d.id, d.uri, d.title, d.content_hash, d.chunk_count, d.metadata, store.document_text(d.id))
+                for d in documents
+            ],
             "chunks": chunks,
             "vectors": store.chunk_vectors(ids),
             "sentence_vectors": [c.sentence_vectors.astype(np.float32) for c in store.chunks(ids)],
@@ -99,9 +116,15 @@ def assert_same_store(ray_store: dict[str, Any], local_store: dict[str, Any]) ->
     for doc_id, state in ray_store["states"].items():
         want = local_store["states"][doc_id]
         assert (state.document, state.capacity, state.chunks_seen, state.sentences_seen, state.read_until) == (
-            want.document, want.capacity, want.chunks_seen, want.sentences_seen, want.read_until)
+            want.document,
+            want.capacity,
+            want.chunks_seen,
+            want.sentences_seen,
+            want.read_until,
+        )
         assert [(s.text, s.start, s.end, s.chunk_ordinal) for s in state.slots] == [
-            (s.text, s.start, s.end, s.chunk_ordinal) for s in want.slots]
+            (s.text, s.start, s.end, s.chunk_ordinal) for s in want.slots
+        ]
         np.testing.assert_allclose([s.score for s in state.slots], [s.score for s in want.slots], atol=1e-3)
         np.testing.assert_allclose(state.centroid_sum, want.centroid_sum, atol=1e-2)
 
@@ -112,8 +135,14 @@ def ingested(ray_instance: Any, corpus: Path, tmp_path_factory: pytest.TempPathF
     ray_dir, local_dir = tmp_path_factory.mktemp("ray-store"), tmp_path_factory.mktemp("local-store")
     ray_report = _ingest(ray_dir, [corpus], engine="ray")
     local_report = _ingest(local_dir, [corpus])
-    return {"ray_dir": ray_dir, "local_dir": local_dir, "ray": ray_report, "local": local_report,
-            "ray_store": snapshot(ray_dir), "local_store": snapshot(local_dir)}
+    return {
+        "ray_dir": ray_dir,
+        "local_dir": local_dir,
+        "ray": ray_report,
+        "local": local_report,
+        "ray_store": snapshot(ray_dir),
+        "local_store": snapshot(local_dir),
+    }
 
 
 def test_ray_ingest_makes_the_store_a_local_ingest_makes(ingested: dict[str, Any], corpus: Path) -> None:
@@ -121,7 +150,10 @@ def test_ray_ingest_makes_the_store_a_local_ingest_makes(ingested: dict[str, Any
     assert len(ray_report.ingested) == len(ESSAYS) + 2  # the essays and two JSONL records
     assert ray_report.ingested == local_report.ingested
     assert (ray_report.chunks, ray_report.tokens, ray_report.files) == (
-        local_report.chunks, local_report.tokens, local_report.files)
+        local_report.chunks,
+        local_report.tokens,
+        local_report.files,
+    )
     # The bad inputs are reported (by the Ray workers) as a local ingest reports them; the rest is stored.
     assert ray_report.problems == local_report.problems
     sources = {p.source: p.kind for p in ray_report.problems}
@@ -136,8 +168,9 @@ def test_ray_rerun_skips_unchanged_replaces_changed_and_prunes(ingested: dict[st
     assert sorted(again.unchanged) == sorted(ingested["ray"].ingested)
     assert again.problems == ingested["ray"].problems
     changed = corpus / "weird.txt"
-    changed.write_text(changed.read_text(encoding="utf-8") + "\n\nA paragraph added later changes the hash.\n",
-                       encoding="utf-8")
+    changed.write_text(
+        changed.read_text(encoding="utf-8") + "\n\nA paragraph added later changes the hash.\n", encoding="utf-8"
+    )
     ray_report = _ingest(ingested["ray_dir"], [corpus], engine="ray")
     local_report = _ingest(ingested["local_dir"], [corpus])
     assert ray_report.ingested == local_report.ingested == [str(changed.resolve())]
@@ -150,20 +183,35 @@ def test_ray_rerun_skips_unchanged_replaces_changed_and_prunes(ingested: dict[st
     (corpus / "records.jsonl").write_text("\n".join(kept) + "\n", encoding="utf-8")
     ray_report = _ingest(ingested["ray_dir"], [corpus], engine="ray", prune=True)
     local_report = _ingest(ingested["local_dir"], [corpus], prune=True)
-    assert sorted(ray_report.pruned) == sorted(local_report.pruned) == sorted(
-        [str((corpus / "nft.txt").resolve()), f"{(corpus / 'records.jsonl').resolve()}#b"])
+    assert (
+        sorted(ray_report.pruned)
+        == sorted(local_report.pruned)
+        == sorted([str((corpus / "nft.txt").resolve()), f"{(corpus / 'records.jsonl').resolve()}#b"])
+    )
     assert_same_store(snapshot(ingested["ray_dir"]), snapshot(ingested["local_dir"]))
 
 
-def test_cli_ingest_engine_ray_honours_the_pipeline_params(ray_instance: Any, pg_essays: Path,
-                                                           tmp_path: Path) -> None:
+def test_cli_ingest_engine_ray_honours_the_pipeline_params(ray_instance: Any, pg_essays: Path, tmp_path: Path) -> None:
     builtin = (Path(__file__).resolve().parents[2] / "pipelines" / "ingest.yaml").read_text(encoding="utf-8")
     custom = tmp_path / "small-chunks.yaml"
-    custom.write_text(builtin.replace("max_tokens: 256", "max_tokens: 64").replace("slots: 8", "slots: 3"),
-                      encoding="utf-8")
+    custom.write_text(
+        builtin.replace("max_tokens: 256", "max_tokens: 64").replace("slots: 8", "slots: 3"), encoding="utf-8"
+    )
     store = tmp_path / "store"
-    result = CliRunner().invoke(cli, ["ingest", str(pg_essays / "foundervisa.txt"), "--engine", "ray", "--store",
-                                      str(store), "--pipeline", str(custom), "--quiet"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "ingest",
+            str(pg_essays / "foundervisa.txt"),
+            "--engine",
+            "ray",
+            "--store",
+            str(store),
+            "--pipeline",
+            str(custom),
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "ingested 1 documents" in result.output
     with Store(store) as opened:
@@ -174,15 +222,17 @@ def test_cli_ingest_engine_ray_honours_the_pipeline_params(ray_instance: Any, pg
     assert state.capacity == 3 and len(state.slots) == 3
 
 
-def test_without_ray_the_error_says_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                                    pg_essays: Path) -> None:
+def test_without_ray_the_error_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, pg_essays: Path
+) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
     monkeypatch.setitem(sys.modules, "ray.data", None)
     with memflow.Memory(tmp_path / "store") as memory, pytest.raises(memflow.MissingDependencyError) as caught:
         memory.ingest([str(pg_essays / "todo.txt")], engine="ray")
     assert "pip install 'memflow[ray]'" in str(caught.value)
-    result = CliRunner().invoke(cli, ["ingest", str(pg_essays / "todo.txt"), "--engine", "ray",
-                                      "--store", str(tmp_path / "store")])
+    result = CliRunner().invoke(
+        cli, ["ingest", str(pg_essays / "todo.txt"), "--engine", "ray", "--store", str(tmp_path / "store")]
+    )
     assert result.exit_code == 1
     assert result.output.strip().count("\n") == 0 and "pip install 'memflow[ray]'" in result.output
 
@@ -190,8 +240,9 @@ def test_without_ray_the_error_says_what_to_install(monkeypatch: pytest.MonkeyPa
 def test_engine_arguments_are_checked(tmp_path: Path, pg_essays: Path) -> None:
     with memflow.Memory(tmp_path / "store") as memory, pytest.raises(memflow.MemflowError, match="unknown ingest"):
         memory.ingest([str(pg_essays / "todo.txt")], engine="spark")  # type: ignore[arg-type]
-    result = CliRunner().invoke(cli, ["ingest", str(pg_essays / "todo.txt"), "--address", "127.0.0.1:6379",
-                                      "--store", str(tmp_path / "store")])
+    result = CliRunner().invoke(
+        cli, ["ingest", str(pg_essays / "todo.txt"), "--address", "127.0.0.1:6379", "--store", str(tmp_path / "store")]
+    )
     assert result.exit_code == 2 and "--address needs --engine ray" in result.output
 
 
@@ -199,14 +250,26 @@ def test_engine_arguments_are_checked(tmp_path: Path, pg_essays: Path) -> None:
 
 
 def _batch_state(paths: list[Path], stored: dict[str, str]) -> bytes:
-    return pickle.dumps({"paths": [str(p) for p in paths], "stored": stored, "values": {}, "problems": [],
-                         "unchanged": [], "seen": [], "seconds": {}, "encoded": {}})
+    return pickle.dumps(
+        {
+            "paths": [str(p) for p in paths],
+            "stored": stored,
+            "values": {},
+            "problems": [],
+            "unchanged": [],
+            "seen": [],
+            "seconds": {},
+            "encoded": {},
+        }
+    )
 
 
 def test_the_ingest_pipeline_is_cut_into_worker_and_driver_stages() -> None:
     plan = plan_stages(memflow.Pipeline.from_yaml(builtin_pipeline("ingest")))
     assert [[c.name for c in stage.spec.components] for stage in plan.workers] == [
-        ["load", "skip", "chunk"], ["encode", "summarize"]]
+        ["load", "skip", "chunk"],
+        ["encode", "summarize"],
+    ]
     assert plan.write is not None and [c.name for c in plan.write.spec.components] == ["write"]
     assert plan.loader == "load" and plan.workers[1].encoders == ("encode",)
     assert plan.carry == (frozenset({"chunk.chunks"}), frozenset({"summarize.chunks", "summarize.states"}))
@@ -228,8 +291,10 @@ def test_a_worker_error_comes_back_as_the_memflow_error_it_was(pg_essays: Path) 
     plan = plan_stages(memflow.Pipeline.from_yaml(builtin_pipeline("ingest")))
     # As if a plugin the pipeline names were not installed where the workers run.
     prepare = plan.workers[0]
-    components = [dataclasses.replace(c, type="memflow_missing_plugin.Chunker") if c.name == "chunk" else c
-                  for c in prepare.spec.components]
+    components = [
+        dataclasses.replace(c, type="memflow_missing_plugin.Chunker") if c.name == "chunk" else c
+        for c in prepare.spec.components
+    ]
     broken = dataclasses.replace(prepare, spec=dataclasses.replace(prepare.spec, components=components))
     plan = dataclasses.replace(plan, workers=(broken, *plan.workers[1:]), trusted=("memflow_missing_plugin",))
     result = pickle.loads(_StageRunner(plan, (0,)).run(_batch_state([pg_essays / "todo.txt"], {})))

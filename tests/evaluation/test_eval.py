@@ -34,11 +34,13 @@ def mini_scifact(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) ->
     target = tmp_path_factory.mktemp("mini-scifact")
     (target / "qrels").mkdir()
     (target / "corpus.jsonl").write_text("".join(json.dumps(r) + "\n" for r in keep))
-    query_lines = [line for line in (source / "queries.jsonl").read_text().splitlines()
-                   if json.loads(line)["_id"] in queries]
+    query_lines = [
+        line for line in (source / "queries.jsonl").read_text().splitlines() if json.loads(line)["_id"] in queries
+    ]
     (target / "queries.jsonl").write_text("\n".join(query_lines) + "\n")
-    (target / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\r\n" + "".join(
-        f"{q}\t{d}\t{s}\r\n" for q, d, s in rows if q in queries))
+    (target / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\r\n" + "".join(f"{q}\t{d}\t{s}\r\n" for q, d, s in rows if q in queries)
+    )
     return target
 
 
@@ -63,8 +65,19 @@ def test_beir_eval_ranks_documents_and_reuses_the_cached_store(mini_scifact: Pat
 
 def test_cli_eval_beir_json_and_table(mini_scifact: Path, cache: Path) -> None:
     runner = CliRunner()
-    result = runner.invoke(cli, ["eval", "beir", str(mini_scifact), "--cache", str(cache), "--json", "--pipeline",
-                                 str(REPO / "pipelines" / "ask-hybrid.yaml")])
+    result = runner.invoke(
+        cli,
+        [
+            "eval",
+            "beir",
+            str(mini_scifact),
+            "--cache",
+            str(cache),
+            "--json",
+            "--pipeline",
+            str(REPO / "pipelines" / "ask-hybrid.yaml"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["queries"] == 12 and 0.6 < data["nDCG@10"] <= 1.0
@@ -83,7 +96,8 @@ def test_cli_eval_squad(tmp_path: Path, shared_data: Path, cache: Path) -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["paragraphs"] == 12 and data["questions"] == sum(
-        len(p["qas"]) for a in small["data"] for p in a["paragraphs"])
+        len(p["qas"]) for a in small["data"] for p in a["paragraphs"]
+    )
     assert data["R@1"] <= data["R@5"] <= data["R@10"] == 1.0 and data["R@5"] > 0.8
     assert data["ask"]["questions"] == 6 and 0.0 <= data["ask"]["top_sentence_has_answer"] <= 1.0
 
@@ -106,11 +120,30 @@ def test_cli_eval_niah_grid_and_heat_map(tmp_path: Path, pg_essays: Path, cache:
     for name in ("foundervisa", "sun", "nft"):
         shutil.copy(pg_essays / f"{name}.txt", folder / f"{name}.txt")
     png = tmp_path / "grid.png"
-    result = CliRunner().invoke(cli, ["eval", "niah", str(folder), "--lengths", "1k,5k", "--depths", "0,100",
-                                      "--cache", str(cache), "--png", str(png), "--json"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "eval",
+            "niah",
+            str(folder),
+            "--lengths",
+            "1k,5k",
+            "--depths",
+            "0,100",
+            "--cache",
+            str(cache),
+            "--png",
+            str(png),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["cells"] == 4 and {(c["length"], c["depth"]) for c in data["grid"]} == {
-        (1000, 0), (1000, 100), (5000, 0), (5000, 100)}
+        (1000, 0),
+        (1000, 100),
+        (5000, 0),
+        (5000, 100),
+    }
     assert data["rank1"] == 1.0 and data["answer_contains"] == 1.0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -59,8 +59,9 @@ def test_squad_normalization_and_token_f1() -> None:
     # prediction "denver broncos won" vs gold "denver broncos": precision 2/3, recall 1 -> F1 0.8
     assert f1_score("Denver Broncos won", "the Denver Broncos") == pytest.approx(0.8)
     assert f1_score("Carolina", "Denver Broncos") == 0.0
-    scores = squad_scores({"q1": "Denver Broncos", "q2": "x"}, {"q1": ["Broncos", "Denver Broncos"], "q2": ["y"],
-                                                                 "q3": ["z"]})
+    scores = squad_scores(
+        {"q1": "Denver Broncos", "q2": "x"}, {"q1": ["Broncos", "Denver Broncos"], "q2": ["y"], "q3": ["z"]}
+    )
     assert scores == {"exact_match": pytest.approx(100 / 3), "f1": pytest.approx(100 / 3)}
 
 
@@ -82,8 +83,9 @@ def squad_golds(shared_data: Path) -> dict[str, list[str]]:
 
 
 @pytest.mark.parametrize("name", sorted(OFFICIAL))
-def test_squad_scores_reproduce_the_official_figures(name: str, squad_golds: dict[str, list[str]],
-                                                     shared_data: Path) -> None:
+def test_squad_scores_reproduce_the_official_figures(
+    name: str, squad_golds: dict[str, list[str]], shared_data: Path
+) -> None:
     predictions = load_predictions(shared_data / "squad" / "reference_predictions" / name)
     scores = squad_scores(predictions, squad_golds)
     assert (round(scores["exact_match"], 2), round(scores["f1"], 2)) == OFFICIAL[name]

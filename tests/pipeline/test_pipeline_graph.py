@@ -74,10 +74,7 @@ def test_dotted_paths_need_a_trusted_module() -> None:
     with pytest.raises(PipelineError, match="is not trusted"):
         build(CHAIN, trusted_modules=["tests.pipe"])  # a prefix of a name is not its parent module
     assert build(CHAIN, trusted_modules=["tests"]).name == "chain"
-    assert (
-        build(CHAIN.replace(":Numbers", ".Numbers"), trusted_modules=["tests.pipeline.helpers"]).name
-        == "chain"
-    )
+    assert build(CHAIN.replace(":Numbers", ".Numbers"), trusted_modules=["tests.pipeline.helpers"]).name == "chain"
 
 
 @pytest.mark.parametrize(

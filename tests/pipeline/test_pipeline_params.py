@@ -33,9 +33,7 @@ def error_for(params: str) -> PipelineError:
 
 
 def test_valid_params_are_validated_and_recorded() -> None:
-    pipe = build(
-        settings("      size: 3\n      ratio: 1\n      mode: slow\n      tags: [a, b]\n      root: data")
-    )
+    pipe = build(settings("      size: 3\n      ratio: 1\n      mode: slow\n      tags: [a, b]\n      root: data"))
     conf = pipe.component("conf")
     assert isinstance(conf, Settings)
     assert conf.size == 3

@@ -55,9 +55,7 @@ def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     site = tmp_path / "site"
     info = site / "plugin_demo-0.1.dist-info"
     info.mkdir(parents=True)
-    (info / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: plugin-demo\nVersion: 0.1\n", encoding="utf-8"
-    )
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: plugin-demo\nVersion: 0.1\n", encoding="utf-8")
     (info / "entry_points.txt").write_text(ENTRY_POINTS, encoding="utf-8")
     (site / "plugin_demo_mod.py").write_text(textwrap.dedent(PLUGIN_MODULE), encoding="utf-8")
     monkeypatch.syspath_prepend(str(site))

@@ -80,8 +80,7 @@ def test_flat_input_for_a_connected_socket_says_so() -> None:
     out = pipe.run({"count": 1, "other": {"numbers": [1], "offset": 2.0}})
     assert out["other"] == {"total": 3.0}
     merge = build(
-        f"components:\n  n: {{type: {P}Numbers}}\n  m: {{type: {P}Merge}}\n"
-        "connections: [n.numbers -> m.left]\n"
+        f"components:\n  n: {{type: {P}Numbers}}\n  m: {{type: {P}Merge}}\nconnections: [n.numbers -> m.left]\n"
     )
     with pytest.raises(PipelineError, match=r"unknown pipeline input 'left' \(m.left is connected\)"):
         merge.run({"count": 1, "left": [1], "right": [2]})

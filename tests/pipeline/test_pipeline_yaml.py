@@ -134,9 +134,7 @@ def test_shape_errors_have_lines(text: str, line: int, fragment: str) -> None:
 
 
 def test_defaults_and_connection_spacing() -> None:
-    spec = load_spec(
-        "components:\n  a: {type: t}\nconnections:\n  -   a.x->b.y  \n", source="dir/my_pipe.yaml"
-    )
+    spec = load_spec("components:\n  a: {type: t}\nconnections:\n  -   a.x->b.y  \n", source="dir/my_pipe.yaml")
     assert spec.name == "my_pipe"
     assert spec.description == ""
     assert str(spec.connections[0]) == "a.x -> b.y"

@@ -11,8 +11,14 @@ import time
 import traceback
 from pathlib import Path
 
-QUESTIONS = ["Which team won Super Bottle 50?", "What is the capital of Normandy?", "Who discovered oxygen?",
-             "When was the university founded?", "What does the amendment say?", "How do birds migrate?"]
+QUESTIONS = [
+    "Which team won Super Bottle 50?",
+    "What is the capital of Normandy?",
+    "Who discovered oxygen?",
+    "When was the university founded?",
+    "What does the amendment say?",
+    "How do birds migrate?",
+]
 
 
 def documents(store: Path) -> int:
@@ -49,8 +55,9 @@ def reader(store: Path, writer_pid: int, out: Path) -> None:
             seen_documents.append(memory.stats().documents)
             if not alive:
                 break
-    out.write_text(json.dumps({"searches": searches, "errors": errors, "empty": empty,
-                               "documents_seen": seen_documents}))
+    out.write_text(
+        json.dumps({"searches": searches, "errors": errors, "empty": empty, "documents_seen": seen_documents})
+    )
 
 
 def _zombie(pid: int) -> bool:
@@ -89,8 +96,16 @@ def main() -> None:
     _, writer_status = os.waitpid(writer_pid, 0)
     reader_status = [os.waitpid(pid, 0)[1] for pid in pids]
     results = [json.loads(out.with_name(f"reader{n}.json").read_text()) for n in range(readers)]
-    out.write_text(json.dumps({"writer_status": writer_status, "reader_status": reader_status,
-                               "readers": results, "documents": documents(store)}))
+    out.write_text(
+        json.dumps(
+            {
+                "writer_status": writer_status,
+                "reader_status": reader_status,
+                "readers": results,
+                "documents": documents(store),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

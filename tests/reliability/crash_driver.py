@@ -47,9 +47,11 @@ def check(store_dir: Path) -> dict[str, object]:
         answers = bool(store.search(np.ones(384, dtype=np.float32) / np.sqrt(384), 3)) if sql_ids else True
         stats = store.stats()
         return {
-            "documents": stats.documents, "chunks": stats.chunks,
+            "documents": stats.documents,
+            "chunks": stats.chunks,
             "ok": sorted(ids) == sql_ids and report.ok and answers,
-            "duplicate_vectors": len(ids) - len(set(ids)), "doctor": [str(c) for c in report.checks],
+            "duplicate_vectors": len(ids) - len(set(ids)),
+            "doctor": [str(c) for c in report.checks],
         }
 
 

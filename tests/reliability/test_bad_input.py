@@ -52,7 +52,9 @@ def test_bad_files_are_named_the_rest_ingested_nothing_lost(store: Path, tmp_pat
     (bad / "corrupt.pdf").write_bytes(MINIMAL_PDF_HEADER)
     (bad / "records.jsonl").write_text(
         '{"id": "a", "text": "Record A is about apples."}\n{"id": "b", "text": broken json\n'
-        '{"id": "c", "text": "Record C is about cherries."}\n', encoding="utf-8")
+        '{"id": "c", "text": "Record C is about cherries."}\n',
+        encoding="utf-8",
+    )
     (bad / "loop").mkdir()
     os.symlink(bad, bad / "loop" / "back-to-parent")
     (bad / "secret.txt").write_text("Nobody may read this.", encoding="utf-8")
@@ -63,8 +65,7 @@ def test_bad_files_are_named_the_rest_ingested_nothing_lost(store: Path, tmp_pat
     assert result.returncode == 0, result.stderr
     lines = result.stderr.strip().splitlines()
     failures = {line.split(": ", 2)[1].rsplit("/", 1)[-1]: line for line in lines if line.startswith("failed: ")}
-    for name in ("binary.txt", "huge.txt", "corrupt.pdf", "records.jsonl:2", "does-not-exist.txt",
-                 "broken-link.txt"):
+    for name in ("binary.txt", "huge.txt", "corrupt.pdf", "records.jsonl:2", "does-not-exist.txt", "broken-link.txt"):
         assert name in failures or any(name in line for line in lines), f"{name} not reported: {lines}"
     assert any("empty.txt" in line for line in lines)
     assert "MiB, over loaders.auto max_bytes" in failures["huge.txt"]
@@ -91,23 +92,33 @@ PIPELINE_ERRORS = {
     "syntax": ("components:\n  load: {type: loaders.auto\n", 2, "YAML"),
     "unknown": ("components:\n  load: {type: loaders.auto}\n  chunk: {type: chunkers.nope}\n", 3, "chunkers.nope"),
     "missing": ("components:\n  load: {type: loaders.auto}\n  write: {type: storage.writer}\n", 3, "missing input"),
-    "cycle": ("components:\n  a: {type: summarizers.centrality}\n  b: {type: summarizers.centrality}\n"
-              "connections:\n  - a.chunks -> b.chunks\n  - b.chunks -> a.chunks\n", 6, "cycle"),
-    "param": ("components:\n  load: {type: loaders.auto}\n  chunk: {type: chunkers.sentences, params:\n"
-              "      {max_tokens: many}}\n", 4, "max_tokens"),
+    "cycle": (
+        "components:\n  a: {type: summarizers.centrality}\n  b: {type: summarizers.centrality}\n"
+        "connections:\n  - a.chunks -> b.chunks\n  - b.chunks -> a.chunks\n",
+        6,
+        "cycle",
+    ),
+    "param": (
+        "components:\n  load: {type: loaders.auto}\n  chunk: {type: chunkers.sentences, params:\n"
+        "      {max_tokens: many}}\n",
+        4,
+        "max_tokens",
+    ),
 }
 
 
 @pytest.mark.parametrize("kind", sorted(PIPELINE_ERRORS))
-def test_bad_pipelines_name_file_and_line_and_change_nothing(store: Path, tmp_path: Path, pg_essays: Path,
-                                                             kind: str) -> None:
+def test_bad_pipelines_name_file_and_line_and_change_nothing(
+    store: Path, tmp_path: Path, pg_essays: Path, kind: str
+) -> None:
     text, line, words = PIPELINE_ERRORS[kind]
     pipeline = tmp_path / f"{kind}.yaml"
     pipeline.write_text(text, encoding="utf-8")
     before = _stats(store)
     # In-process: the pipeline is rejected before anything else starts, exactly as in a subprocess.
-    result = CliRunner().invoke(cli, ["ingest", str(pg_essays / "todo.txt"), "--pipeline", str(pipeline),
-                                      "--store", str(store)])
+    result = CliRunner().invoke(
+        cli, ["ingest", str(pg_essays / "todo.txt"), "--pipeline", str(pipeline), "--store", str(store)]
+    )
     assert result.exit_code == 1
     message = result.output.strip()
     assert message.count("\n") == 0, message

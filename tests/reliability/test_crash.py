@@ -23,13 +23,19 @@ def test_random_sigkills_never_corrupt_the_store(tmp_path: Path, shared_data: Pa
     store = tmp_path / "store"
     report_file = tmp_path / "report.json"
     driver = Path(__file__).with_name("crash_driver.py")
-    run = subprocess.run([sys.executable, str(driver), str(corpus), str(store), str(KILLS), "20261129",
-                          str(report_file)], capture_output=True, text=True, timeout=900)
+    run = subprocess.run(
+        [sys.executable, str(driver), str(corpus), str(store), str(KILLS), "20261129", str(report_file)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     report = json.loads(report_file.read_text())
     kills = report["kills"]
-    print(f"\n{len(kills)} SIGKILLs ({sum(k['early'] for k in kills)} before a first commit); "
-          f"(documents, chunks) after each: {[(k['documents'], k['chunks']) for k in kills]}")
+    print(
+        f"\n{len(kills)} SIGKILLs ({sum(k['early'] for k in kills)} before a first commit); "
+        f"(documents, chunks) after each: {[(k['documents'], k['chunks']) for k in kills]}"
+    )
     assert len(kills) >= 20
     for kill in kills:
         assert kill["ok"] and kill["duplicate_vectors"] == 0, kill
@@ -41,7 +47,8 @@ def test_random_sigkills_never_corrupt_the_store(tmp_path: Path, shared_data: Pa
         stats = opened.stats()
         assert (stats.documents, stats.chunks, stats.vectors) == (FILES, expected_chunks, expected_chunks)
         assert sorted(opened.vectors.ids().tolist()) == opened.chunk_ids_all()
-    again = subprocess.run([*MEMFLOW, "ingest", str(corpus), "--store", str(store), "--quiet"],
-                           capture_output=True, text=True, timeout=600)
+    again = subprocess.run(
+        [*MEMFLOW, "ingest", str(corpus), "--store", str(store), "--quiet"], capture_output=True, text=True, timeout=600
+    )
     assert again.returncode == 0, again.stderr
     assert f"skipped {FILES} unchanged" in again.stdout

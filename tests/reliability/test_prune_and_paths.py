@@ -35,8 +35,14 @@ def test_prune_forgets_deleted_files_and_removed_records_only(tmp_path: Path, pg
         (corpus / "veg.jsonl").write_text('{"id": "x", "text": broken\n', encoding="utf-8")
         report = memory.ingest([str(corpus)], prune=True)
         assert sorted(Path(u).name for u in report.pruned) == ["fruit.jsonl#b", "nft.txt"]
-        assert _uris(memory) == {"sun.txt", "todo.txt", "fruit.jsonl#a", "fruit.jsonl#c", "veg.jsonl#x",
-                                 "elsewhere.txt"}
+        assert _uris(memory) == {
+            "sun.txt",
+            "todo.txt",
+            "fruit.jsonl#a",
+            "fruit.jsonl#c",
+            "veg.jsonl#x",
+            "elsewhere.txt",
+        }
         stats = memory.stats()
         assert stats.chunks == stats.vectors
         without = memory.ingest([str(corpus)])

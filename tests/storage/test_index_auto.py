@@ -239,8 +239,10 @@ def test_explicit_index_deletes_keep_the_other_ids_right(factory: str, tmp_path:
     _, found = memory.search(vectors[100:110], 1)
     assert found[:, 0].tolist() == ids[100:110].tolist()  # an id map over IVF would answer 107..116
     memory.save(tmp_path, generation=1)
-    assert sorted(VectorMemory.load(tmp_path, dimension=DIM, factory=factory, mmap=True).ids().tolist()) == \
-        ids[7:].tolist()
+    assert (
+        sorted(VectorMemory.load(tmp_path, dimension=DIM, factory=factory, mmap=True).ids().tolist())
+        == ids[7:].tolist()
+    )
 
 
 def test_an_id_map_over_ivf_from_before_is_rebuilt_from_sql(tmp_path: Path) -> None:

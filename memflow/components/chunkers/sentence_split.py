@@ -55,9 +55,7 @@ _TERM = re.compile(
 _LINE = re.compile(r"\n(?:[^\S\n]*\n)+|\n(?=[^\S\n]*(?:[-*\u2022\u2023\u25e6\u2013]|\d{1,3}[.)])[^\S\n])")
 # Chinese and Japanese full stops need no space after them.
 _CJK_STOPS = "\u3002\uff01\uff1f"
-_CJK = re.compile(
-    rf"[{_CJK_STOPS}](?<![{_CJK_STOPS}]{{2}})[{_CJK_STOPS}]*[{_CLOSE_CLASS}\u300d\u300f\uff09]*"
-)
+_CJK = re.compile(rf"[{_CJK_STOPS}](?<![{_CJK_STOPS}]{{2}})[{_CJK_STOPS}]*[{_CLOSE_CLASS}\u300d\u300f\uff09]*")
 _NONSPACE = re.compile(r"\S")
 # A word before a glued period ("broken.The way"): code and URLs carry these, prose does not.
 _NOT_PROSE = re.compile(r"[./\\@:_=<>#0-9]")

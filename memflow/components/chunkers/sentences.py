@@ -143,9 +143,7 @@ class SentenceChunker(Component):
         if pending:
             yield _Block(index, pending[0][0], pending[-1][1], pending)
 
-    def _encode(
-        self, blocks: Iterable[_Block], documents: Sequence[Document]
-    ) -> Iterator[tuple[_Block, Encoding]]:
+    def _encode(self, blocks: Iterable[_Block], documents: Sequence[Document]) -> Iterator[tuple[_Block, Encoding]]:
         tokenizer = self._counter.tokenizer
         batch: list[_Block] = []
         size = 0
@@ -220,9 +218,7 @@ class SentenceChunker(Component):
             kept += 1
         return window[len(window) - kept :] if kept else []
 
-    def _chunk(
-        self, document: Document, ordinal: int, window: list[_Unit], total: int, section: Any
-    ) -> Chunk:
+    def _chunk(self, document: Document, ordinal: int, window: list[_Unit], total: int, section: Any) -> Chunk:
         start = window[0].sentence.start
         end = window[-1].sentence.end
         return Chunk(

@@ -42,8 +42,15 @@ class AttentionDecoder(Component):
     inputs = {"query": Socket(str), "query_vector": Socket(Vector), "hits": Socket(list[Hit])}
     outputs = {"answer": Socket(Answer)}
 
-    def __init__(self, *, hops: int = 2, scale: float = 20.0, max_sentences: int = 3,
-                 min_relative_weight: float = 0.3, summaries: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        hops: int = 2,
+        scale: float = 20.0,
+        max_sentences: int = 3,
+        min_relative_weight: float = 0.3,
+        summaries: bool = True,
+    ) -> None:
         if hops < 1:
             raise ValueError("hops must be at least 1")
         if scale <= 0:
@@ -68,13 +75,16 @@ class AttentionDecoder(Component):
         for row in rows:
             doc_rank.setdefault(row.key[0], len(doc_rank))
         chosen.sort(key=lambda i: (doc_rank[rows[i].key[0]], rows[i].citation.start))
-        evidence = [Evidence(rows[i].text, float(weights[i]), rows[i].citation, rows[i].origin)
-                    for i in order]
+        evidence = [Evidence(rows[i].text, float(weights[i]), rows[i].citation, rows[i].origin) for i in order]
         attention = [[float(hop[i]) for i in order] for hop in per_hop]
         answer = Answer(
             # Source line breaks inside a sentence are layout, not content; citations keep the exact spans.
-            question=query, text=" ".join(" ".join(rows[i].text.split()) for i in chosen),
-            citations=[rows[i].citation for i in chosen], evidence=evidence, attention=attention, hits=hits,
+            question=query,
+            text=" ".join(" ".join(rows[i].text.split()) for i in chosen),
+            citations=[rows[i].citation for i in chosen],
+            evidence=evidence,
+            attention=attention,
+            hits=hits,
         )
         return {"answer": answer}
 
@@ -103,8 +113,14 @@ class AttentionDecoder(Component):
                     continue
                 seen.add(key)
                 keep.append(i)
-                rows.append(_Row(sentence.text, Citation(chunk.document, chunk.title, chunk.id, chunk.ordinal,
-                                                         sentence.start, sentence.end), "retrieved", key))
+                rows.append(
+                    _Row(
+                        sentence.text,
+                        Citation(chunk.document, chunk.title, chunk.id, chunk.ordinal, sentence.start, sentence.end),
+                        "retrieved",
+                        key,
+                    )
+                )
             blocks.append(chunk.sentence_vectors[keep])
         if self.summaries and chunks:
             titles = {c.document_id: (c.document, c.title) for c in chunks}
@@ -118,8 +134,9 @@ class AttentionDecoder(Component):
                     if key in seen or (doc_id, slot.chunk_ordinal) not in chunk_ids:
                         continue
                     seen.add(key)
-                    cite = Citation(uri, title, chunk_ids[(doc_id, slot.chunk_ordinal)], slot.chunk_ordinal,
-                                    slot.start, slot.end)
+                    cite = Citation(
+                        uri, title, chunk_ids[(doc_id, slot.chunk_ordinal)], slot.chunk_ordinal, slot.start, slot.end
+                    )
                     rows.append(_Row(slot.text, cite, "summary", key))
                     blocks.append(slot.vector.reshape(1, -1))
         if not rows:

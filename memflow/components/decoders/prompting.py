@@ -107,8 +107,7 @@ class ChatModel(Protocol):
         """Tokens of the whole prompt the model will read for ``messages`` (chat template included)."""
         ...
 
-    def complete(self, messages: Sequence[ChatMessage], *, max_tokens: int, temperature: float) -> Completion:
-        ...
+    def complete(self, messages: Sequence[ChatMessage], *, max_tokens: int, temperature: float) -> Completion: ...
 
     def stream(self, messages: Sequence[ChatMessage], *, max_tokens: int, temperature: float) -> Iterator[str]:
         """Yield the answer's text piece by piece as the model writes it."""
@@ -205,8 +204,18 @@ class GenerativeDecoder(Component):
     # The attention that picks the evidence is the one place these two live.
     param_attributes = {"hops": "attention.hops", "scale": "attention.scale"}
 
-    def __init__(self, *, budget: int, max_tokens: int, temperature: float, mode: Mode, summary_share: float,
-                 max_items: int, hops: int, scale: float) -> None:
+    def __init__(
+        self,
+        *,
+        budget: int,
+        max_tokens: int,
+        temperature: float,
+        mode: Mode,
+        summary_share: float,
+        max_items: int,
+        hops: int,
+        scale: float,
+    ) -> None:
         if budget < 32:
             raise ValueError("budget must be at least 32 tokens")
         if max_tokens < 1:
@@ -243,7 +252,8 @@ class GenerativeDecoder(Component):
         """Run the attention, then pack the labelled prompt for ``query`` under the token budget."""
         attended: Answer = self.attention.run(query=query, query_vector=query_vector, hits=hits)["answer"]
         mode: Literal["document", "detail"] = (
-            ("document" if about_whole_document(query) else "detail") if self.mode == "auto" else self.mode)
+            ("document" if about_whole_document(query) else "detail") if self.mode == "auto" else self.mode
+        )
         if not attended.evidence:
             return PromptContext(query, mode, None, [], [], 0, 0, 0, attended)
         model = self.model
@@ -251,20 +261,26 @@ class GenerativeDecoder(Component):
         document, title = self._top_document(attended.evidence)
         candidates = self._summary_items(document, title, attended.evidence, mode)
         summary_keys = {(c.citation.start, c.citation.end, c.citation.document) for c in candidates}
-        evidence = [e for e in attended.evidence
-                    if (e.citation.start, e.citation.end, e.citation.document) not in summary_keys]
+        evidence = [
+            e for e in attended.evidence if (e.citation.start, e.citation.end, e.citation.document) not in summary_keys
+        ]
         base = model.prompt_tokens(render(query, [], mode=mode, title=title))
         if base > budget:
-            raise MemflowError(f"the question alone needs {base} prompt tokens; the budget is {budget} "
-                               f"({model.name}): raise the decoder's budget or ask a shorter question")
+            raise MemflowError(
+                f"the question alone needs {base} prompt tokens; the budget is {budget} "
+                f"({model.name}): raise the decoder's budget or ask a shorter question"
+            )
         summary_budget = budget - base if mode == "document" else int(self.summary_share * (budget - base))
         items: list[ContextItem] = []
         used = base + 8  # section headings and separators
         left_out = 0
         for pool, limit in ((candidates, min(budget, used + summary_budget)), (evidence, budget)):
             for entry in pool:
-                item = entry if isinstance(entry, ContextItem) else ContextItem(
-                    0, _flat(entry.text), entry.citation, entry.origin, entry.weight)
+                item = (
+                    entry
+                    if isinstance(entry, ContextItem)
+                    else ContextItem(0, _flat(entry.text), entry.citation, entry.origin, entry.weight)
+                )
                 if len(items) >= self.max_items:
                     left_out += 1
                     continue
@@ -273,8 +289,17 @@ class GenerativeDecoder(Component):
                     left_out += 1
                     continue
                 used += cost
-                items.append(ContextItem(len(items) + 1, item.text, item.citation, item.origin, item.weight,
-                                         item.written, item.in_summary))
+                items.append(
+                    ContextItem(
+                        len(items) + 1,
+                        item.text,
+                        item.citation,
+                        item.origin,
+                        item.weight,
+                        item.written,
+                        item.in_summary,
+                    )
+                )
         # The per-item counts are close but tokenizers do not add up exactly: measure the real prompt and
         # drop the lowest-weighted items until it fits. The budget is never exceeded.
         messages = render(query, items, mode=mode, title=title)
@@ -301,8 +326,9 @@ class GenerativeDecoder(Component):
         top = max(weights, key=lambda d: weights[d])
         return top, titles[top] or top.rsplit("/", 1)[-1]
 
-    def _summary_items(self, document: str | None, title: str | None, evidence: list[Evidence],
-                       mode: str) -> list[ContextItem]:
+    def _summary_items(
+        self, document: str | None, title: str | None, evidence: list[Evidence], mode: str
+    ) -> list[ContextItem]:
         """The summary state of ``document``: its written summary (if stored), then, for a whole-document
         question, its extractive summary sentences in reading order (else only as the attention ranks them)."""
         if document is None or (mode == "detail" and self.summary_share == 0):
@@ -313,9 +339,17 @@ class GenerativeDecoder(Component):
             items.append(written)
         if mode == "document":
             weights = {(e.citation.document, e.citation.start, e.citation.end): e.weight for e in evidence}
-            items += [ContextItem(0, _flat(text), citation, "summary",
-                                  weights.get((citation.document, citation.start, citation.end), 0.0), in_summary=True)
-                      for text, citation in _summary_slots(self.context, document)]
+            items += [
+                ContextItem(
+                    0,
+                    _flat(text),
+                    citation,
+                    "summary",
+                    weights.get((citation.document, citation.start, citation.end), 0.0),
+                    in_summary=True,
+                )
+                for text, citation in _summary_slots(self.context, document)
+            ]
         return items
 
     # -- the answer -----------------------------------------------------------------------------------
@@ -329,8 +363,10 @@ class GenerativeDecoder(Component):
         notes = list(context.notes)
         if invalid:
             given = f"[1]-[{len(context.items)}]" if context.items else "nothing"
-            notes.append(f"the model cited {', '.join(f'[{n}]' for n in invalid)}, which it was not given "
-                         f"(it was given {given}); no citation is made for them")
+            notes.append(
+                f"the model cited {', '.join(f'[{n}]' for n in invalid)}, which it was not given "
+                f"(it was given {given}); no citation is made for them"
+            )
         if not valid:
             notes.append("the model cited none of the context it was given: this answer rests on no citation")
         if not text.strip():
@@ -339,14 +375,28 @@ class GenerativeDecoder(Component):
             notes.append(f"the answer was cut at max_tokens={self.max_tokens}")
         attended = context.attended
         return Answer(
-            question=context.question, text=text.strip(), citations=[by_label[n].citation for n in valid],
-            evidence=attended.evidence, attention=attended.attention, hits=attended.hits, generated=True,
-            labels=valid, notes=notes,
+            question=context.question,
+            text=text.strip(),
+            citations=[by_label[n].citation for n in valid],
+            evidence=attended.evidence,
+            attention=attended.attention,
+            hits=attended.hits,
+            generated=True,
+            labels=valid,
+            notes=notes,
         )
 
     def _empty(self, query: str, context: PromptContext) -> Answer:
-        return Answer(question=query, text="", citations=[], evidence=[], attention=[], hits=context.attended.hits,
-                      generated=False, notes=["the memory holds nothing relevant; the model was not asked"])
+        return Answer(
+            question=query,
+            text="",
+            citations=[],
+            evidence=[],
+            attention=[],
+            hits=context.attended.hits,
+            generated=False,
+            notes=["the memory holds nothing relevant; the model was not asked"],
+        )
 
     def run(self, *, query: str, query_vector: Vector, hits: list[Hit]) -> dict[str, Any]:
         context = self.prompt_context(query, np.asarray(query_vector, dtype=np.float32), hits)
@@ -378,9 +428,21 @@ def _summary_slots(context: RunContext, document: str) -> list[tuple[str, Citati
     if state is None:
         return []
     chunk_ids = store.chunk_ids([(found.id, slot.chunk_ordinal) for slot in state.slots])
-    return [(slot.text, Citation(found.uri, found.title, chunk_ids[(found.id, slot.chunk_ordinal)], slot.chunk_ordinal,
-                                 slot.start, slot.end))
-            for slot in sorted(state.slots, key=lambda s: s.start) if (found.id, slot.chunk_ordinal) in chunk_ids]
+    return [
+        (
+            slot.text,
+            Citation(
+                found.uri,
+                found.title,
+                chunk_ids[(found.id, slot.chunk_ordinal)],
+                slot.chunk_ordinal,
+                slot.start,
+                slot.end,
+            ),
+        )
+        for slot in sorted(state.slots, key=lambda s: s.start)
+        if (found.id, slot.chunk_ordinal) in chunk_ids
+    ]
 
 
 def _written_summary(context: RunContext, document: str) -> ContextItem | None:

@@ -29,8 +29,15 @@ Precision = Literal["auto", "float32", "float16"]
 class TransformersModel:
     """A Hugging Face model and its tokenizer, loaded from a local directory."""
 
-    def __init__(self, path: str | Path, *, kind: Kind = "auto", device: DeviceName = "auto",
-                 precision: Precision = "auto", context_tokens: int | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        kind: Kind = "auto",
+        device: DeviceName = "auto",
+        precision: Precision = "auto",
+        context_tokens: int | None = None,
+    ) -> None:
         try:
             import torch  # noqa: F401  (transformers needs it; fail here with a clear message)
             from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
@@ -38,8 +45,9 @@ class TransformersModel:
             raise MissingDependencyError("transformers", extra="llm", purpose="decoders.transformers") from exc
         directory = Path(path).expanduser()
         if not (directory / "config.json").is_file():
-            raise MemflowError(f"no Hugging Face model in {directory} (config.json is missing; memflow never "
-                               "downloads models)")
+            raise MemflowError(
+                f"no Hugging Face model in {directory} (config.json is missing; memflow never downloads models)"
+            )
         config = AutoConfig.from_pretrained(directory, local_files_only=True)
         self.seq2seq = kind == "seq2seq" or (kind == "auto" and bool(getattr(config, "is_encoder_decoder", False)))
         self.device = pick_device(device)
@@ -93,14 +101,20 @@ class TransformersModel:
 
         ids = self._encode(messages)
         if len(ids) + (0 if self.seq2seq else max_tokens) > self.context_tokens:
-            raise MemflowError(f"the prompt ({len(ids)} tokens) and max_tokens={max_tokens} exceed {self.name}'s "
-                               f"{self.context_tokens}-token window")
+            raise MemflowError(
+                f"the prompt ({len(ids)} tokens) and max_tokens={max_tokens} exceed {self.name}'s "
+                f"{self.context_tokens}-token window"
+            )
         input_ids = torch.tensor([ids], dtype=torch.long, device=self.device)
         pad = self.tokenizer.pad_token_id
         if pad is None:
             pad = self.tokenizer.eos_token_id
-        kwargs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids),
-                                  "max_new_tokens": max_tokens, "pad_token_id": pad}
+        kwargs: dict[str, Any] = {
+            "input_ids": input_ids,
+            "attention_mask": torch.ones_like(input_ids),
+            "max_new_tokens": max_tokens,
+            "pad_token_id": pad,
+        }
         if temperature > 0:
             kwargs.update(do_sample=True, temperature=temperature)
         else:
@@ -123,16 +137,22 @@ class TransformersModel:
         eos = self.tokenizer.eos_token_id
         finish = "stop" if eos is not None and eos in tokens else "length" if len(tokens) >= max_tokens else "stop"
         text = self.tokenizer.decode(tokens, skip_special_tokens=True)
-        return Completion(text=text, prompt_tokens=prompt_length, completion_tokens=len(generated),
-                          finish_reason=finish, seconds=seconds)
+        return Completion(
+            text=text,
+            prompt_tokens=prompt_length,
+            completion_tokens=len(generated),
+            finish_reason=finish,
+            seconds=seconds,
+        )
 
     def stream(self, messages: Sequence[ChatMessage], *, max_tokens: int, temperature: float) -> Iterator[str]:
         import torch
         from transformers import TextIteratorStreamer
 
         kwargs = self._generate_kwargs(messages, max_tokens, temperature)
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=not self.seq2seq, timeout=600,
-                                        skip_special_tokens=True)
+        streamer = TextIteratorStreamer(
+            self.tokenizer, skip_prompt=not self.seq2seq, timeout=600, skip_special_tokens=True
+        )
         failure: list[BaseException] = []
 
         def work() -> None:
@@ -157,16 +177,23 @@ _LOADED: dict[tuple[str, str, str, str, int | None], TransformersModel] = {}
 _LOCK = threading.Lock()
 
 
-def load_transformers(path: str, *, kind: Kind = "auto", device: DeviceName = "auto", precision: Precision = "auto",
-                      context_tokens: int | None = None) -> TransformersModel:
+def load_transformers(
+    path: str,
+    *,
+    kind: Kind = "auto",
+    device: DeviceName = "auto",
+    precision: Precision = "auto",
+    context_tokens: int | None = None,
+) -> TransformersModel:
     """A loaded model, shared by every caller with the same directory and settings."""
     key = (str(Path(path).expanduser().resolve()), kind, device, precision, context_tokens)
     with _LOCK:
         if key not in _LOADED:
             if len(_LOADED) >= 2:
                 _LOADED.pop(next(iter(_LOADED)))
-            _LOADED[key] = TransformersModel(path, kind=kind, device=device, precision=precision,
-                                             context_tokens=context_tokens)
+            _LOADED[key] = TransformersModel(
+                path, kind=kind, device=device, precision=precision, context_tokens=context_tokens
+            )
         return _LOADED[key]
 
 
@@ -180,17 +207,43 @@ class TransformersDecoder(GenerativeDecoder):
 
     param_attributes = {"model": "model_path"}  # ``model`` is the loaded chat model
 
-    def __init__(self, *, model: str, kind: Kind = "auto", device: DeviceName = "auto", precision: Precision = "auto",
-                 context_tokens: int = 0, budget: int = 1024, max_tokens: int = 128, temperature: float = 0.0,
-                 mode: Mode = "auto", summary_share: float = 0.25, max_items: int = 16, hops: int = 2,
-                 scale: float = 20.0) -> None:
+    def __init__(
+        self,
+        *,
+        model: str,
+        kind: Kind = "auto",
+        device: DeviceName = "auto",
+        precision: Precision = "auto",
+        context_tokens: int = 0,
+        budget: int = 1024,
+        max_tokens: int = 128,
+        temperature: float = 0.0,
+        mode: Mode = "auto",
+        summary_share: float = 0.25,
+        max_items: int = 16,
+        hops: int = 2,
+        scale: float = 20.0,
+    ) -> None:
         if context_tokens < 0:
             raise ValueError("context_tokens must be >= 0 (0 = from the model's config)")
-        super().__init__(budget=budget, max_tokens=max_tokens, temperature=temperature, mode=mode,
-                         summary_share=summary_share, max_items=max_items, hops=hops, scale=scale)
+        super().__init__(
+            budget=budget,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            mode=mode,
+            summary_share=summary_share,
+            max_items=max_items,
+            hops=hops,
+            scale=scale,
+        )
         self.model_path, self.kind, self.device, self.precision = model, kind, device, precision
         self.context_tokens = context_tokens
 
     def load_model(self) -> TransformersModel:
-        return load_transformers(self.model_path, kind=self.kind, device=self.device, precision=self.precision,
-                                 context_tokens=self.context_tokens or None)
+        return load_transformers(
+            self.model_path,
+            kind=self.kind,
+            device=self.device,
+            precision=self.precision,
+            context_tokens=self.context_tokens or None,
+        )

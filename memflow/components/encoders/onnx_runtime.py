@@ -65,8 +65,10 @@ def cache_dir() -> Path:
 
 def _require_onnx() -> None:
     if not onnx_available():
-        raise MemflowError("the ONNX encoder backend needs onnxruntime and onnx (memflow's own dependencies): "
-                           "pip install onnxruntime onnx")
+        raise MemflowError(
+            "the ONNX encoder backend needs onnxruntime and onnx (memflow's own dependencies): "
+            "pip install onnxruntime onnx"
+        )
 
 
 def _fingerprint(model_dir: Path) -> str:
@@ -83,8 +85,14 @@ class OnnxTransformer:
     """Runs the first module (the Hugging Face transformer) of a sentence-transformers model on ONNX Runtime;
     :meth:`forward` returns ``(sentence_embedding, token_embeddings)`` like the PyTorch path."""
 
-    def __init__(self, model: SentenceTransformer, model_dir: Path, *, precision: OnnxPrecision = "int8",
-                 threads: int | None = None) -> None:
+    def __init__(
+        self,
+        model: SentenceTransformer,
+        model_dir: Path,
+        *,
+        precision: OnnxPrecision = "int8",
+        threads: int | None = None,
+    ) -> None:
         _require_onnx()
         import onnxruntime as ort
 
@@ -138,8 +146,9 @@ class OnnxTransformer:
                 super().__init__()
                 self.bert = bert
 
-            def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                        token_type_ids: torch.Tensor) -> torch.Tensor:
+            def forward(
+                self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
+            ) -> torch.Tensor:
                 hidden = self.bert.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
                 additive = (1.0 - attention_mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
                 out: torch.Tensor = self.bert.encoder(hidden, attention_mask=additive).last_hidden_state
@@ -155,9 +164,14 @@ class OnnxTransformer:
         with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                wrapper, args, str(tmp), input_names=names, output_names=["token_embeddings"],
+                wrapper,
+                args,
+                str(tmp),
+                input_names=names,
+                output_names=["token_embeddings"],
                 dynamic_axes={n: {0: "batch", 1: "tokens"} for n in [*names, "token_embeddings"]},
-                opset_version=17, dynamo=False,
+                opset_version=17,
+                dynamo=False,
             )
         os.replace(tmp, target)
 
@@ -171,8 +185,9 @@ class OnnxTransformer:
         previous = logging.getLogger().level
         logging.getLogger().setLevel(logging.ERROR)  # its "consider pre-processing" advice is for conv nets
         try:
-            quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
-                             op_types_to_quantize=["MatMul"])
+            quantize_dynamic(
+                str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"]
+            )
         finally:
             logging.getLogger().setLevel(previous)
         os.replace(tmp, target)
@@ -206,8 +221,9 @@ class OnnxTransformer:
         }
         if "token_type_ids" in self._input_names:
             types = features.get("token_type_ids")
-            feeds["token_type_ids"] = (types.numpy().astype(np.int64, copy=False) if types is not None
-                                       else np.zeros_like(feeds["input_ids"]))
+            feeds["token_type_ids"] = (
+                types.numpy().astype(np.int64, copy=False) if types is not None else np.zeros_like(feeds["input_ids"])
+            )
         tokens = torch.from_numpy(self._run(feeds))
         out: dict[str, torch.Tensor] = {"token_embeddings": tokens, "attention_mask": features["attention_mask"]}
         with torch.inference_mode():

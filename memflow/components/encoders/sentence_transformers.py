@@ -78,8 +78,9 @@ class EncoderModel:
     ``backend`` runs the transformer on PyTorch or on ONNX Runtime (:mod:`.onnx_runtime`); ``precision``
     ``int8`` is ONNX Runtime's dynamic quantization, ``float16`` is PyTorch on a GPU."""
 
-    def __init__(self, name: str, *, device: DeviceName = "auto", precision: Precision = "auto",
-                 backend: Backend = "auto") -> None:
+    def __init__(
+        self, name: str, *, device: DeviceName = "auto", precision: Precision = "auto", backend: Backend = "auto"
+    ) -> None:
         import torch
         from sentence_transformers import SentenceTransformer
 
@@ -94,8 +95,7 @@ class EncoderModel:
         self.dtype = pick_dtype(self.device, "float32" if self.backend == "onnx" else precision)  # type: ignore[arg-type]
         path = resolve_model_path(name)
         with quiet_loading():
-            self.model: SentenceTransformer = SentenceTransformer(str(path), device=self.device,
-                                                                  local_files_only=True)
+            self.model: SentenceTransformer = SentenceTransformer(str(path), device=self.device, local_files_only=True)
         if self.dtype == torch.float16:
             self.model.half()
         self.model.eval()
@@ -125,15 +125,17 @@ class EncoderModel:
             out[start : start + len(batch)] = sentence.float().cpu().numpy()
         return out
 
-    def token_vectors(self, texts: Sequence[str], *, batch_size: int = 32
-                      ) -> list[tuple[npt.NDArray[np.float16], npt.NDArray[np.int32]]]:
+    def token_vectors(
+        self, texts: Sequence[str], *, batch_size: int = 32
+    ) -> list[tuple[npt.NDArray[np.float16], npt.NDArray[np.int32]]]:
         """Per text, the encoder's contextual output for each of its tokens (special tokens left out), each
         row normalized, as float16, and each token's character span in the text (``(n, 2)``): what token-level
         late interaction (ColBERT's MaxSim) matches a question's tokens against."""
         import torch
 
         out: list[tuple[npt.NDArray[np.float16], npt.NDArray[np.int32]]] = [
-            (np.zeros((0, self.dimension), dtype=np.float16), np.zeros((0, 2), dtype=np.int32))] * len(texts)
+            (np.zeros((0, self.dimension), dtype=np.float16), np.zeros((0, 2), dtype=np.int32))
+        ] * len(texts)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
@@ -144,14 +146,22 @@ class EncoderModel:
             tokens = torch.nn.functional.normalize(tokens.float(), dim=-1).cpu()
             valid = features["attention_mask"].bool() & ~special.bool()
             for row, i in enumerate(rows):
-                out[i] = (tokens[row][valid[row]].numpy().astype(np.float16),
-                          offsets[row][valid[row]].numpy().astype(np.int32))
+                out[i] = (
+                    tokens[row][valid[row]].numpy().astype(np.float16),
+                    offsets[row][valid[row]].numpy().astype(np.int32),
+                )
         return out
 
     # -- chunks -------------------------------------------------------------------------------------------
 
-    def encode_chunks(self, chunks: Sequence[Chunk], *, batch_size: int = 32,
-                      sentence_vectors: SentenceVectors = "late", header: Header = "none") -> None:
+    def encode_chunks(
+        self,
+        chunks: Sequence[Chunk],
+        *,
+        batch_size: int = 32,
+        sentence_vectors: SentenceVectors = "late",
+        header: Header = "none",
+    ) -> None:
         """Set ``vector`` and ``sentence_vectors`` on every chunk (in place), in length-sorted batches so
         padding stays small. ``sentence_vectors``: ``late`` pools them from the chunk's own pass,
         ``independent`` encodes each sentence alone; ``header``: what the encoder reads before the chunk's
@@ -222,8 +232,13 @@ class EncoderModel:
 
     def _tokenize(self, texts: list[str], *, offsets: bool, max_length: int | None = None) -> dict[str, torch.Tensor]:
         encoded = self.tokenizer(
-            texts, padding=True, truncation=True, max_length=max_length or self.max_length, return_tensors="pt",
-            return_offsets_mapping=offsets, return_special_tokens_mask=offsets,
+            texts,
+            padding=True,
+            truncation=True,
+            max_length=max_length or self.max_length,
+            return_tensors="pt",
+            return_offsets_mapping=offsets,
+            return_special_tokens_mask=offsets,
         )
         return dict(encoded)
 
@@ -245,8 +260,9 @@ class EncoderModel:
         text = " - ".join(p for p in parts if p)
         if not text:
             return ""
-        ids = self.tokenizer(text, add_special_tokens=False, truncation=True, max_length=HEADER_TOKENS,
-                             return_offsets_mapping=True)
+        ids = self.tokenizer(
+            text, add_special_tokens=False, truncation=True, max_length=HEADER_TOKENS, return_offsets_mapping=True
+        )
         return text[: ids["offset_mapping"][-1][1]] if ids["offset_mapping"] else ""
 
     def _forward(self, features: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -262,7 +278,10 @@ class EncoderModel:
 
 
 def load_encoder(
-    name: str = DEFAULT_MODEL, *, device: DeviceName = "auto", precision: Precision = "auto",
+    name: str = DEFAULT_MODEL,
+    *,
+    device: DeviceName = "auto",
+    precision: Precision = "auto",
     backend: Backend = "auto",
 ) -> EncoderModel:
     """A shared, loaded encoder: ingest and query components in one process use the same weights."""
@@ -277,8 +296,15 @@ class _EncoderComponent(Component):
     record_in_store: ClassVar[bool] = False
     param_attributes: ClassVar[dict[str, str]] = {"model": "model_name"}
 
-    def __init__(self, *, model: str = DEFAULT_MODEL, device: DeviceName = "auto",
-                 precision: Precision = "auto", backend: Backend = "auto", batch_size: int = 32) -> None:
+    def __init__(
+        self,
+        *,
+        model: str = DEFAULT_MODEL,
+        device: DeviceName = "auto",
+        precision: Precision = "auto",
+        backend: Backend = "auto",
+        batch_size: int = 32,
+    ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         resolve_model_path(model)  # fail at build time, naming the path, not at the first run
@@ -290,8 +316,9 @@ class _EncoderComponent(Component):
     @property
     def encoder(self) -> EncoderModel:
         if self._encoder is None:
-            self._encoder = load_encoder(self.model_name, device=self.device, precision=self.precision,
-                                         backend=self.backend)
+            self._encoder = load_encoder(
+                self.model_name, device=self.device, precision=self.precision, backend=self.backend
+            )
         return self._encoder
 
     @property
@@ -314,9 +341,17 @@ class SentenceTransformersEncoder(_EncoderComponent):
     outputs = {"chunks": Socket(list[Chunk])}
     record_in_store = True
 
-    def __init__(self, *, model: str = DEFAULT_MODEL, device: DeviceName = "auto", precision: Precision = "auto",
-                 backend: Backend = "auto", batch_size: int = 32, sentence_vectors: SentenceVectors = "late",
-                 header: Header = "none") -> None:
+    def __init__(
+        self,
+        *,
+        model: str = DEFAULT_MODEL,
+        device: DeviceName = "auto",
+        precision: Precision = "auto",
+        backend: Backend = "auto",
+        batch_size: int = 32,
+        sentence_vectors: SentenceVectors = "late",
+        header: Header = "none",
+    ) -> None:
         super().__init__(model=model, device=device, precision=precision, backend=backend, batch_size=batch_size)
         if sentence_vectors not in ("late", "independent"):
             raise ValueError(f"sentence_vectors must be 'late' or 'independent', not {sentence_vectors!r}")
@@ -328,8 +363,9 @@ class SentenceTransformersEncoder(_EncoderComponent):
     def run(self, *, chunks: list[Chunk]) -> dict[str, Any]:
         if chunks:
             self._check_store()
-            self.encoder.encode_chunks(chunks, batch_size=self.batch_size, sentence_vectors=self.sentence_vectors,
-                                       header=self.header)
+            self.encoder.encode_chunks(
+                chunks, batch_size=self.batch_size, sentence_vectors=self.sentence_vectors, header=self.header
+            )
         return {"chunks": chunks}
 
 

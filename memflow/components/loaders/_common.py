@@ -69,8 +69,9 @@ def context_of(component: Component) -> RunContext:
 
 
 def report(ctx: RunContext, error: InputError) -> None:
-    ctx.report(error.path, error.reason, kind="skipped" if isinstance(error, SkippedInput) else "failed",
-               line=error.line)
+    ctx.report(
+        error.path, error.reason, kind="skipped" if isinstance(error, SkippedInput) else "failed", line=error.line
+    )
 
 
 def os_reason(exc: OSError) -> str:

@@ -73,8 +73,9 @@ class AutoLoader(Loader):
     # ``self.extensions`` is the normalized set the loader filters by; the parameter is reported as given.
     param_attributes = {"extensions": "requested_extensions"}
 
-    def __init__(self, *, follow_symlinks: bool = False, extensions: list[str] | None = None,
-                 max_bytes: int = 32 * 2**20) -> None:
+    def __init__(
+        self, *, follow_symlinks: bool = False, extensions: list[str] | None = None, max_bytes: int = 32 * 2**20
+    ) -> None:
         if max_bytes < 0:
             raise ValueError("max_bytes must be 0 (no limit) or positive")
         self.follow_symlinks = follow_symlinks
@@ -117,8 +118,11 @@ class AutoLoader(Loader):
             except OSError:
                 size = 0  # the loader itself reports why it cannot read the file
             if size > self.max_bytes:
-                raise InputError(path, f"file is {size / 2**20:.1f} MiB, over loaders.auto max_bytes "
-                                       f"({self.max_bytes / 2**20:.0f} MiB); raise max_bytes to ingest it")
+                raise InputError(
+                    path,
+                    f"file is {size / 2**20:.1f} MiB, over loaders.auto max_bytes "
+                    f"({self.max_bytes / 2**20:.0f} MiB); raise max_bytes to ingest it",
+                )
         return loader.load_file(path, on_error=on_error)
 
     def run(self, *, paths: list[str]) -> dict[str, Any]:
@@ -202,8 +206,11 @@ class AutoLoader(Loader):
                         continue
                     if is_link and not self.follow_symlinks and not _inside(os.path.realpath(entry.path), root_real):
                         # A link must not smuggle in a file from outside the folder the user named.
-                        ctx.report(entry.path, f"symbolic link to a file outside {root} (set follow_symlinks "
-                                               "to load it)", kind="skipped")
+                        ctx.report(
+                            entry.path,
+                            f"symbolic link to a file outside {root} (set follow_symlinks to load it)",
+                            kind="skipped",
+                        )
                         continue
                     yield Path(entry.path)
                 elif is_link and not os.path.exists(entry.path) and self.loader_for(entry.name) is not None:

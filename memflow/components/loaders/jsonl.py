@@ -35,9 +35,7 @@ class JSONLLoader(Loader):
     """JSON Lines files. ``id_field`` (default: ``_id`` then ``id``), ``text_field`` and ``title_field``
     name the fields to read, for corpora that spell them differently."""
 
-    def __init__(
-        self, *, id_field: str | None = None, text_field: str = "text", title_field: str = "title"
-    ) -> None:
+    def __init__(self, *, id_field: str | None = None, text_field: str = "text", title_field: str = "title") -> None:
         self.id_field = id_field
         self.text_field = text_field
         self.title_field = title_field

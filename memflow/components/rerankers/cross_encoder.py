@@ -28,12 +28,23 @@ class CrossEncoderReranker(Component):
     """Rescores the first ``depth`` hits with a cross-encoder over (question, chunk text) pairs and returns the
     best ``k``."""
 
-    inputs = {"query": Socket(str), "hits": Socket(list[Hit]),
-              "k": Socket(int, optional=True, default=None, doc="overrides the component's k for one run")}
+    inputs = {
+        "query": Socket(str),
+        "hits": Socket(list[Hit]),
+        "k": Socket(int, optional=True, default=None, doc="overrides the component's k for one run"),
+    }
     outputs = {"hits": Socket(list[Hit])}
 
-    def __init__(self, *, model: str | None = None, k: int = 10, depth: int = 50, batch_size: int = 32,
-                 device: Device = "auto", max_length: int = 512) -> None:
+    def __init__(
+        self,
+        *,
+        model: str | None = None,
+        k: int = 10,
+        depth: int = 50,
+        batch_size: int = 32,
+        device: Device = "auto",
+        max_length: int = 512,
+    ) -> None:
         if k < 1 or depth < 1 or batch_size < 1:
             raise ValueError("k, depth and batch_size must be at least 1")
         self.k = k
@@ -55,16 +66,19 @@ class CrossEncoderReranker(Component):
 
             from memflow.models import pick_device
 
-            self._model = CrossEncoder(self.model_path, device=pick_device(self.device), max_length=self.max_length,
-                                       local_files_only=True)
+            self._model = CrossEncoder(
+                self.model_path, device=pick_device(self.device), max_length=self.max_length, local_files_only=True
+            )
         return self._model
 
     def run(self, *, query: str, hits: list[Hit], k: int | None = None) -> dict[str, Any]:
         k = self.k if k is None else k
         if not self.available:
             if not self._warned:
-                message = ("no local cross-encoder model configured (rerankers.cross_encoder params.model): "
-                           "hits passed through unreranked")
+                message = (
+                    "no local cross-encoder model configured (rerankers.cross_encoder params.model): "
+                    "hits passed through unreranked"
+                )
                 log.warning("%s", message)
                 self.context.report("rerankers.cross_encoder", message, kind="skipped")
                 self._warned = True
@@ -72,8 +86,9 @@ class CrossEncoderReranker(Component):
         if len(hits) < 2:
             return {"hits": hits[:k]}
         head, tail = hits[: self.depth], hits[self.depth :]
-        scores = self._load().predict([(query, h.text) for h in head], batch_size=self.batch_size,
-                                      show_progress_bar=False)
+        scores = self._load().predict(
+            [(query, h.text) for h in head], batch_size=self.batch_size, show_progress_bar=False
+        )
         by_id = {h.chunk_id: float(s) for h, s in zip(head, scores, strict=True)}
         floor = min(by_id.values())
         for n, h in enumerate(tail, start=1):

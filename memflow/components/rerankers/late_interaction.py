@@ -68,8 +68,22 @@ from memflow.types import Hit, Vector, informative_title
 
 __all__ = ["LateInteractionReranker", "FEATURES", "candidate_features"]
 
-FEATURES = ("dense", "maxsim", "lexical", "sentence_lexical", "prf", "first", "bigram", "sentence_joint",
-            "window_joint", "coverage", "tokens", "title", "rare_tokens", "document_coverage")
+FEATURES = (
+    "dense",
+    "maxsim",
+    "lexical",
+    "sentence_lexical",
+    "prf",
+    "first",
+    "bigram",
+    "sentence_joint",
+    "window_joint",
+    "coverage",
+    "tokens",
+    "title",
+    "rare_tokens",
+    "document_coverage",
+)
 Normalization = Literal["zscore", "minmax"]
 
 
@@ -80,18 +94,51 @@ def feedback_scores(vectors: np.ndarray, q: np.ndarray, rows: Any, *, beta: floa
     return np.asarray(vectors @ (moved / max(float(np.linalg.norm(moved)), 1e-12)))
 
 
-def candidate_features(store: Store, query: str, query_vector: Vector, hits: list[Hit], *, prf_depth: int = 3,
-                       prf_beta: float = 1.0, k1: float = 0.9, b: float = 0.4, tokens: TokenScorer | None = None,
-                       token_depth: int = 50, titles: TitleScorer | None = None) -> np.ndarray:
+def candidate_features(
+    store: Store,
+    query: str,
+    query_vector: Vector,
+    hits: list[Hit],
+    *,
+    prf_depth: int = 3,
+    prf_beta: float = 1.0,
+    k1: float = 0.9,
+    b: float = 0.4,
+    tokens: TokenScorer | None = None,
+    token_depth: int = 50,
+    titles: TitleScorer | None = None,
+) -> np.ndarray:
     """The raw feature matrix, one row per hit, columns in :data:`FEATURES` order (``tokens`` is 0 without
     a token scorer, ``title`` 0 without a title scorer)."""
-    return _features_and_vectors(store, query, query_vector, hits, prf_depth=prf_depth, prf_beta=prf_beta,
-                                 k1=k1, b=b, tokens=tokens, token_depth=token_depth, titles=titles)[0]
+    return _features_and_vectors(
+        store,
+        query,
+        query_vector,
+        hits,
+        prf_depth=prf_depth,
+        prf_beta=prf_beta,
+        k1=k1,
+        b=b,
+        tokens=tokens,
+        token_depth=token_depth,
+        titles=titles,
+    )[0]
 
 
-def _features_and_vectors(store: Store, query: str, query_vector: Vector, hits: list[Hit], *, prf_depth: int,
-                          prf_beta: float, k1: float, b: float, tokens: TokenScorer | None = None,
-                          token_depth: int = 50, titles: TitleScorer | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _features_and_vectors(
+    store: Store,
+    query: str,
+    query_vector: Vector,
+    hits: list[Hit],
+    *,
+    prf_depth: int,
+    prf_beta: float,
+    k1: float,
+    b: float,
+    tokens: TokenScorer | None = None,
+    token_depth: int = 50,
+    titles: TitleScorer | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """The feature matrix and the hits' chunk vectors it was computed from."""
     ids = [h.chunk_id for h in hits]
     q = np.asarray(query_vector, dtype=np.float32)
@@ -121,9 +168,14 @@ def _features_and_vectors(store: Store, query: str, query_vector: Vector, hits: 
         sentence_lexical[n] = float(coverage.max())
         sentence_joint[n] = float(joint.max())
         # an answer that spans two sentences: their terms together, the better sentence's meaning
-        window = [float(max(similarity[j], similarity[j + 1], 0.0)
-                        * sum(idf.get(t, 0.0) for t in term_sets[j] | term_sets[j + 1]) / mass)
-                  for j in range(len(term_sets) - 1)]
+        window = [
+            float(
+                max(similarity[j], similarity[j + 1], 0.0)
+                * sum(idf.get(t, 0.0) for t in term_sets[j] | term_sets[j + 1])
+                / mass
+            )
+            for j in range(len(term_sets) - 1)
+        ]
         window_joint[n] = max([sentence_joint[n], *window])
         words = tokenize(f"{chunk.title}\n{chunk.text}" if chunk.title else chunk.text)
         coverage_all[n] = sum(idf.get(t, 0.0) for t in set(words)) / mass
@@ -146,12 +198,25 @@ def _features_and_vectors(store: Store, query: str, query_vector: Vector, hits: 
         # an untitled document is neither raised nor lowered: it gets the titled candidates' mean
         title_scores = np.where(np.isnan(scored), np.nanmean(scored) if (~np.isnan(scored)).any() else 0.0, scored)
     held = store.lexical.document_terms(idf, {c.document_id for c in chunks.values()})
-    document_coverage = np.asarray([sum(idf[t] for t in held.get(c.document_id, ())) / mass
-                                    if (c := chunks.get(i)) else 0.0 for i in ids])
-    columns = {"dense": dense, "maxsim": maxsim, "lexical": lexical, "sentence_lexical": sentence_lexical, "prf": prf,
-               "first": first, "bigram": bigram, "sentence_joint": sentence_joint, "window_joint": window_joint,
-               "coverage": coverage_all, "tokens": token_scores, "title": title_scores,
-               "rare_tokens": rare_token_scores, "document_coverage": document_coverage}
+    document_coverage = np.asarray(
+        [sum(idf[t] for t in held.get(c.document_id, ())) / mass if (c := chunks.get(i)) else 0.0 for i in ids]
+    )
+    columns = {
+        "dense": dense,
+        "maxsim": maxsim,
+        "lexical": lexical,
+        "sentence_lexical": sentence_lexical,
+        "prf": prf,
+        "first": first,
+        "bigram": bigram,
+        "sentence_joint": sentence_joint,
+        "window_joint": window_joint,
+        "coverage": coverage_all,
+        "tokens": token_scores,
+        "title": title_scores,
+        "rare_tokens": rare_token_scores,
+        "document_coverage": document_coverage,
+    }
     features = np.column_stack([columns[name] for name in FEATURES]).astype(np.float64)
     return features, vectors
 
@@ -159,20 +224,45 @@ def _features_and_vectors(store: Store, query: str, query_vector: Vector, hits: 
 class LateInteractionReranker(Component):
     """Reranks hits by a weighted sum of standardized features (see the module docs)."""
 
-    inputs = {"query": Socket(str), "query_vector": Socket(Vector), "hits": Socket(list[Hit]),
-              "k": Socket(int, optional=True, default=None, doc="overrides the component's k for one run")}
+    inputs = {
+        "query": Socket(str),
+        "query_vector": Socket(Vector),
+        "hits": Socket(list[Hit]),
+        "k": Socket(int, optional=True, default=None, doc="overrides the component's k for one run"),
+    }
     outputs = {"hits": Socket(list[Hit])}
 
-    def __init__(self, *, k: int = 10, depth: int = 100, dense: float = 0.002, maxsim: float = 0.075,
-                 lexical: float = 0.023, sentence_lexical: float = 0.029, prf: float = 0.125, first: float = 0.047,
-                 bigram: float = 0.017,
-                 sentence_joint: float = 0.043, window_joint: float = 0.041, coverage: float = 0.018,
-                 tokens: float = 0.113, title: float = 0.167, rare_tokens: float = 0.193,
-                 document_coverage: float = 0.107, prf_depth: int = 3, prf_beta: float = 1.0, feedback: float = 0.2,
-                 feedback_depth: int = 1, token_depth: int = 50, model: str = DEFAULT_MODEL,
-                 backend: Backend = "auto",
-                 token_cache_mb: int = 256,
-                 normalization: Normalization = "zscore", k1: float = 0.9, b: float = 0.4) -> None:
+    def __init__(
+        self,
+        *,
+        k: int = 10,
+        depth: int = 100,
+        dense: float = 0.002,
+        maxsim: float = 0.075,
+        lexical: float = 0.023,
+        sentence_lexical: float = 0.029,
+        prf: float = 0.125,
+        first: float = 0.047,
+        bigram: float = 0.017,
+        sentence_joint: float = 0.043,
+        window_joint: float = 0.041,
+        coverage: float = 0.018,
+        tokens: float = 0.113,
+        title: float = 0.167,
+        rare_tokens: float = 0.193,
+        document_coverage: float = 0.107,
+        prf_depth: int = 3,
+        prf_beta: float = 1.0,
+        feedback: float = 0.2,
+        feedback_depth: int = 1,
+        token_depth: int = 50,
+        model: str = DEFAULT_MODEL,
+        backend: Backend = "auto",
+        token_cache_mb: int = 256,
+        normalization: Normalization = "zscore",
+        k1: float = 0.9,
+        b: float = 0.4,
+    ) -> None:
         if k < 1 or depth < 1 or prf_depth < 1 or feedback_depth < 1 or token_depth < 1:
             raise ValueError("k, depth, prf_depth, feedback_depth and token_depth must be at least 1")
         self.k = k
@@ -202,10 +292,19 @@ class LateInteractionReranker(Component):
             return {"hits": hits[:k]}
         store = self.context.require_store("rerankers.late_interaction")
         head, tail = hits[: self.depth], hits[self.depth :]
-        features, vectors = _features_and_vectors(store, query, query_vector, head, prf_depth=self.prf_depth,
-                                                  prf_beta=self.prf_beta, k1=self.k1, b=self.b,
-                                                  tokens=self.token_scorer(), token_depth=self.token_depth,
-                                                  titles=self.title_scorer())
+        features, vectors = _features_and_vectors(
+            store,
+            query,
+            query_vector,
+            head,
+            prf_depth=self.prf_depth,
+            prf_beta=self.prf_beta,
+            k1=self.k1,
+            b=self.b,
+            tokens=self.token_scorer(),
+            token_depth=self.token_depth,
+            titles=self.title_scorer(),
+        )
         scores = self.combine(features)
         if self.feedback > 0:
             scores = self.second_hop(vectors, query_vector, scores)

@@ -29,8 +29,15 @@ from memflow.components.encoders.sentence_transformers import EncoderModel
 from memflow.storage.lexical import tokenize
 from memflow.storage.store import Store
 
-__all__ = ["TokenVectorCache", "TokenScorer", "question_weights", "best_matches", "weighted_mean", "maxsim",
-           "shared_cache"]
+__all__ = [
+    "TokenVectorCache",
+    "TokenScorer",
+    "question_weights",
+    "best_matches",
+    "weighted_mean",
+    "maxsim",
+    "shared_cache",
+]
 
 _WORD = re.compile(r"\w+")
 
@@ -93,8 +100,9 @@ class TokenVectorCache:
         return self._bytes
 
 
-def question_weights(store: Store, question: str, spans: npt.NDArray[np.int32], *,
-                     idf: Mapping[str, float] | None = None) -> npt.NDArray[np.float64]:
+def question_weights(
+    store: Store, question: str, spans: npt.NDArray[np.int32], *, idf: Mapping[str, float] | None = None
+) -> npt.NDArray[np.float64]:
     """Each question token's weight: the BM25 idf of the index term of the word it is part of (a word the
     index has never seen gets the highest idf of the question's known words; stop words and punctuation 0).
     ``idf``: the index's idf of terms the caller already looked up; only the others are read from the store."""
@@ -128,8 +136,9 @@ def weighted_mean(best: npt.NDArray[np.float64], weights: npt.NDArray[np.float64
     return float(best @ weights / total) if total > 0 else float(best.mean())
 
 
-def maxsim(question: npt.NDArray[np.float32], weights: npt.NDArray[np.float64],
-           chunk: npt.NDArray[np.float16]) -> float:
+def maxsim(
+    question: npt.NDArray[np.float32], weights: npt.NDArray[np.float64], chunk: npt.NDArray[np.float16]
+) -> float:
     """The weighted mean over the question's tokens of each one's best inner product with a chunk token."""
     return weighted_mean(best_matches(question, chunk), weights)
 
@@ -138,8 +147,9 @@ _SHARED: dict[tuple[str, str, str, str, str, int], TokenVectorCache] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def shared_cache(kind: str, encoder: EncoderModel, *, max_bytes: int, encode: Encode = _token_outputs
-                 ) -> TokenVectorCache:
+def shared_cache(
+    kind: str, encoder: EncoderModel, *, max_bytes: int, encode: Encode = _token_outputs
+) -> TokenVectorCache:
     """The process's cache of ``kind`` vectors for this encoder and size, shared by every reranker. The key
     names what the vectors depend on, so another model (or int8 against fp32) never reads them."""
     key = (kind, encoder.model_id, encoder.backend, encoder.device, encoder.precision, max_bytes)
@@ -162,17 +172,19 @@ class TokenScorer:
         self.encoder = encoder
         self.cache = shared_cache("tokens", encoder, max_bytes=cache_bytes)
 
-    def scores(self, store: Store, question: str, texts: Sequence[str], *,
-               idf: Mapping[str, float] | None = None) -> npt.NDArray[np.float64]:
+    def scores(
+        self, store: Store, question: str, texts: Sequence[str], *, idf: Mapping[str, float] | None = None
+    ) -> npt.NDArray[np.float64]:
         """MaxSim of ``question`` against each text (``idf``: as in :func:`question_weights`)."""
         weights, matches = self.matches(store, question, texts, idf=idf)
         return np.asarray([weighted_mean(best, weights) for best in matches])
 
-    def matches(self, store: Store, question: str, texts: Sequence[str], *, idf: Mapping[str, float] | None = None
-                ) -> tuple[npt.NDArray[np.float64], list[npt.NDArray[np.float64]]]:
+    def matches(
+        self, store: Store, question: str, texts: Sequence[str], *, idf: Mapping[str, float] | None = None
+    ) -> tuple[npt.NDArray[np.float64], list[npt.NDArray[np.float64]]]:
         """The question tokens' weights (:func:`question_weights`) and, per text, each question token's best
         match among the text's tokens (:func:`best_matches`): what any weighting of MaxSim is computed from."""
-        (tokens, spans), = self.encoder.token_vectors([question])
+        ((tokens, spans),) = self.encoder.token_vectors([question])
         weights = question_weights(store, question, spans, idf=idf)
         q = tokens.astype(np.float32)
         return weights, [best_matches(q, chunk) for chunk in self.cache.vectors(self.encoder, texts)]

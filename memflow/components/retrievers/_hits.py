@@ -14,20 +14,36 @@ __all__ = ["to_hit", "to_hits", "rehit", "minmax", "zscore"]
 
 
 def to_hit(chunk: StoredChunk, score: float, rank: int, scores: Mapping[str, float] | None = None) -> Hit:
-    return Hit(chunk_id=chunk.id, document=chunk.document, title=chunk.title, ordinal=chunk.ordinal,
-               start=chunk.start, end=chunk.end, text=chunk.text, score=score, rank=rank, section=chunk.section,
-               scores=dict(scores or {}))
+    return Hit(
+        chunk_id=chunk.id,
+        document=chunk.document,
+        title=chunk.title,
+        ordinal=chunk.ordinal,
+        start=chunk.start,
+        end=chunk.end,
+        text=chunk.text,
+        score=score,
+        rank=rank,
+        section=chunk.section,
+        scores=dict(scores or {}),
+    )
 
 
-def to_hits(store: Store, scored: Sequence[tuple[int, float]], *, stage: str,
-            earlier: Mapping[int, Mapping[str, float]] | None = None) -> list[Hit]:
+def to_hits(
+    store: Store,
+    scored: Sequence[tuple[int, float]],
+    *,
+    stage: str,
+    earlier: Mapping[int, Mapping[str, float]] | None = None,
+) -> list[Hit]:
     """Hits for ``scored`` (best first), read from the store; ids no longer stored are left out. Each hit's
     ``scores`` are its ``earlier`` stages' scores and ``stage``'s."""
     chunks = {c.id: c for c in store.chunks([chunk_id for chunk_id, _ in scored])}
     present = [(i, s) for i, s in scored if i in chunks]
     earlier = earlier or {}
-    return [to_hit(chunks[i], s, rank, {**earlier.get(i, {}), stage: s})
-            for rank, (i, s) in enumerate(present, start=1)]
+    return [
+        to_hit(chunks[i], s, rank, {**earlier.get(i, {}), stage: s}) for rank, (i, s) in enumerate(present, start=1)
+    ]
 
 
 def rehit(hits: Sequence[Hit], scores: Mapping[int, float], *, stage: str = "reranked") -> list[Hit]:

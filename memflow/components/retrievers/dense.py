@@ -29,8 +29,19 @@ class DenseRetriever(Component):
         found = store.search(query_vector, k or self.k)
         chunks = {c.id: c for c in store.chunks([chunk_id for chunk_id, _ in found])}
         hits = [
-            Hit(chunk_id=c.id, document=c.document, title=c.title, ordinal=c.ordinal, start=c.start,
-                end=c.end, text=c.text, score=score, rank=rank, section=c.section, scores={"dense": score})
+            Hit(
+                chunk_id=c.id,
+                document=c.document,
+                title=c.title,
+                ordinal=c.ordinal,
+                start=c.start,
+                end=c.end,
+                text=c.text,
+                score=score,
+                rank=rank,
+                section=c.section,
+                scores={"dense": score},
+            )
             for rank, (chunk_id, score) in enumerate(((i, s) for i, s in found if i in chunks), start=1)
             if (c := chunks[chunk_id])
         ]

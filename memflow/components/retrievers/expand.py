@@ -50,8 +50,7 @@ class ContextExpander(Component):
     inputs = {"hits": Socket(list[Hit])}
     outputs = {"hits": Socket(list[Hit], doc="the retrieved hits, then the chunks added as their context")}
 
-    def __init__(self, *, distance: int = 1, token_budget: int = 1024, same_section: bool = True,
-                 top: int = 5) -> None:
+    def __init__(self, *, distance: int = 1, token_budget: int = 1024, same_section: bool = True, top: int = 5) -> None:
         if distance < 1 or top < 1:
             raise ValueError("distance and top must be at least 1")
         if token_budget < 0:
@@ -85,6 +84,5 @@ class ContextExpander(Component):
         chunks = {c.id: c for c in store.chunks([i for i, _ in added])}
         floor = min(h.score for h in hits)
         below = [(i, min(score, floor) - 1e-6 * (n + 1)) for n, (i, score) in enumerate(added) if i in chunks]
-        extra = [to_hit(chunks[i], score, len(hits) + n + 1, {"expanded": score})
-                 for n, (i, score) in enumerate(below)]
+        extra = [to_hit(chunks[i], score, len(hits) + n + 1, {"expanded": score}) for n, (i, score) in enumerate(below)]
         return {"hits": list(hits) + extra}

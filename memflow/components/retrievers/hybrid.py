@@ -32,8 +32,14 @@ __all__ = ["HybridRetriever", "fuse"]
 Fusion = Literal["rrf", "minmax", "zscore"]
 
 
-def fuse(dense: list[tuple[int, float]], lexical: list[tuple[int, float]], *, fusion: Fusion,
-         dense_weight: float = 0.5, rrf_k: int = 60) -> list[tuple[int, float]]:
+def fuse(
+    dense: list[tuple[int, float]],
+    lexical: list[tuple[int, float]],
+    *,
+    fusion: Fusion,
+    dense_weight: float = 0.5,
+    rrf_k: int = 60,
+) -> list[tuple[int, float]]:
     """Fused (chunk id, score), best first. Both inputs are best first."""
     weights = (dense_weight, 1.0 - dense_weight)
     scores: dict[int, float] = {}
@@ -67,8 +73,18 @@ class HybridRetriever(Component):
     }
     outputs = {"hits": Socket(list[Hit])}
 
-    def __init__(self, *, k: int = 10, candidates: int = 100, fusion: Fusion = "minmax", dense_weight: float = 0.5,
-                 rrf_k: int = 60, k1: float = 0.9, b: float = 0.4, dedupe: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        k: int = 10,
+        candidates: int = 100,
+        fusion: Fusion = "minmax",
+        dense_weight: float = 0.5,
+        rrf_k: int = 60,
+        k1: float = 0.9,
+        b: float = 0.4,
+        dedupe: bool = False,
+    ) -> None:
         if k < 1 or candidates < 1:
             raise ValueError("k and candidates must be at least 1")
         if not 0.0 <= dense_weight <= 1.0:
@@ -108,8 +124,11 @@ class HybridRetriever(Component):
         if len(dense) <= top and len(lexical) <= top:
             return head
         seen = {chunk_id for chunk_id, _ in head}
-        rest = [(i, s) for i, s in fuse(dense, lexical, fusion=self.fusion, dense_weight=self.dense_weight,
-                                        rrf_k=self.rrf_k) if i not in seen]
+        rest = [
+            (i, s)
+            for i, s in fuse(dense, lexical, fusion=self.fusion, dense_weight=self.dense_weight, rrf_k=self.rrf_k)
+            if i not in seen
+        ]
         if not head or not rest:
             return head + rest
         below = max(0.0, rest[0][1] - head[-1][1]) + 1e-6

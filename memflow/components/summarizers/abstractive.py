@@ -45,8 +45,15 @@ class _ChunkLike(Protocol):
     def text(self) -> str: ...
 
 
-def load_chat_model(backend: Backend, *, model: str, context_tokens: int, threads: int = 0,
-                    device: DeviceName = "auto", base_url: str = "http://127.0.0.1:8080/v1") -> ChatModel:
+def load_chat_model(
+    backend: Backend,
+    *,
+    model: str,
+    context_tokens: int,
+    threads: int = 0,
+    device: DeviceName = "auto",
+    base_url: str = "http://127.0.0.1:8080/v1",
+) -> ChatModel:
     """A chat model from any of the decoders' backends (llama.cpp, transformers, OpenAI-compatible HTTP)."""
     if backend == "llama_cpp":
         from memflow.components.decoders.llama_cpp import default_threads, load_llama, resolve_gguf
@@ -63,16 +70,25 @@ def load_chat_model(backend: Backend, *, model: str, context_tokens: int, thread
 
 def _messages(previous: str, passage: str, words: int) -> list[ChatMessage]:
     prior = previous if previous else "(nothing yet: this is the start of the document)"
-    return [{"role": "system", "content": SYSTEM},
-            {"role": "user", "content": f"Summary so far:\n{prior}\n\nNext part of the document:\n{passage}\n\n"
-                                        f"Write the updated summary of the document so far, covering the next part "
-                                        f"too, in at most {words} words. Reply with the summary only."}]
+    return [
+        {"role": "system", "content": SYSTEM},
+        {
+            "role": "user",
+            "content": f"Summary so far:\n{prior}\n\nNext part of the document:\n{passage}\n\n"
+            f"Write the updated summary of the document so far, covering the next part "
+            f"too, in at most {words} words. Reply with the summary only.",
+        },
+    ]
 
 
 def _shorten_messages(text: str, words: int) -> list[ChatMessage]:
-    return [{"role": "system", "content": SYSTEM},
-            {"role": "user", "content": f"Shorten this summary to at most {words} words. Reply with the "
-                                        f"summary only.\n\n{text}"}]
+    return [
+        {"role": "system", "content": SYSTEM},
+        {
+            "role": "user",
+            "content": f"Shorten this summary to at most {words} words. Reply with the summary only.\n\n{text}",
+        },
+    ]
 
 
 def _whole_sentences(text: str) -> str:
@@ -94,9 +110,19 @@ class AbstractiveSummarizer(Component):
     outputs = {"chunks": Socket(list[Chunk]), "summaries": Socket(list[WrittenSummary])}
     param_attributes = {"model": "model_name"}  # ``model`` is the loaded chat model
 
-    def __init__(self, *, backend: Backend = "llama_cpp", model: str = "smollm2", max_tokens: int = 128,
-                 context_tokens: int = 2048, threads: int = 0, device: DeviceName = "auto",
-                 base_url: str = "http://127.0.0.1:8080/v1", temperature: float = 0.0, resume: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        backend: Backend = "llama_cpp",
+        model: str = "smollm2",
+        max_tokens: int = 128,
+        context_tokens: int = 2048,
+        threads: int = 0,
+        device: DeviceName = "auto",
+        base_url: str = "http://127.0.0.1:8080/v1",
+        temperature: float = 0.0,
+        resume: bool = True,
+    ) -> None:
         if max_tokens < 8:
             raise ValueError("max_tokens must be at least 8")
         if context_tokens < 4 * max_tokens:
@@ -111,8 +137,14 @@ class AbstractiveSummarizer(Component):
     @property
     def model(self) -> ChatModel:
         if self._model is None:
-            self._model = load_chat_model(self.backend, model=self.model_name, context_tokens=self.context_tokens,
-                                          threads=self.threads, device=self.device, base_url=self.base_url)
+            self._model = load_chat_model(
+                self.backend,
+                model=self.model_name,
+                context_tokens=self.context_tokens,
+                threads=self.threads,
+                device=self.device,
+                base_url=self.base_url,
+            )
         return self._model
 
     # -- one step of the recurrence ---------------------------------------------------------------
@@ -124,8 +156,9 @@ class AbstractiveSummarizer(Component):
         if model.count_tokens(text) <= budget:
             return text
         words = max(4, budget // 2)
-        shorter = model.complete(_shorten_messages(text, words), max_tokens=budget,
-                                 temperature=self.temperature).text.strip()
+        shorter = model.complete(
+            _shorten_messages(text, words), max_tokens=budget, temperature=self.temperature
+        ).text.strip()
         if shorter and model.count_tokens(shorter) <= budget:
             return shorter
         return truncate_to_tokens(model, shorter or text, budget)
@@ -136,8 +169,10 @@ class AbstractiveSummarizer(Component):
         words = max(4, int(budget * 0.6))
         room = model.context_tokens - budget - model.prompt_tokens(_messages(previous, "", words))
         if room < 16:
-            raise MemflowError(f"{model.name}'s {model.context_tokens}-token window cannot hold a summary of "
-                               f"{budget} tokens and a passage: raise context_tokens or lower max_tokens")
+            raise MemflowError(
+                f"{model.name}'s {model.context_tokens}-token window cannot hold a summary of "
+                f"{budget} tokens and a passage: raise context_tokens or lower max_tokens"
+            )
         passage = " ".join(passage.split())
         messages = _messages(previous, passage, words)
         if model.prompt_tokens(messages) > model.context_tokens - budget:
@@ -169,8 +204,15 @@ class AbstractiveSummarizer(Component):
             if chunk.ordinal < start:
                 continue
             text = self.step(summary.text, chunk.text)
-            summary = WrittenSummary(uri, text, self.model.count_tokens(text), self.max_tokens, chunk.ordinal + 1,
-                                     max(summary.read_until, chunk.end), self.model.name)
+            summary = WrittenSummary(
+                uri,
+                text,
+                self.model.count_tokens(text),
+                self.max_tokens,
+                chunk.ordinal + 1,
+                max(summary.read_until, chunk.end),
+                self.model.name,
+            )
             store.save_written_summary(document_id, summary)
         return summary
 

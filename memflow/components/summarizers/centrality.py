@@ -27,12 +27,19 @@ __all__ = ["CentralitySummarizer", "update_state", "empty_state", "batch_summary
 
 
 def empty_state(document: str, *, capacity: int, dimension: int) -> SummaryState:
-    return SummaryState(document=document, capacity=capacity, slots=[], chunks_seen=0, sentences_seen=0,
-                        centroid_sum=np.zeros(dimension, dtype=np.float32))
+    return SummaryState(
+        document=document,
+        capacity=capacity,
+        slots=[],
+        chunks_seen=0,
+        sentences_seen=0,
+        centroid_sum=np.zeros(dimension, dtype=np.float32),
+    )
 
 
-def select(vectors: npt.NDArray[np.float32], centroid: npt.NDArray[np.float32], *, capacity: int,
-           diversity: float) -> tuple[list[int], list[float]]:
+def select(
+    vectors: npt.NDArray[np.float32], centroid: npt.NDArray[np.float32], *, capacity: int, diversity: float
+) -> tuple[list[int], list[float]]:
     """Greedy MMR selection of up to ``capacity`` rows of ``vectors``: (chosen indices, their centrality)."""
     norm = float(np.linalg.norm(centroid))
     centrality = vectors @ (centroid / norm) if norm > 0 else np.zeros(len(vectors), dtype=np.float32)
@@ -60,8 +67,14 @@ def update_state(state: SummaryState, chunk: Chunk, *, diversity: float = 0.3) -
     centroid = state.centroid_sum + vectors.sum(axis=0)
     candidates = [(s.text, s.start, s.end, s.chunk_ordinal, s.vector) for s in state.slots]
     candidates += [
-        (chunk.sentences[i].text, chunk.sentences[i].start, chunk.sentences[i].end, chunk.ordinal,
-         chunk.sentence_vectors[i]) for i in fresh
+        (
+            chunk.sentences[i].text,
+            chunk.sentences[i].start,
+            chunk.sentences[i].end,
+            chunk.ordinal,
+            chunk.sentence_vectors[i],
+        )
+        for i in fresh
     ]
     slots: list[SummarySlot] = []
     if candidates:
@@ -73,8 +86,12 @@ def update_state(state: SummaryState, chunk: Chunk, *, diversity: float = 0.3) -
         )
     read_until = max([state.read_until] + [chunk.sentences[i].end for i in fresh])
     return SummaryState(
-        document=state.document, capacity=state.capacity, slots=slots, chunks_seen=state.chunks_seen + 1,
-        sentences_seen=state.sentences_seen + len(fresh), centroid_sum=centroid.astype(np.float32),
+        document=state.document,
+        capacity=state.capacity,
+        slots=slots,
+        chunks_seen=state.chunks_seen + 1,
+        sentences_seen=state.sentences_seen + len(fresh),
+        centroid_sum=centroid.astype(np.float32),
         read_until=read_until,
     )
 
@@ -125,4 +142,3 @@ class CentralitySummarizer(Component):
             by_document.setdefault(id(chunk.document), []).append(chunk)
         states = [s for group in by_document.values() if (s := self.summarize(group)) is not None]
         return {"chunks": chunks, "states": states}
-

@@ -37,7 +37,9 @@ class StoreWriter(Component):
         store.check_index(self.index)
         by_uri = {state.document: state for state in states or []}
         store.write_documents(
-            [(document, sorted(group, key=lambda c: c.ordinal), by_uri.get(document.uri))
-             for document, group in groups.values()]
+            [
+                (document, sorted(group, key=lambda c: c.ordinal), by_uri.get(document.uri))
+                for document, group in groups.values()
+            ]
         )
         return {"chunks": chunks}

@@ -81,9 +81,7 @@ def assert_sentence_chunks(document: Document, chunks: list[Chunk]) -> None:
             assert text[before.end : after.start].strip() == ""
 
 
-def assert_sentences_kept_whole(
-    document: Document, chunks: list[Chunk], tokenizer: Tokenizer, budget: int
-) -> None:
+def assert_sentences_kept_whole(document: Document, chunks: list[Chunk], tokenizer: Tokenizer, budget: int) -> None:
     """Each sentence of the splitter appears whole in a chunk, unless it alone is over budget, and then
     its pieces tile it."""
     text = document.text

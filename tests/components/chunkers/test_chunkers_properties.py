@@ -32,9 +32,7 @@ _SEPARATORS = st.sampled_from(
 )
 _RANDOM_WORDS = st.text(min_size=1, max_size=12)  # any code point but surrogates: controls, marks, CJK
 _LONG_WORDS = st.text(alphabet="qzxjkvbwyäö", min_size=30, max_size=150)
-TEXTS = st.lists(st.one_of(_WORDS, _SEPARATORS, _SEPARATORS, _RANDOM_WORDS, _LONG_WORDS), max_size=160).map(
-    "".join
-)
+TEXTS = st.lists(st.one_of(_WORDS, _SEPARATORS, _SEPARATORS, _RANDOM_WORDS, _LONG_WORDS), max_size=160).map("".join)
 
 SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -64,9 +62,7 @@ def test_sentence_spans_partition_the_text(text: str) -> None:
     max_tokens=st.integers(min_value=8, max_value=80),
     overlap=st.one_of(st.just(0.0), st.floats(min_value=0.0, max_value=0.5)),
 )
-def test_sentence_chunker_invariants(
-    text: str, max_tokens: int, overlap: float, tokenizer: Tokenizer
-) -> None:
+def test_sentence_chunker_invariants(text: str, max_tokens: int, overlap: float, tokenizer: Tokenizer) -> None:
     document = make(text)
     chunker = SentenceChunker(max_tokens=max_tokens, overlap=overlap)
     chunks = chunker.chunk_document(document)
@@ -95,12 +91,8 @@ def test_sentence_chunker_invariants(
 def test_recursive_chunker_invariants(text: str, sizes: tuple[int, int], tokenizer: Tokenizer) -> None:
     chunk_size, chunk_overlap = sizes
     document = make(text)
-    chunks = RecursiveCharacterChunker(chunk_size=chunk_size, chunk_overlap=chunk_overlap).chunk_document(
-        document
-    )
+    chunks = RecursiveCharacterChunker(chunk_size=chunk_size, chunk_overlap=chunk_overlap).chunk_document(document)
     assert_valid_chunks(document, chunks, tokenizer, max_chars=chunk_size)
-    assert [c.text for c in chunks] == langchain_split(
-        text, chunk_size, chunk_overlap, list(DEFAULT_SEPARATORS)
-    )
+    assert [c.text for c in chunks] == langchain_split(text, chunk_size, chunk_overlap, list(DEFAULT_SEPARATORS))
     for chunk in chunks:
         assert [(s.start, s.end) for s in chunk.sentences] == split_sentences(text, chunk.start, chunk.end)

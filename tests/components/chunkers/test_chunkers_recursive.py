@@ -90,9 +90,7 @@ def test_every_pg_essay(
         chunks, position = result[position : position + count], position + count
         assert_valid_chunks(document, chunks, tokenizer, max_chars=chunk_size)
         for chunk in chunks:
-            assert [(s.start, s.end) for s in chunk.sentences] == split_sentences(
-                document.text, chunk.start, chunk.end
-            )
+            assert [(s.start, s.end) for s in chunk.sentences] == split_sentences(document.text, chunk.start, chunk.end)
         oracle = langchain_split(document.text, chunk_size, chunk_overlap, list(DEFAULT_SEPARATORS))
         assert [c.text for c in chunks] == oracle
     assert position == len(result)
@@ -111,9 +109,7 @@ def test_overlap_is_in_characters(pg_documents: list[Document]) -> None:
 
 def test_text_without_separators_never_exceeds_the_size(tokenizer: Tokenizer) -> None:
     document = make("x" * 2500 + "\n\n" + "y" * 30)
-    chunks = RecursiveCharacterChunker(
-        chunk_size=1000, chunk_overlap=100, separators=["\n\n"]
-    ).chunk_document(document)
+    chunks = RecursiveCharacterChunker(chunk_size=1000, chunk_overlap=100, separators=["\n\n"]).chunk_document(document)
     assert_valid_chunks(document, chunks, tokenizer, max_chars=1000)
     assert [(c.start, c.end) for c in chunks] == [(0, 1000), (900, 1900), (1800, 2500), (2502, 2532)]
 

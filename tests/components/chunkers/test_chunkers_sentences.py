@@ -73,9 +73,7 @@ def test_other_budgets_on_every_pg_essay(
         assert_sentences_kept_whole(document, chunks, tokenizer, max_tokens - SPECIALS)
 
 
-def test_overlap_carries_the_last_sentences_that_fit(
-    pg_documents: list[Document], tokenizer: Tokenizer
-) -> None:
+def test_overlap_carries_the_last_sentences_that_fit(pg_documents: list[Document], tokenizer: Tokenizer) -> None:
     chunker = SentenceChunker(max_tokens=128, overlap=0.5)
     budget, room = 128 - SPECIALS, 64
     pairs = carried = 0

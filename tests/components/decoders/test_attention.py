@@ -27,8 +27,20 @@ def store_and_hits(tmp_path: Path):  # type: ignore[no-untyped-def]
     chunks = make_chunks(document, SPANS, dimension=8, seed=4)
     state = CentralitySummarizer(slots=2).summarize(chunks)
     store.write_documents([(document, chunks, state)])
-    hits = [Hit(chunk_id=c.id, document=document.uri, title="Animals", ordinal=c.ordinal, start=c.start,  # type: ignore[arg-type]
-                end=c.end, text=c.text, score=0.5, rank=i + 1) for i, c in enumerate(chunks[:3])]
+    hits = [
+        Hit(
+            chunk_id=c.id,
+            document=document.uri,
+            title="Animals",
+            ordinal=c.ordinal,
+            start=c.start,  # type: ignore[arg-type]
+            end=c.end,
+            text=c.text,
+            score=0.5,
+            rank=i + 1,
+        )
+        for i, c in enumerate(chunks[:3])
+    ]
     return store, hits, chunks
 
 
@@ -71,7 +83,8 @@ def test_answer_keeps_reading_order_and_the_sentence_budget(store_and_hits) -> N
     store, hits, chunks = store_and_hits
     flat = np.ones(8, dtype=np.float32) / np.sqrt(8)
     answer = _decoder(store, max_sentences=2, min_relative_weight=0.0, summaries=False).run(
-        query="?", query_vector=flat, hits=hits)["answer"]
+        query="?", query_vector=flat, hits=hits
+    )["answer"]
     assert len(answer.citations) == 2
     assert answer.citations[0].start < answer.citations[1].start
 

@@ -39,13 +39,15 @@ connections:
   - write.chunks -> abstract.chunks
 """
 
+
 @pytest.fixture(scope="module")
 def smollm2() -> LlamaCppModel:
     return load_llama(resolve_gguf("smollm2"), 2048, 1)
 
 
-def _ask(memory: Memory, decoder: LlamaCppDecoder, question: str,
-         pieces: list[str] | None = None) -> tuple[PromptContext, Any]:
+def _ask(
+    memory: Memory, decoder: LlamaCppDecoder, question: str, pieces: list[str] | None = None
+) -> tuple[PromptContext, Any]:
     """The prompt the decoder builds for ``question`` over the memory, and its answer (streamed into
     ``pieces`` when given)."""
     pipeline = memory.pipeline("ask")
@@ -70,9 +72,13 @@ def test_the_model_file_comes_from_the_package_without_importing_it() -> None:
 
 
 def test_token_counts_are_the_models_own(smollm2: LlamaCppModel) -> None:
-    messages = [{"role": "system", "content": "Answer from the context."},
-                {"role": "user", "content": "Context: [1] The Eiffel Tower was built in 1889.\nQuestion: When was "
-                                            "the Eiffel Tower built?"}]
+    messages = [
+        {"role": "system", "content": "Answer from the context."},
+        {
+            "role": "user",
+            "content": "Context: [1] The Eiffel Tower was built in 1889.\nQuestion: When was the Eiffel Tower built?",
+        },
+    ]
     completion = smollm2.complete(messages, max_tokens=16, temperature=0.0)
     assert "1889" in completion.text
     assert smollm2.prompt_tokens(messages) == completion.prompt_tokens  # what llama.cpp itself evaluated
@@ -108,9 +114,13 @@ def test_a_detail_is_answered_from_the_retrieved_memory(essay_memory: Memory) ->
 def test_greedy_prompts_are_evaluated_whole(smollm2: LlamaCppModel) -> None:
     # Reusing a cached prefix evaluates the prompt in other batch shapes, which changed greedy answers with
     # the prompts asked before them (the hospitals question in the test above did); sampling keeps it.
-    messages = [{"role": "system", "content": "Answer from the context."},
-                {"role": "user", "content": "Context: [1] The Eiffel Tower was built in 1889.\nQuestion: When was "
-                                            "the Eiffel Tower built?"}]
+    messages = [
+        {"role": "system", "content": "Answer from the context."},
+        {
+            "role": "user",
+            "content": "Context: [1] The Eiffel Tower was built in 1889.\nQuestion: When was the Eiffel Tower built?",
+        },
+    ]
     for _ in range(2):
         completion = smollm2.complete(messages, max_tokens=4, temperature=0.0)
         assert smollm2.last_timings["cache_n"] == 0 and smollm2.last_timings["prompt_n"] == completion.prompt_tokens
@@ -119,8 +129,9 @@ def test_greedy_prompts_are_evaluated_whole(smollm2: LlamaCppModel) -> None:
     assert smollm2.last_timings["cache_n"] > 0
 
 
-def test_a_whole_document_question_is_answered_from_its_summary_state(essay_memory: Memory,
-                                                                      smollm2: LlamaCppModel) -> None:
+def test_a_whole_document_question_is_answered_from_its_summary_state(
+    essay_memory: Memory, smollm2: LlamaCppModel
+) -> None:
     decoder = LlamaCppDecoder(threads=1, budget=384, max_tokens=40)
     pieces: list[str] = []
     prompt, answer = _ask(essay_memory, decoder, "What is the essay about founder visas about?", pieces)
@@ -136,8 +147,18 @@ def test_a_whole_document_question_is_answered_from_its_summary_state(essay_memo
 
 
 def test_cli_streams_with_the_llama_cpp_decoder(essay_memory: Memory) -> None:
-    result = CliRunner().invoke(cli, ["ask", "Who made a list of the biggest regrets of the dying?", "--stream",
-                                      "--decoder", "llama_cpp", "--store", str(essay_memory.store.directory)])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "ask",
+            "Who made a list of the biggest regrets of the dying?",
+            "--stream",
+            "--decoder",
+            "llama_cpp",
+            "--store",
+            str(essay_memory.store.directory),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert result.output.strip() and ("Citations:" in result.output or "Note: " in result.output)
 

@@ -32,8 +32,10 @@ from memflow.testing import check_component, make_chunks, make_document
 from memflow.types import Chunk, Hit
 
 KEY = "sk-test-7f3a9c-never-log-me"
-TEXT = ("Founders from abroad need a startup visa. Startup investors can vouch for real startups. "
-        "The market decides who counts as a startup. Cats purr when they are content. Dogs bark at night.")
+TEXT = (
+    "Founders from abroad need a startup visa. Startup investors can vouch for real startups. "
+    "The market decides who counts as a startup. Cats purr when they are content. Dogs bark at night."
+)
 
 
 @dataclass
@@ -48,9 +50,14 @@ class Script:
 
 
 def _completion(text: str) -> str:
-    return json.dumps({"id": "x", "object": "chat.completion", "choices": [
-        {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 10, "completion_tokens": len(text.split())}})
+    return json.dumps(
+        {
+            "id": "x",
+            "object": "chat.completion",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": len(text.split())},
+        }
+    )
 
 
 @pytest.fixture()
@@ -61,8 +68,9 @@ def server() -> Iterator[tuple[str, Script]]:
         def log_message(self, *args: Any) -> None:  # keep the test output clean
             pass
 
-        def _send(self, status: int, body: str, content_type: str = "application/json",
-                  headers: dict[str, str] | None = None) -> None:
+        def _send(
+            self, status: int, body: str, content_type: str = "application/json", headers: dict[str, str] | None = None
+        ) -> None:
             data = body.encode()
             self.send_response(status)
             self.send_header("Content-Type", content_type)
@@ -84,9 +92,13 @@ def server() -> Iterator[tuple[str, Script]]:
             script.requests.append(body)
             script.headers.append(dict(self.headers))
             if body.get("stream"):
-                events = "".join(
-                    f"data: {json.dumps({'choices': [{'index': 0, 'delta': {'content': piece}}]})}\n\n"
-                    for piece in script.stream) + "data: [DONE]\n\n"
+                events = (
+                    "".join(
+                        f"data: {json.dumps({'choices': [{'index': 0, 'delta': {'content': piece}}]})}\n\n"
+                        for piece in script.stream
+                    )
+                    + "data: [DONE]\n\n"
+                )
                 self._send(200, events, "text/event-stream")
                 return
             status, reply = script.replies.pop(0)
@@ -113,8 +125,20 @@ def small(tmp_path: Path) -> tuple[Store, list[Hit], list[Chunk]]:
     spans = [(s + (TEXT[s] == " "), e) for s, e in spans]
     chunks = make_chunks(document, spans, dimension=8, seed=4)
     store.write_documents([(document, chunks, CentralitySummarizer(slots=2).summarize(chunks))])
-    hits = [Hit(chunk_id=c.id or 0, document=document.uri, title="Visa", ordinal=c.ordinal, start=c.start, end=c.end,
-                text=c.text, score=0.5, rank=i + 1) for i, c in enumerate(chunks)]
+    hits = [
+        Hit(
+            chunk_id=c.id or 0,
+            document=document.uri,
+            title="Visa",
+            ordinal=c.ordinal,
+            start=c.start,
+            end=c.end,
+            text=c.text,
+            score=0.5,
+            rank=i + 1,
+        )
+        for i, c in enumerate(chunks)
+    ]
     return store, hits, chunks
 
 
@@ -124,8 +148,9 @@ def _decoder(base_url: str, store: Store, **params: Any) -> OpenAIDecoder:
     return decoder
 
 
-def test_cited_numbers_map_to_document_chunk_and_span(server: tuple[str, Script], small: Any,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cited_numbers_map_to_document_chunk_and_span(
+    server: tuple[str, Script], small: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     base_url, script = server
     store, hits, chunks = small
     monkeypatch.setenv("MEMFLOW_OPENAI_API_KEY", KEY)
@@ -136,7 +161,7 @@ def test_cited_numbers_map_to_document_chunk_and_span(server: tuple[str, Script]
     assert answer.generated and answer.labels == [1, 2]
     assert answer.citations == [context.items[0].citation, context.items[1].citation]
     first = answer.citations[0]
-    assert TEXT[first.start:first.end] == "Founders from abroad need a startup visa."
+    assert TEXT[first.start : first.end] == "Founders from abroad need a startup visa."
     assert first.chunk_id == chunks[0].id and first.document == "/essays/visa.txt"
     assert not any("cited none" in n for n in answer.notes)
     sent = script.requests[0]
@@ -229,8 +254,7 @@ def test_prompt_stays_within_the_budget_by_the_servers_tokenizer(server: tuple[s
             assert sum(len(m["content"].encode()) + 8 for m in sent) + 8 <= budget
 
 
-def test_tokenizer_auto_falls_back_to_bytes_without_a_tokenize_endpoint(server: tuple[str, Script],
-                                                                         small: Any) -> None:
+def test_tokenizer_auto_falls_back_to_bytes_without_a_tokenize_endpoint(server: tuple[str, Script], small: Any) -> None:
     base_url, script = server
     store, hits, chunks = small
     script.tokenize = False
@@ -240,8 +264,9 @@ def test_tokenizer_auto_falls_back_to_bytes_without_a_tokenize_endpoint(server: 
     assert context.prompt_tokens == sum(len(m["content"].encode()) + 8 for m in context.messages) + 8 <= 500
 
 
-def test_the_api_key_is_never_shown_stored_or_logged(server: tuple[str, Script], small: Any,
-                                                      caplog: pytest.LogCaptureFixture) -> None:
+def test_the_api_key_is_never_shown_stored_or_logged(
+    server: tuple[str, Script], small: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     base_url, script = server
     store, hits, chunks = small
     script.replies = [(429, "slow down"), (200, _completion("Visa [1]."))]
@@ -264,8 +289,9 @@ def test_parameters_are_checked() -> None:
             OpenAIDecoder(**bad)  # type: ignore[arg-type]
 
 
-def test_cli_streams_a_generated_answer_over_the_essays(server: tuple[str, Script], essay_memory: Memory,
-                                                        tmp_path: Path) -> None:
+def test_cli_streams_a_generated_answer_over_the_essays(
+    server: tuple[str, Script], essay_memory: Memory, tmp_path: Path
+) -> None:
     base_url, script = server
     script.stream = ["A new class of ", "visa for startup founders ", "[1]."]
     pipeline = tmp_path / "ask-openai.yaml"
@@ -273,7 +299,9 @@ def test_cli_streams_a_generated_answer_over_the_essays(server: tuple[str, Scrip
         "name: ask-openai\ncomponents:\n  embed: {type: encoders.query}\n  retrieve: {type: retrievers.dense}\n"
         f"  decode: {{type: decoders.openai, params: {{base_url: '{base_url}', model: m, budget: 300}}}}\n"
         "connections:\n  - embed.query_vector -> retrieve.query_vector\n  - embed.query_vector -> decode.query_vector\n"
-        "  - embed.query -> decode.query\n  - retrieve.hits -> decode.hits\n", encoding="utf-8")
+        "  - embed.query -> decode.query\n  - retrieve.hits -> decode.hits\n",
+        encoding="utf-8",
+    )
     question = "What could the government do to increase the number of startups?"
     store = str(essay_memory.store.directory)
     result = CliRunner().invoke(cli, ["ask", question, "--stream", "--pipeline", str(pipeline), "--store", store])

@@ -15,20 +15,34 @@ from memflow.components.decoders.prompting import about_whole_document, parse_ci
 REPO = Path(__file__).resolve().parents[3]
 
 
-@pytest.mark.parametrize("question", [
-    "What is this essay about?", "what's the article about", "What is the essay about founder visas about?",
-    "Summarize the document.", "Give me a summary of the post", "What is the main point of this essay?",
-    "What is the essay's main argument?", "What's the gist?", "Give an overview of the talk",
-])
+@pytest.mark.parametrize(
+    "question",
+    [
+        "What is this essay about?",
+        "what's the article about",
+        "What is the essay about founder visas about?",
+        "Summarize the document.",
+        "Give me a summary of the post",
+        "What is the main point of this essay?",
+        "What is the essay's main argument?",
+        "What's the gist?",
+        "Give an overview of the talk",
+    ],
+)
 def test_questions_about_a_whole_document(question: str) -> None:
     assert about_whole_document(question)
 
 
-@pytest.mark.parametrize("question", [
-    "What could the government do to increase the number of startups?", "Who made the list of regrets?",
-    "What is a startup about to do when it runs out of money?", "Which investment did First Round exclude?",
-    "How many founders a year?",
-])
+@pytest.mark.parametrize(
+    "question",
+    [
+        "What could the government do to increase the number of startups?",
+        "Who made the list of regrets?",
+        "What is a startup about to do when it runs out of money?",
+        "Which investment did First Round exclude?",
+        "How many founders a year?",
+    ],
+)
 def test_questions_about_a_detail(question: str) -> None:
     assert not about_whole_document(question)
 
@@ -43,8 +57,10 @@ def test_the_prompt_puts_the_summary_first_and_asks_for_citations() -> None:
     from memflow.types import Citation
 
     cite = Citation("/a.txt", "A", 1, 0, 0, 5)
-    items = [ContextItem(1, "Summary sentence.", cite, "summary", 0.1, in_summary=True),
-             ContextItem(2, "Evidence sentence.", cite, "retrieved", 0.9)]
+    items = [
+        ContextItem(1, "Summary sentence.", cite, "summary", 0.1, in_summary=True),
+        ContextItem(2, "Evidence sentence.", cite, "retrieved", 0.9),
+    ]
     user = render("What is it about?", items, mode="document", title="A")[1]["content"]
     assert user.index("Summary of A:\n[1] Summary sentence.") < user.index("Evidence:\n[2] Evidence sentence.")
     assert user.rstrip().endswith("cite the numbers you use, like [1].")

@@ -25,11 +25,15 @@ from memflow.storage.store import Store
 from memflow.testing import check_component, make_chunks, make_document
 from memflow.types import Hit
 
-TEXT = ("Founders from abroad need a startup visa. Startup investors can vouch for real startups. "
-        "The market decides who counts as a startup. Cats purr when they are content. Dogs bark at night.")
+TEXT = (
+    "Founders from abroad need a startup visa. Startup investors can vouch for real startups. "
+    "The market decides who counts as a startup. Cats purr when they are content. Dogs bark at night."
+)
 SPECIAL = ["[PAD]", "[UNK]", "<s>", "</s>"]
-TEMPLATE = ("{% for m in messages %}<s> {{ m['role'] }}: {{ m['content'] }} </s>\n{% endfor %}"
-            "{% if add_generation_prompt %}<s> assistant:{% endif %}")
+TEMPLATE = (
+    "{% for m in messages %}<s> {{ m['role'] }}: {{ m['content'] }} </s>\n{% endfor %}"
+    "{% if add_generation_prompt %}<s> assistant:{% endif %}"
+)
 
 
 def _tokenizer(directory: Path, *, chat_template: bool) -> Any:
@@ -40,8 +44,9 @@ def _tokenizer(directory: Path, *, chat_template: bool) -> Any:
     vocab = {token: i for i, token in enumerate(SPECIAL + words)}
     core = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="[UNK]", pad_token="[PAD]", bos_token="<s>",
-                                        eos_token="</s>")
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core, unk_token="[UNK]", pad_token="[PAD]", bos_token="<s>", eos_token="</s>"
+    )
     if chat_template:
         tokenizer.chat_template = TEMPLATE
     tokenizer.save_pretrained(directory)
@@ -55,9 +60,16 @@ def causal_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     directory = tmp_path_factory.mktemp("tiny-causal")
     tokenizer = _tokenizer(directory, chat_template=True)
-    config = GPT2Config(vocab_size=len(tokenizer), n_positions=1024, n_embd=16, n_layer=1, n_head=2,
-                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                        pad_token_id=tokenizer.pad_token_id)
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=1024,
+        n_embd=16,
+        n_layer=1,
+        n_head=2,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     torch.manual_seed(0)
     model = GPT2LMHeadModel(config)
     target = tokenizer.convert_tokens_to_ids("[2]")
@@ -78,9 +90,18 @@ def seq2seq_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     directory = tmp_path_factory.mktemp("tiny-seq2seq")
     tokenizer = _tokenizer(directory, chat_template=False)
-    config = T5Config(vocab_size=len(tokenizer), d_model=16, d_ff=32, d_kv=8, num_layers=1, num_decoder_layers=1,
-                      num_heads=2, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                      decoder_start_token_id=tokenizer.pad_token_id)
+    config = T5Config(
+        vocab_size=len(tokenizer),
+        d_model=16,
+        d_ff=32,
+        d_kv=8,
+        num_layers=1,
+        num_decoder_layers=1,
+        num_heads=2,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.pad_token_id,
+    )
     torch.manual_seed(0)
     T5ForConditionalGeneration(config).save_pretrained(directory)
     return directory
@@ -95,8 +116,20 @@ def small(tmp_path: Path) -> tuple[Store, list[Hit], Any]:
     spans = [(m.start(), m.end()) for m in re.finditer(r"[A-Z][^.]+\.", TEXT)]
     chunks = make_chunks(document, spans, dimension=8, seed=4)
     store.write_documents([(document, chunks, CentralitySummarizer(slots=2).summarize(chunks))])
-    hits = [Hit(chunk_id=c.id or 0, document=document.uri, title="Visa", ordinal=c.ordinal, start=c.start, end=c.end,
-                text=c.text, score=0.5, rank=i + 1) for i, c in enumerate(chunks)]
+    hits = [
+        Hit(
+            chunk_id=c.id or 0,
+            document=document.uri,
+            title="Visa",
+            ordinal=c.ordinal,
+            start=c.start,
+            end=c.end,
+            text=c.text,
+            score=0.5,
+            rank=i + 1,
+        )
+        for i, c in enumerate(chunks)
+    ]
     return store, hits, chunks
 
 
@@ -113,7 +146,7 @@ def test_causal_model_with_chat_template_answers_and_cites(small: Any, causal_di
     answer = decoder.run(query="What do founders need?", query_vector=chunks[0].vector, hits=hits)["answer"]
     assert answer.text == "[2] [2] [2]"
     assert answer.generated and answer.labels == [2] and answer.citations == [context.items[1].citation]
-    assert TEXT[answer.citations[0].start:answer.citations[0].end] == context.items[1].text
+    assert TEXT[answer.citations[0].start : answer.citations[0].end] == context.items[1].text
     assert any("cut at max_tokens=3" in note for note in answer.notes)
     model = decoder.model
     assert isinstance(model, TransformersModel) and model.chat_template and not model.seq2seq
@@ -198,8 +231,7 @@ def _summarizer(causal_dir: Path, **params: Any) -> AbstractiveSummarizer:
     return AbstractiveSummarizer(backend="transformers", model=str(causal_dir), context_tokens=1024, **params)
 
 
-def test_written_summary_is_stored_within_its_budget_and_survives_an_interruption(small: Any,
-                                                                                  causal_dir: Path) -> None:
+def test_written_summary_is_stored_within_its_budget_and_survives_an_interruption(small: Any, causal_dir: Path) -> None:
     store, _, chunks = small
     summarizer = _summarizer(causal_dir, max_tokens=8)
     real = summarizer.model

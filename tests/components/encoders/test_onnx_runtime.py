@@ -53,8 +53,19 @@ def essays_chunks(pg_essays: Path) -> list[Chunk]:
 
 
 def _encode(model: EncoderModel, chunks: list[Chunk]) -> tuple[np.ndarray, np.ndarray]:
-    copies = [Chunk(document=c.document, ordinal=c.ordinal, start=c.start, end=c.end, text=c.text,
-                    token_count=c.token_count, sentences=c.sentences, section=c.section) for c in chunks]
+    copies = [
+        Chunk(
+            document=c.document,
+            ordinal=c.ordinal,
+            start=c.start,
+            end=c.end,
+            text=c.text,
+            token_count=c.token_count,
+            sentences=c.sentences,
+            section=c.section,
+        )
+        for c in chunks
+    ]
     model.encode_chunks(copies)
     vectors = np.vstack([c.vector for c in copies])
     sentences = np.vstack([c.sentence_vectors for c in copies]).astype(np.float32)
@@ -87,7 +98,8 @@ def test_int8_is_close_and_ranks_the_same(models: dict[str, EncoderModel], essay
     cosines = (vectors * reference).sum(axis=1)
     assert cosines.min() > 0.95 and cosines.mean() > 0.98, cosines
     sentence_cosines = (sentences * reference_sentences).sum(axis=1) / (
-        np.linalg.norm(sentences, axis=1) * np.linalg.norm(reference_sentences, axis=1))
+        np.linalg.norm(sentences, axis=1) * np.linalg.norm(reference_sentences, axis=1)
+    )
     assert np.median(sentence_cosines) > 0.97
     for question, essay in QUESTIONS.items():
         query = models["int8"].encode_queries([question])[0]
@@ -95,8 +107,7 @@ def test_int8_is_close_and_ranks_the_same(models: dict[str, EncoderModel], essay
         assert best.document.uri == f"/{essay}.txt", question
 
 
-def test_a_chunk_gets_the_same_vector_in_any_batch(models: dict[str, EncoderModel],
-                                                   essays_chunks: list[Chunk]) -> None:
+def test_a_chunk_gets_the_same_vector_in_any_batch(models: dict[str, EncoderModel], essays_chunks: list[Chunk]) -> None:
     together, _ = _encode(models["int8"], essays_chunks[:12])
     alone = np.vstack([_encode(models["int8"], [chunk])[0] for chunk in essays_chunks[:12:5]])
     assert np.array_equal(together[::5], alone)
@@ -104,8 +115,11 @@ def test_a_chunk_gets_the_same_vector_in_any_batch(models: dict[str, EncoderMode
 
 def test_the_component_takes_backend_and_precision(cache: Path) -> None:
     document = make_document("Penguins live in Antarctica. They eat fish.", uri="/p.txt")
-    out = check_component(SentenceTransformersEncoder, params={"backend": "onnx", "precision": "int8"},
-                          inputs={"chunks": SentenceChunker().chunk_document(document)})
+    out = check_component(
+        SentenceTransformersEncoder,
+        params={"backend": "onnx", "precision": "int8"},
+        inputs={"chunks": SentenceChunker().chunk_document(document)},
+    )
     assert out["chunks"][0].vector is not None and out["chunks"][0].sentence_vectors.shape == (2, 384)
     component = SentenceTransformersEncoder(backend="onnx", precision="int8")
     assert component.encoder.backend == "onnx" and component.encoder.precision == "int8"

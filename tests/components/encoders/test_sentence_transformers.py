@@ -54,8 +54,12 @@ def test_one_float16_unit_vector_per_sentence(encoded) -> None:  # type: ignore[
 def test_sentence_vectors_find_their_own_sentence(encoded) -> None:  # type: ignore[no-untyped-def]
     """Each late-chunked sentence vector is closest to its own question, not to its neighbours'."""
     model = load_encoder("default", backend="torch")
-    questions = ["When was the Eiffel Tower built?", "How do plants turn light into energy?",
-                 "What happened to stocks after the tariffs?", "Where do penguins live?"]
+    questions = [
+        "When was the Eiffel Tower built?",
+        "How do plants turn light into energy?",
+        "What happened to stocks after the tariffs?",
+        "Where do penguins live?",
+    ]
     q = model.encode_queries(questions)
     similarity = q @ encoded[0].sentence_vectors.astype(np.float32).T
     assert similarity.argmax(axis=1).tolist() == [0, 1, 2, 3]
@@ -115,8 +119,12 @@ def test_header_title_section_and_its_limits() -> None:
     assert chunk.document.title.startswith(header) and len(model.tokenizer.tokenize(header)) == 32
     # the header widens the window instead of cutting the chunk: a full 256-token chunk keeps its last sentence
     long_text = " ".join(f"Sentence number {n} says something about topic {n}." for n in range(60))
-    full, plain = (SentenceChunker(max_tokens=256, overlap=0.0).chunk_document(
-        make_document(long_text, uri="/long.txt", title=chunk.document.title))[0] for _ in range(2))
+    full, plain = (
+        SentenceChunker(max_tokens=256, overlap=0.0).chunk_document(
+            make_document(long_text, uri="/long.txt", title=chunk.document.title)
+        )[0]
+        for _ in range(2)
+    )
     assert full.token_count > 240
     SentenceTransformersEncoder(backend="torch", header="title").run(chunks=[full])
     SentenceTransformersEncoder(backend="torch").run(chunks=[plain])
@@ -125,8 +133,9 @@ def test_header_title_section_and_its_limits() -> None:
     assert float(last @ reference) > 0.8  # and still close to what it is without the header (0.87 here)
 
 
-@pytest.mark.parametrize(("uri", "title"), [("/facts.txt", ""), ("/notes/facts.txt", "facts"),
-                                            ("/corpus.jsonl#doc-7", "doc-7")])
+@pytest.mark.parametrize(
+    ("uri", "title"), [("/facts.txt", ""), ("/notes/facts.txt", "facts"), ("/corpus.jsonl#doc-7", "doc-7")]
+)
 def test_a_document_without_a_title_gets_no_header(uri: str, title: str) -> None:
     """No title, or only the loaders' fallback title (file stem, JSONL id): the vectors are the header-less ones."""
     document = make_document(TEXT, uri=uri, title=title)

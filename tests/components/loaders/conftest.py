@@ -13,9 +13,7 @@ def _pdf_string(text: str) -> str:
     return "(" + text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)") + ")"
 
 
-def build_pdf(
-    pages: list[list[str]], *, title: str | None = None, outline: Sequence[tuple[str, int]] = ()
-) -> bytes:
+def build_pdf(pages: list[list[str]], *, title: str | None = None, outline: Sequence[tuple[str, int]] = ()) -> bytes:
     """A minimal valid PDF: one page per entry, each line drawn in Helvetica; optional /Title and an
     outline of ``(title, 0-based page)`` bookmarks. Offsets in the xref table are computed exactly."""
     objects: dict[int, bytes] = {}
@@ -40,8 +38,7 @@ def build_pdf(
             if i + 1 < len(outline):
                 links += f" /Next {item_ids[i + 1]} 0 R"
             objects[item_ids[i]] = (
-                f"<< /Title {_pdf_string(label)} /Parent {outlines_id} 0 R{links} "
-                f"/Dest [{page_ids[page]} 0 R /Fit] >>"
+                f"<< /Title {_pdf_string(label)} /Parent {outlines_id} 0 R{links} /Dest [{page_ids[page]} 0 R /Fit] >>"
             ).encode("latin-1")
     catalog = "<< /Type /Catalog /Pages 2 0 R"
     if outlines_id is not None:

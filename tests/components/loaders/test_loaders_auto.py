@@ -205,9 +205,7 @@ def test_missing_pypdf_skips_only_the_pdfs(tree: Path, monkeypatch: pytest.Monke
     assert problem.source.endswith("e.pdf") and "memflow[pdf]" in problem.reason
 
 
-def test_an_unexpected_parser_failure_is_reported_not_raised(
-    tree: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_unexpected_parser_failure_is_reported_not_raised(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(self: HTMLLoader, raw: bytes, path: Path) -> None:
         raise RecursionError("parser bug")
 

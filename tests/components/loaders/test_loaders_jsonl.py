@@ -94,9 +94,7 @@ def test_load_file_without_a_handler_raises_at_the_bad_line(tmp_path: Path) -> N
 
 def test_crlf_bom_and_invalid_utf8(tmp_path: Path) -> None:
     path = tmp_path / "dos.jsonl"
-    path.write_bytes(
-        b'\xef\xbb\xbf{"id": "x", "text": "caf\\u00e9\\r\\nbar"}\r\n{"id": "y", "text": "\xff"}\r\n'
-    )
+    path.write_bytes(b'\xef\xbb\xbf{"id": "x", "text": "caf\\u00e9\\r\\nbar"}\r\n{"id": "y", "text": "\xff"}\r\n')
     seen: list[InputError] = []
     (doc,) = JSONLLoader().load_file(path, on_error=seen.append)
     assert doc.text == "café\nbar"

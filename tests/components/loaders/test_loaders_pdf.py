@@ -57,9 +57,7 @@ def test_outline_becomes_sections(tmp_path: Path, make_pdf: MakePdf) -> None:
     assert doc.title == "book"
 
 
-def test_truncated_and_garbage_pdfs_are_input_errors_naming_the_file(
-    tmp_path: Path, make_pdf: MakePdf
-) -> None:
+def test_truncated_and_garbage_pdfs_are_input_errors_naming_the_file(tmp_path: Path, make_pdf: MakePdf) -> None:
     data = make_pdf(PAGES)
     truncated = _write(tmp_path / "truncated.pdf", data[: len(data) // 2])
     garbage = _write(tmp_path / "garbage.pdf", b"this is not a PDF at all\n" * 10)
@@ -85,9 +83,7 @@ def test_pdf_without_text_layer_is_skipped(tmp_path: Path, make_pdf: MakePdf) ->
     assert problem.kind == "skipped" and "no extractable text" in problem.reason
 
 
-def test_missing_pypdf_names_the_extra(
-    tmp_path: Path, make_pdf: MakePdf, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_missing_pypdf_names_the_extra(tmp_path: Path, make_pdf: MakePdf, monkeypatch: pytest.MonkeyPatch) -> None:
     path = _write(tmp_path / "paper.pdf", make_pdf(PAGES))
     monkeypatch.setitem(sys.modules, "pypdf", None)  # makes `import pypdf` raise ImportError
     with pytest.raises(MissingDependencyError, match=r"pip install 'memflow\[pdf\]'"):

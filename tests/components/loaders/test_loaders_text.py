@@ -142,9 +142,7 @@ def test_unreadable_file_is_reported(tmp_path: Path) -> None:
         path.chmod(0o644)
 
 
-def test_uri_is_the_resolved_path_and_params_are_recorded(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_uri_is_the_resolved_path_and_params_are_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _write(tmp_path / "a.txt", b"alpha")
     (tmp_path / "link.txt").symlink_to(tmp_path / "a.txt")
     monkeypatch.chdir(tmp_path)

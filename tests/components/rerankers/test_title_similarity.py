@@ -17,8 +17,10 @@ from memflow.pipeline import builtin_pipeline
 from memflow.types import informative_title
 
 # The same body under each title: only the title tells the records apart.
-BODY = ("The study followed 1,200 adults for five years. Outcomes were compared between the groups, and the "
-        "difference was significant after adjusting for age and sex.")
+BODY = (
+    "The study followed 1,200 adults for five years. Outcomes were compared between the groups, and the "
+    "difference was significant after adjusting for age and sex."
+)
 RECORDS = [
     {"_id": "penguins", "title": "Emperor penguin colonies shrink as Antarctic sea ice retreats", "text": BODY},
     {"_id": "aspirin", "title": "Daily aspirin use lowers the risk of colorectal cancer", "text": BODY},
@@ -48,8 +50,10 @@ def titled_memory(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-
 
 def _hits(memory: Memory) -> tuple[np.ndarray, list]:  # type: ignore[type-arg]
     run = Pipeline.from_yaml(builtin_pipeline("ask-hybrid-minmax")).run(
-        {"query": QUESTION, "k": 10}, context=RunContext(store=memory.store),
-        outputs=["embed.query_vector", "decode.answer"])
+        {"query": QUESTION, "k": 10},
+        context=RunContext(store=memory.store),
+        outputs=["embed.query_vector", "decode.answer"],
+    )
     return np.asarray(run["embed"]["query_vector"]), list(run["decode"]["answer"].hits)
 
 
@@ -70,8 +74,9 @@ def test_the_title_feature_is_the_questions_similarity_to_the_title(titled_memor
             assert column[row] == pytest.approx(expected, abs=2e-3)  # title vectors are cached as float16
             titled.append(column[row])
         else:  # no title: the titled candidates' mean, so it is neither raised nor lowered
-            assert column[row] == pytest.approx(np.mean([column[r] for r, h in enumerate(hits)
-                                                         if by_id[h.document.rpartition("#")[2]]]))
+            assert column[row] == pytest.approx(
+                np.mean([column[r] for r, h in enumerate(hits) if by_id[h.document.rpartition("#")[2]]])
+            )
     assert max(titled) == column[[h.document.endswith("#aspirin") for h in hits].index(True)]
     # without a scorer the column is 0; the same cache serves every scorer of this encoder
     assert (candidate_features(store, QUESTION, vector, hits)[:, FEATURES.index("title")] == 0).all()
@@ -93,9 +98,12 @@ def test_reranking_by_title_alone_puts_the_matching_title_first(titled_memory: M
 
 def test_an_essay_store_has_no_titles_so_the_feature_is_flat(essay_memory: Memory, tmp_path: Path) -> None:
     run = Pipeline.from_yaml(builtin_pipeline("ask-hybrid-minmax")).run(
-        {"query": "Why do founders need a visa?", "k": 10}, context=RunContext(store=essay_memory.store),
-        outputs=["embed.query_vector", "decode.answer"])
+        {"query": "Why do founders need a visa?", "k": 10},
+        context=RunContext(store=essay_memory.store),
+        outputs=["embed.query_vector", "decode.answer"],
+    )
     vector, hits = np.asarray(run["embed"]["query_vector"]), list(run["decode"]["answer"].hits)
-    column = candidate_features(essay_memory.store, "Why do founders need a visa?", vector, hits,
-                                titles=TitleScorer(load_encoder("default")))[:, FEATURES.index("title")]
+    column = candidate_features(
+        essay_memory.store, "Why do founders need a visa?", vector, hits, titles=TitleScorer(load_encoder("default"))
+    )[:, FEATURES.index("title")]
     assert (column == 0).all()  # each .txt essay's title is its file name: a fallback, not a title

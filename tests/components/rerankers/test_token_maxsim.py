@@ -38,7 +38,7 @@ def test_token_vectors_are_the_models_own_token_outputs() -> None:
 
 def test_question_weights_are_the_words_bm25_idf(essay_memory: Memory) -> None:
     store = essay_memory.store
-    (_, spans), = load_encoder("default").token_vectors([QUESTION])
+    ((_, spans),) = load_encoder("default").token_vectors([QUESTION])
     weights = question_weights(store, QUESTION, spans)
     idf = store.lexical.idf(tokenize(QUESTION))
     by_piece = dict(zip((QUESTION[s:e] for s, e in spans.tolist()), weights.tolist(), strict=True))
@@ -49,7 +49,7 @@ def test_question_weights_are_the_words_bm25_idf(essay_memory: Memory) -> None:
     assert by_piece["visa"] == pytest.approx(idf["visa"]) and idf["visa"] > idf["startup"]
     # a word no chunk holds takes the question's highest known idf
     odd = "Which founders need a zyxwvut?"
-    (_, odd_spans), = load_encoder("default").token_vectors([odd])
+    ((_, odd_spans),) = load_encoder("default").token_vectors([odd])
     odd_weights = question_weights(store, odd, odd_spans)
     pieces = [odd[s:e] for s, e in odd_spans.tolist()]
     assert odd_weights[pieces.index("z")] == pytest.approx(store.lexical.idf(["founder"])["founder"])
@@ -64,7 +64,8 @@ def test_maxsim_by_hand() -> None:
     assert maxsim(question, np.ones(3), chunk[:0]) == 0.0
     assert best_matches(question, chunk) == pytest.approx([1.0, 0.6, 0.96], abs=1e-3)
     assert weighted_mean(np.asarray([1.0, 0.6, 0.96]), np.asarray([1.0, 1.0, 2.0]) ** 2) == pytest.approx(
-        (1.0 + 0.6 + 4 * 0.96) / 6)
+        (1.0 + 0.6 + 4 * 0.96) / 6
+    )
 
 
 def test_the_cache_keys_by_text_and_drops_the_least_recently_used() -> None:
@@ -86,13 +87,14 @@ def test_the_cache_keys_by_text_and_drops_the_least_recently_used() -> None:
 def test_the_tokens_feature_and_reranking_by_it(essay_memory: Memory) -> None:
     store = essay_memory.store
     run = Pipeline.from_yaml(builtin_pipeline("ask-hybrid-minmax")).run(
-        {"query": QUESTION, "k": 20}, context=RunContext(store=store), outputs=["embed.query_vector", "decode.answer"])
+        {"query": QUESTION, "k": 20}, context=RunContext(store=store), outputs=["embed.query_vector", "decode.answer"]
+    )
     vector, hits = np.asarray(run["embed"]["query_vector"]), list(run["decode"]["answer"].hits)
     assert len(hits) > 8
     scorer = TokenScorer(load_encoder("default"))
     features = candidate_features(store, QUESTION, vector, hits, tokens=scorer, token_depth=8)
     column, rare = features[:, FEATURES.index("tokens")], features[:, FEATURES.index("rare_tokens")]
-    (q, spans), = load_encoder("default").token_vectors([QUESTION])
+    ((q, spans),) = load_encoder("default").token_vectors([QUESTION])
     weights = question_weights(store, QUESTION, spans)
     for row, hit in enumerate(hits[:8]):
         chunk_tokens = load_encoder("default").token_vectors([store.chunks([hit.chunk_id])[0].text])[0][0]

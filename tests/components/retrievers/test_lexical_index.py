@@ -57,8 +57,7 @@ def _reference_bm25(query: str, texts: dict[int, str], k1: float = 0.9, b: float
 
 def test_tokenizer_lowercases_drops_stop_words_and_possessives_and_stems() -> None:
     assert tokenize("The Founders' visas are NOT the founder's Visa!") == ["founder", "visa", "founder", "visa"]
-    assert tokenize("Differentiation of stem cells, studied_in 2021") == ["differenti", "stem", "cell", "studi",
-                                                                          "2021"]
+    assert tokenize("Differentiation of stem cells, studied_in 2021") == ["differenti", "stem", "cell", "studi", "2021"]
     assert tokenize("the of and") == []
 
 
@@ -80,7 +79,10 @@ def _check_index(store: Store) -> None:
     for chunk_id, score in found:
         assert score == pytest.approx(expected[chunk_id], rel=1e-9)
     assert store.lexical.score("startup visa founders", [i for i, _ in found[:2]] + [999]) == {
-        found[0][0]: pytest.approx(found[0][1]), found[1][0]: pytest.approx(found[1][1]), 999: 0.0}
+        found[0][0]: pytest.approx(found[0][1]),
+        found[1][0]: pytest.approx(found[1][1]),
+        999: 0.0,
+    }
     assert store.lexical.search("zebra quagga", 5) == [] and store.lexical.search("the of", 5) == []
 
     # a document holds a term when any of its chunks does: "startup" is in the visa essay's first chunk,
@@ -93,8 +95,9 @@ def _check_index(store: Store) -> None:
     # replacing a document replaces its postings in the same write; forgetting removes them
     _write(store, "visa", "Nothing here about travel documents. Only gardens and roses.")
     assert all(store.chunks([i])[0].document != "memory://visa" for i, _ in store.lexical.search("visa", 10))
-    assert store.lexical.search("roses", 3)[0][0] in {c.id for c in store.chunks(list(range(1, 100)))
-                                                      if c.document == "memory://visa"}
+    assert store.lexical.search("roses", 3)[0][0] in {
+        c.id for c in store.chunks(list(range(1, 100))) if c.document == "memory://visa"
+    }
     assert store.forget(["memory://visa"]) == 1
     assert store.lexical.search("roses gardens", 3) == []
     with Session(store.engine) as session:
@@ -118,8 +121,9 @@ def test_index_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
         _check_index(store)
 
 
-def test_a_store_from_before_the_index_gets_it_built_on_first_use(tmp_path: Path,
-                                                                   caplog: pytest.LogCaptureFixture) -> None:
+def test_a_store_from_before_the_index_gets_it_built_on_first_use(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     with _store(tmp_path) as store:
         for name, text in TEXTS.items():
             _write(store, name, text)

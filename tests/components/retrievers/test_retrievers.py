@@ -31,13 +31,24 @@ def _hits(memory: Memory, pipeline: str, question: str = QUESTION, k: int = 10) 
 
 def _query_vector(store: Store, question: str) -> np.ndarray:
     """The question's vector from the default ask pipeline's encoder."""
-    run = Pipeline.from_yaml(builtin_pipeline("ask")).run({"query": question}, context=RunContext(store=store),
-                                                          outputs=["embed.query_vector"])
+    run = Pipeline.from_yaml(builtin_pipeline("ask")).run(
+        {"query": question}, context=RunContext(store=store), outputs=["embed.query_vector"]
+    )
     return np.asarray(run["embed"]["query_vector"])
 
 
-@pytest.mark.parametrize("pipeline", ["ask.yaml", "ask-dense.yaml", "ask-bm25.yaml", "ask-hybrid-rrf.yaml",
-                                      "ask-hybrid-minmax.yaml", "ask-hybrid.yaml", "ask-multihop.yaml"])
+@pytest.mark.parametrize(
+    "pipeline",
+    [
+        "ask.yaml",
+        "ask-dense.yaml",
+        "ask-bm25.yaml",
+        "ask-hybrid-rrf.yaml",
+        "ask-hybrid-minmax.yaml",
+        "ask-hybrid.yaml",
+        "ask-multihop.yaml",
+    ],
+)
 def test_every_retrieval_pipeline_finds_the_founder_visa_essay(essay_memory: Memory, pipeline: str) -> None:
     hits = _hits(essay_memory, pipeline)
     assert hits[0].document.endswith("foundervisa.txt")
@@ -60,9 +71,11 @@ def test_late_interaction_features_come_from_the_stored_vectors(essay_memory: Me
     chunk = store.chunks([hits[0].chunk_id])[0]
     q = query_vector / np.linalg.norm(query_vector)
     assert features[0, FEATURES.index("maxsim")] == pytest.approx(
-        float((chunk.sentence_vectors.astype(np.float32) @ q).max()), abs=1e-5)
-    assert features[0, FEATURES.index("dense")] == pytest.approx(float(store.chunk_vectors([chunk.id])[0] @ q),
-                                                                 abs=1e-5)
+        float((chunk.sentence_vectors.astype(np.float32) @ q).max()), abs=1e-5
+    )
+    assert features[0, FEATURES.index("dense")] == pytest.approx(
+        float(store.chunk_vectors([chunk.id])[0] @ q), abs=1e-5
+    )
     # lexical late interaction: the share of the question's idf mass the best sentence covers
     from memflow.storage.lexical import tokenize
 
@@ -121,21 +134,27 @@ def test_phrase_window_and_coverage_features_by_hand(essay_memory: Memory) -> No
         mass = sum(idf.values())
         sims = [float(v.astype(np.float32) @ q) for v in chunk.sentence_vectors]
         covers = [set(tokenize(s.text)) for s in chunk.sentences]
-        joint = max(max(sim, 0.0) * sum(idf.get(t, 0.0) for t in terms) / mass
-                    for sim, terms in zip(sims, covers, strict=True))
+        joint = max(
+            max(sim, 0.0) * sum(idf.get(t, 0.0) for t in terms) / mass for sim, terms in zip(sims, covers, strict=True)
+        )
         assert features[row, FEATURES.index("sentence_joint")] == pytest.approx(joint, abs=1e-4)
-        pairs_of_sentences = [max(sims[j], sims[j + 1], 0.0) * sum(idf.get(t, 0.0) for t in covers[j] | covers[j + 1])
-                              / mass for j in range(len(sims) - 1)]
-        assert features[row, FEATURES.index("window_joint")] == pytest.approx(max([joint, *pairs_of_sentences]),
-                                                                              abs=1e-4)
+        pairs_of_sentences = [
+            max(sims[j], sims[j + 1], 0.0) * sum(idf.get(t, 0.0) for t in covers[j] | covers[j + 1]) / mass
+            for j in range(len(sims) - 1)
+        ]
+        assert features[row, FEATURES.index("window_joint")] == pytest.approx(
+            max([joint, *pairs_of_sentences]), abs=1e-4
+        )
         assert features[row, FEATURES.index("coverage")] == pytest.approx(
-            sum(idf.get(t, 0.0) for t in set(words)) / mass)
+            sum(idf.get(t, 0.0) for t in set(words)) / mass
+        )
         # document_coverage: the same over every chunk of the chunk's document (its whole text and title)
         document = store.find_document(chunk.document)
         assert document is not None
         whole = set(tokenize(f"{chunk.title}\n{store.document_text(document.id)}"))
         assert features[row, FEATURES.index("document_coverage")] == pytest.approx(
-            sum(idf.get(t, 0.0) for t in whole) / mass)
+            sum(idf.get(t, 0.0) for t in whole) / mass
+        )
         assert features[row, FEATURES.index("document_coverage")] >= features[row, FEATURES.index("coverage")] - 1e-9
     # the founder-visa essay holds the phrase ("founder visa"): its best chunk has phrase evidence
     top = [row for row, h in enumerate(hits) if h.document.endswith("foundervisa.txt")][0]
@@ -143,8 +162,9 @@ def test_phrase_window_and_coverage_features_by_hand(essay_memory: Memory) -> No
     assert (features[:, FEATURES.index("bigram")] <= 1 + 1e-9).all()
 
 
-def test_cross_encoder_without_a_model_passes_hits_through_and_says_so(essay_memory: Memory,
-                                                                       caplog: pytest.LogCaptureFixture) -> None:
+def test_cross_encoder_without_a_model_passes_hits_through_and_says_so(
+    essay_memory: Memory, caplog: pytest.LogCaptureFixture
+) -> None:
     hits = _hits(essay_memory, "ask-bm25.yaml")
     reranker = CrossEncoderReranker()
     context = RunContext(store=essay_memory.store)
@@ -184,23 +204,23 @@ def test_context_expansion_adds_neighbours_within_the_token_budget(essay_memory:
     expander.bind(RunContext(store=store))
     expanded = expander.run(hits=hits)["hits"]
     assert expanded[: len(hits)] == hits
-    added = expanded[len(hits):]
+    added = expanded[len(hits) :]
     neighbours = {n for n in graph.neighbors(top.id)} - {h.chunk_id for h in hits}
     assert {h.chunk_id for h in added} == neighbours and neighbours
     assert all(h.document == top.document and abs(h.ordinal - top.ordinal) == 1 for h in added)
     assert all(h.score < min(x.score for x in hits) for h in added)
     tight = ContextExpander(distance=3, token_budget=300, top=1)
     tight.bind(RunContext(store=store))
-    extra = tight.run(hits=hits)["hits"][len(hits):]
+    extra = tight.run(hits=hits)["hits"][len(hits) :]
     assert sum(graph.nodes[h.chunk_id]["tokens"] for h in extra) <= 300 if extra else True
     assert ContextExpander(token_budget=0).run(hits=hits)["hits"] == hits
 
 
 BRIDGE = {
     "prize.txt": "The Aurelian Medal for glassmaking was awarded in 1931 to Tomasz Wrobelski. The jury praised "
-                 "his furnace designs. The medal ceremony took place in a small hall.",
+    "his furnace designs. The medal ceremony took place in a small hall.",
     "village.txt": "Tomasz Wrobelski grew up in the fishing village of Hel, on the Baltic coast. His father "
-                   "repaired nets there for forty years.",
+    "repaired nets there for forty years.",
     "bread.txt": "Sourdough bread needs a starter culture that is fed with flour and water every day.",
     "trains.txt": "The first electric trams in Europe ran in Berlin, and many cities soon followed.",
     "chess.txt": "A chess clock limits the time each player spends thinking about their moves.",
@@ -230,8 +250,9 @@ connections:
   - embed.query -> decode.query
   - retrieve.hits -> decode.hits
 """)
-    return pipeline.run({"query": "Where did the winner of the Aurelian Medal grow up?"},
-                        context=RunContext(store=memory.store))["decode"]["answer"]
+    return pipeline.run(
+        {"query": "Where did the winner of the Aurelian Medal grow up?"}, context=RunContext(store=memory.store)
+    )["decode"]["answer"]
 
 
 def test_iterative_retrieval_finds_the_second_passage_through_the_first(bridge_memory: Memory) -> None:
@@ -243,8 +264,11 @@ def test_iterative_retrieval_finds_the_second_passage_through_the_first(bridge_m
     # the second passage is read: its answer sentence outweighs every distractor's sentences
     weights = {e.text: e.weight for e in multi.evidence}  # type: ignore[attr-defined]
     bridge = weights["Tomasz Wrobelski grew up in the fishing village of Hel, on the Baltic coast."]
-    distractors = [w for t, w in weights.items() if not ("Wrobelski" in t or "Medal" in t or "medal" in t
-                                                         or "jury" in t or "nets" in t)]
+    distractors = [
+        w
+        for t, w in weights.items()
+        if not ("Wrobelski" in t or "Medal" in t or "medal" in t or "jury" in t or "nets" in t)
+    ]
     assert bridge > max(distractors, default=0.0), sorted(weights.items(), key=lambda x: -x[1])
 
 
