@@ -392,7 +392,7 @@ def _read_index(path: Path, *, mmap: bool, ivf: bool) -> tuple[faiss.Index, bool
             lists = faiss.downcast_InvertedLists(found.invlists) if found is not None else None
             if isinstance(lists, faiss.OnDiskInvertedLists):
                 # Its default prefetch starts 32 threads per search to touch pages the page cache already
-                # holds: that doubled single-query latency (IVF1024, nprobe 512: 11 ms against 5-7 ms).
+                # holds, which roughly doubled single-query latency in bench/scale.py's on-disk IVF runs.
                 lists.prefetch_nthread = 0
             return index, True
     return faiss.read_index(str(path)), False

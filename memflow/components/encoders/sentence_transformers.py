@@ -8,8 +8,8 @@ has seen its whole chunk as context.
 ``sentence_vectors: independent`` instead encodes every sentence on its own, in a second pass over the
 sentences (about as many tokens again, in short sequences): each vector is the model's embedding of that
 sentence alone, the kind of text a short question is matched against. On SciFact's train queries it made
-the late-interaction reranker's sentence features stronger (``bench/quality.py``; figures in README's
-Quality section); ingest costs more for it, so the default stays ``late``.
+the late-interaction reranker's sentence features stronger (``bench/quality.py``; figures in
+bench/RESULTS.md); ingest costs more for it, so the default stays ``late``.
 
 ``header: title`` (or ``title_section``) has the encoder read the document's title (and the chunk's section
 heading) before each chunk's text, as BEIR's dense baselines read "title + text": a chunk that never names
