@@ -52,6 +52,7 @@ loaded instance as the default query encoder's); a store encoded with another mo
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Literal
 
 import numpy as np
@@ -125,6 +126,17 @@ def candidate_features(
     )[0]
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def chunk_terms(
+    title: str, text: str, sentences: tuple[str, ...]
+) -> tuple[tuple[frozenset[str], ...], frozenset[str], frozenset[tuple[str, str]]]:
+    """A chunk's index terms: each sentence's set, the whole chunk's (its title first) and the chunk's adjacent
+    term pairs. They depend on the text alone, so a memory asked many questions tokenizes each candidate once."""
+    words = tokenize(f"{title}\n{text}" if title else text)
+    sentence_terms = tuple(frozenset(tokenize(sentence)) for sentence in sentences)
+    return sentence_terms, frozenset(words), frozenset(zip(words, words[1:], strict=False))
+
+
 def _features_and_vectors(
     store: Store,
     query: str,
@@ -153,6 +165,7 @@ def _features_and_vectors(
     mass = sum(idf.values()) or 1.0
     pairs = {(a, b_) for a, b_ in zip(query_terms, query_terms[1:], strict=False) if a != b_}
     pair_mass = sum(idf.get(a, 0.0) + idf.get(b_, 0.0) for a, b_ in pairs) or 1.0
+    known = frozenset(idf)
     rows = len(ids)
     maxsim, sentence_lexical, sentence_joint, window_joint, coverage_all, bigram = (np.zeros(rows) for _ in range(6))
     for n, i in enumerate(ids):
@@ -160,8 +173,11 @@ def _features_and_vectors(
         if chunk is None or not chunk.sentences or len(chunk.sentence_vectors) != len(chunk.sentences):
             maxsim[n] = dense[n]
             continue
-        term_sets = [set(tokenize(s.text)) for s in chunk.sentences]
-        coverage = np.asarray([sum(idf.get(t, 0.0) for t in terms) / mass for terms in term_sets])
+        sentence_terms, chunk_words, chunk_pairs = chunk_terms(
+            chunk.title, chunk.text, tuple(s.text for s in chunk.sentences)
+        )
+        term_sets = [terms & known for terms in sentence_terms]  # only the question's terms carry idf
+        coverage = np.asarray([sum(idf[t] for t in terms) / mass for terms in term_sets])
         similarity = chunk.sentence_vectors.astype(np.float32) @ q
         joint = np.clip(similarity, 0.0, None) * coverage
         maxsim[n] = float(similarity.max())
@@ -170,16 +186,13 @@ def _features_and_vectors(
         # an answer that spans two sentences: their terms together, the better sentence's meaning
         window = [
             float(
-                max(similarity[j], similarity[j + 1], 0.0)
-                * sum(idf.get(t, 0.0) for t in term_sets[j] | term_sets[j + 1])
-                / mass
+                max(similarity[j], similarity[j + 1], 0.0) * sum(idf[t] for t in term_sets[j] | term_sets[j + 1]) / mass
             )
             for j in range(len(term_sets) - 1)
         ]
         window_joint[n] = max([sentence_joint[n], *window])
-        words = tokenize(f"{chunk.title}\n{chunk.text}" if chunk.title else chunk.text)
-        coverage_all[n] = sum(idf.get(t, 0.0) for t in set(words)) / mass
-        present = set(zip(words, words[1:], strict=False)) & pairs
+        coverage_all[n] = sum(idf[t] for t in chunk_words & known) / mass
+        present = chunk_pairs & pairs
         bigram[n] = sum(idf.get(a, 0.0) + idf.get(b_, 0.0) for a, b_ in present) / pair_mass
     prf = feedback_scores(vectors, q, slice(0, max(1, prf_depth)), beta=prf_beta)
     first = np.asarray([h.score for h in hits])

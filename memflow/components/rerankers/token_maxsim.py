@@ -187,7 +187,16 @@ class TokenScorer:
         ((tokens, spans),) = self.encoder.token_vectors([question])
         weights = question_weights(store, question, spans, idf=idf)
         q = tokens.astype(np.float32)
-        return weights, [best_matches(q, chunk) for chunk in self.cache.vectors(self.encoder, texts)]
+        chunks = self.cache.vectors(self.encoder, texts)
+        filled = [c for c in chunks if len(c)]
+        if len(q) == 0 or not filled:
+            return weights, [best_matches(q, chunk) for chunk in chunks]
+        # One product over every chunk's tokens at once, then each chunk's best match per question token.
+        similarity = q @ np.concatenate(filled).astype(np.float32).T
+        starts = np.cumsum([0] + [len(c) for c in filled[:-1]])
+        best = np.maximum.reduceat(similarity, starts, axis=1).astype(np.float64)
+        columns = iter(best.T)
+        return weights, [next(columns) if len(chunk) else np.zeros(0) for chunk in chunks]
 
     @staticmethod
     def clear_caches() -> None:

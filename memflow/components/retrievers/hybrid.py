@@ -108,11 +108,15 @@ class HybridRetriever(Component):
         if not self.dedupe:
             return {"hits": to_hits(store, fused[:want], stage="fused", earlier=earlier)}
         seen: set[str] = set()
-        unique = []
-        for hit in to_hits(store, fused, stage="fused", earlier=earlier):
-            if hit.text not in seen:
-                seen.add(hit.text)
-                unique.append(hit)
+        unique: list[Hit] = []
+        # Read the fused list a window at a time, only as far as it takes to find ``want`` distinct texts.
+        for at in range(0, len(fused), want):
+            for hit in to_hits(store, fused[at : at + want], stage="fused", earlier=earlier):
+                if hit.text not in seen:
+                    seen.add(hit.text)
+                    unique.append(hit)
+            if len(unique) >= want:
+                break
         return {"hits": [replace(h, rank=n) for n, h in enumerate(unique[:want], start=1)]}
 
     def _fuse(self, dense: list[tuple[int, float]], lexical: list[tuple[int, float]]) -> list[tuple[int, float]]:
