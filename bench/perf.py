@@ -82,15 +82,16 @@ def variants(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 
 def pipelines(directory: Path, backend: str, precision: str) -> dict[str, Path]:
-    """The built-in ingest and ask pipelines with the encoders' backend and precision set."""
+    """The default ingest pipeline and the dense ask pipeline (what the floor is: an encoder pass and a FAISS
+    search) with the encoders' backend and precision set."""
     import yaml
 
     paths = {}
-    for name, encoder in (("ingest", "encode"), ("ask", "embed")):
+    for role, name, encoder in (("ingest", "ingest", "encode"), ("ask", "ask-dense", "embed")):
         spec = yaml.safe_load((REPO / "pipelines" / f"{name}.yaml").read_text())
         spec["components"][encoder].setdefault("params", {}).update({"backend": backend, "precision": precision})
-        paths[f"{name}_pipeline"] = directory / f"{name}-{backend}-{precision}.yaml"
-        paths[f"{name}_pipeline"].write_text(yaml.safe_dump(spec, sort_keys=False))
+        paths[f"{role}_pipeline"] = directory / f"{name}-{backend}-{precision}.yaml"
+        paths[f"{role}_pipeline"].write_text(yaml.safe_dump(spec, sort_keys=False))
     return paths
 
 
