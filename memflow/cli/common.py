@@ -18,6 +18,7 @@ from memflow.components.base import Problem
 from memflow.errors import MemflowError
 from memflow.memory import Memory
 from memflow.pipeline.shipped import Role, resolve_pipeline
+from memflow.storage.store import DB_FILE
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -71,14 +72,29 @@ def pipeline_option(role: Role, *flags: str, dest: str = "pipeline", help: str |
     return click.option(*(flags or ("--pipeline",)), dest, metavar="NAME|FILE", callback=resolve, help=text)
 
 
-def open_memory(store: Path, url: str | None, trusted: tuple[str, ...], **pipelines: Path | None) -> Memory:
+def open_memory(
+    store: Path,
+    url: str | None,
+    trusted: tuple[str, ...],
+    *,
+    existing: bool = False,
+    documents: bool = False,
+    **pipelines: Path | None,
+) -> Memory:
     """The Memory a command works on. MEMFLOW_LOCK_TIMEOUT (seconds, default 60) bounds how long a write
-    waits for another process's writer lock."""
+    waits for another process's writer lock.
+
+    ``existing``: a command that only reads (or forgets) refuses a store directory that holds no store and
+    creates nothing there, so a mistyped ``--store`` is an error instead of a new empty store (with ``--db``
+    the SQL side lives elsewhere and is not checked here). ``documents``: it also refuses a store with no
+    documents, before any model is loaded."""
+    if (existing or documents) and url is None and not (store / DB_FILE).is_file():
+        raise MemflowError(f"no memflow store at {store} (memflow ingest PATH --store {store} makes one)")
     try:
         lock_timeout = float(os.environ.get("MEMFLOW_LOCK_TIMEOUT", "60"))
     except ValueError:
         raise MemflowError("MEMFLOW_LOCK_TIMEOUT must be a number of seconds") from None
-    return Memory(
+    memory = Memory(
         store,
         url=url,
         trusted_modules=trusted,
@@ -86,6 +102,10 @@ def open_memory(store: Path, url: str | None, trusted: tuple[str, ...], **pipeli
         ingest_pipeline=pipelines.get("ingest_pipeline"),
         ask_pipeline=pipelines.get("ask_pipeline"),
     )
+    if documents and memory.stats().documents == 0:
+        memory.close()
+        raise MemflowError(f"the store at {store} holds no documents yet: memflow ingest PATH --store {store}")
+    return memory
 
 
 def user_errors(func: F) -> F:

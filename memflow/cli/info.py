@@ -17,7 +17,7 @@ from memflow.cli.common import display_path, echo_json, open_memory, store_optio
 @user_errors
 def summary(document: str, as_json: bool, store: Path, url: str | None, trusted: tuple[str, ...]) -> None:
     """Print DOCUMENT's summary state (by path, URI, file name or title)."""
-    with open_memory(store, url, trusted) as memory:
+    with open_memory(store, url, trusted, existing=True) as memory:
         state = memory.summary(document)
         found = memory.store.find_document(state.document)
         written = memory.store.written_summaries([found.id]).get(found.id) if found is not None else None
@@ -48,7 +48,7 @@ def summary(document: str, as_json: bool, store: Path, url: str | None, trusted:
 @user_errors
 def stats(as_json: bool, store: Path, url: str | None, trusted: tuple[str, ...]) -> None:
     """Counts and settings of the store."""
-    with open_memory(store, url, trusted) as memory:
+    with open_memory(store, url, trusted, existing=True) as memory:
         result = memory.stats()
     if as_json:
         echo_json(result)

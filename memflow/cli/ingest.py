@@ -93,7 +93,7 @@ def ingest(
 @user_errors
 def forget(documents: tuple[str, ...], store: Path, url: str | None, trusted: tuple[str, ...]) -> None:
     """Remove documents (by path, URI or file name) with their chunks, vectors and summary states."""
-    with open_memory(store, url, trusted) as memory:
+    with open_memory(store, url, trusted, existing=True) as memory:
         count = memory.forget(documents)
     click.echo(f"forgot {count} documents")
 
@@ -108,7 +108,7 @@ def forget(documents: tuple[str, ...], store: Path, url: str | None, trusted: tu
 def doctor(repair: bool, pipeline: Path | None, store: Path, url: str | None, trusted: tuple[str, ...]) -> None:
     """Check the store: schema, encoder, SQL <-> FAISS, chunk spans and order, summary states."""
     configure_logging(quiet=True)
-    with open_memory(store, url, trusted, ask_pipeline=pipeline) as memory:
+    with open_memory(store, url, trusted, existing=True, ask_pipeline=pipeline) as memory:
         report = memory.doctor(repair=repair)
     for check in report.checks:
         click.echo(str(check))

@@ -57,7 +57,7 @@ def ask(
 ) -> None:
     """Answer QUESTION from the memory, with citations."""
     configure_logging(quiet=True)
-    with open_memory(store, url, trusted, ask_pipeline=pipeline) as memory:
+    with open_memory(store, url, trusted, documents=True, ask_pipeline=pipeline) as memory:
         if stream and not as_json:
             for piece in memory.stream(question, k=k, decoder=decoder):
                 if isinstance(piece, str):
@@ -126,7 +126,7 @@ def search(
     """The K best chunks for QUERY, best first: the ranking `memflow ask` answers from (reranked, duplicates
     collapsed, as the pipeline does)."""
     configure_logging(quiet=True)
-    with open_memory(store, url, trusted, ask_pipeline=pipeline) as memory:
+    with open_memory(store, url, trusted, documents=True, ask_pipeline=pipeline) as memory:
         hits = memory.search(query, k=k)
     if as_json:
         echo_json(hits)

@@ -79,6 +79,9 @@ def test_store_from_environment(cli_store: Path) -> None:
 
 
 def test_user_errors_are_one_line_with_exit_1(tmp_path: Path) -> None:
+    from memflow import Memory
+
+    Memory(tmp_path / "empty").close()
     runner = CliRunner()
     result = runner.invoke(cli, ["ask", "anything", "--store", str(tmp_path / "empty")])
     assert result.exit_code == 1
@@ -157,3 +160,36 @@ def test_ingest_with_a_broken_pipeline_loses_nothing(cli_store: Path, tmp_path: 
 def test_components_lists_registered_types() -> None:
     result = CliRunner().invoke(cli, ["components"])
     assert "chunkers.sentences" in result.output and "decoders.attention" in result.output
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["search", "visa"],
+        ["ask", "visa?"],
+        ["stats"],
+        ["stats", "--json"],
+        ["summary", "sun.txt"],
+        ["doctor"],
+        ["forget", "sun.txt"],
+    ],
+)
+def test_a_read_command_on_a_missing_store_creates_nothing(tmp_path: Path, command: list[str]) -> None:
+    missing = tmp_path / "no-such-store"
+    result = CliRunner().invoke(cli, [*command, "--store", str(missing)])
+    assert result.exit_code == 1
+    assert result.output == f"error: no memflow store at {missing} (memflow ingest PATH --store {missing} makes one)\n"
+    assert not missing.exists()
+
+
+@pytest.mark.parametrize("command", [["search", "visa"], ["ask", "visa?"]])
+def test_asking_an_empty_store_says_so(tmp_path: Path, command: list[str]) -> None:
+    from memflow import Memory
+
+    store = tmp_path / "store"
+    Memory(store).close()  # a store with no documents
+    result = CliRunner().invoke(cli, [*command, "--store", str(store)])
+    assert result.exit_code == 1
+    assert result.output == f"error: the store at {store} holds no documents yet: memflow ingest PATH --store {store}\n"
+    stats = CliRunner().invoke(cli, ["stats", "--store", str(store)])
+    assert stats.exit_code == 0 and "documents: 0" in stats.output
