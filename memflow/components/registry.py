@@ -13,6 +13,7 @@ a pipeline file alone can never make memflow import arbitrary code.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from collections.abc import Iterable
 from functools import lru_cache
@@ -60,10 +61,14 @@ def resolve(name: str, *, trusted_modules: Iterable[str] = ()) -> type[Component
         return _check_component(name, obj)
 
     module_name, _, attr = name.partition(":") if ":" in name else name.rpartition(".")
+    close = difflib.get_close_matches(name, list(available()), n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
     if not module_name or not attr:
-        raise PipelineError(f"unknown component type {name!r}; known: {', '.join(available()) or 'none'}")
+        raise PipelineError(f"unknown component type {name!r}; {hint}known: {', '.join(available()) or 'none'}")
     trusted = list(trusted_modules)
     if not _is_trusted(module_name, trusted):
+        if close:  # a typo of a registered name, far likelier than an untrusted dotted path
+            raise PipelineError(f"unknown component type {name!r}; {hint}(memflow components lists them all)")
         raise PipelineError(
             f"unknown component type {name!r}: not a registered name, and module {module_name!r} is not "
             "trusted (register it under the 'memflow.components' entry point, or trust its module)"

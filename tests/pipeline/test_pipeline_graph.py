@@ -8,7 +8,7 @@ import networkx as nx
 import pytest
 
 from memflow.errors import PipelineError
-from memflow.pipeline import types_match
+from memflow.pipeline import Pipeline, types_match
 from tests.pipeline.helpers import CHAIN, Double, Echo, Numbers, P, Sum, build
 
 
@@ -177,3 +177,14 @@ connections:
     assert [c.input for c in pipe.graph.edges["n", "m"]["connections"]] == ["left", "right"]
     assert len(pipe.connections) == 2
     assert pipe.run({"count": 2}) == {"m": {"numbers": [0, 1, 0, 1], "size": 4}}
+
+
+def test_a_mistyped_component_type_gets_a_did_you_mean() -> None:
+    text = "name: typo\ncomponents:\n  chunk: {type: chunkers.sentnces}\n"
+    with pytest.raises(PipelineError) as info:
+        Pipeline.from_string(text, source="typo.yaml")
+    assert info.value.line == 3
+    assert "unknown component type 'chunkers.sentnces'; did you mean 'chunkers.sentences'?" in str(info.value)
+    far = "name: far\ncomponents:\n  x: {type: zzz.qqq}\n"
+    with pytest.raises(PipelineError, match="not a registered name, and module 'zzz' is not trusted"):
+        Pipeline.from_string(far, source="far.yaml")
