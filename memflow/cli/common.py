@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -108,14 +109,26 @@ def open_memory(
     return memory
 
 
+def debugging() -> bool:
+    """Whether ``memflow --debug`` (or ``MEMFLOW_DEBUG=1``) asked for tracebacks with user errors."""
+    context = click.get_current_context(silent=True)
+    root = context.find_root() if context is not None else None
+    if root is not None and isinstance(root.obj, dict) and root.obj.get("debug"):
+        return True
+    return os.environ.get("MEMFLOW_DEBUG", "") not in ("", "0")
+
+
 def user_errors(func: F) -> F:
-    """MemflowError → its one-line message on stderr and exit status 1."""
+    """MemflowError → its one-line message on stderr and exit status 1 (with ``--debug``, the traceback
+    first)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except MemflowError as exc:
+            if debugging():
+                traceback.print_exc(file=sys.stderr)
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
 

@@ -14,11 +14,14 @@ from memflow.cli.query import ask, search
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="memflow")
-def cli() -> None:
+@click.option("--debug", is_flag=True, help="Print the traceback behind a user error (or MEMFLOW_DEBUG=1).")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
     """memflow: a memory far larger than any context window.
 
     Exit status: 0 success, 1 a user error (one line on stderr), 2 a usage error.
     """
+    ctx.obj = {"debug": debug}
 
 
 for command in (ingest, forget, doctor, ask, search, summary, stats, pipeline, components):

@@ -193,3 +193,16 @@ def test_asking_an_empty_store_says_so(tmp_path: Path, command: list[str]) -> No
     assert result.output == f"error: the store at {store} holds no documents yet: memflow ingest PATH --store {store}\n"
     stats = CliRunner().invoke(cli, ["stats", "--store", str(store)])
     assert stats.exit_code == 0 and "documents: 0" in stats.output
+
+
+def test_debug_shows_the_traceback_behind_a_user_error(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-store"
+    plain = CliRunner().invoke(cli, ["stats", "--store", str(missing)])
+    assert plain.exit_code == 1 and "Traceback" not in plain.output
+    debug = CliRunner().invoke(cli, ["--debug", "stats", "--store", str(missing)])
+    assert debug.exit_code == 1
+    assert debug.output.startswith("Traceback (most recent call last):")
+    assert "memflow.errors.MemflowError: no memflow store at" in debug.output
+    assert debug.output.rstrip().splitlines()[-1].startswith("error: no memflow store at")
+    from_env = CliRunner().invoke(cli, ["stats", "--store", str(missing)], env={"MEMFLOW_DEBUG": "1"})
+    assert from_env.exit_code == 1 and "Traceback" in from_env.output
