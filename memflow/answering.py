@@ -38,13 +38,17 @@ class StreamingDecoder(Protocol):
     def stream(self, **inputs: Any) -> Generator[str, None, Answer]: ...
 
 
-def answering_component(pipeline: Pipeline) -> str:
-    """The name of the pipeline's one component with an Answer output; PipelineError when there is not one."""
-    names = [
+def _answering_components(pipeline: Pipeline) -> list[str]:
+    return [
         name
         for name, component in pipeline.components.items()
         if any(socket.type is Answer for socket in component.outputs.values())
     ]
+
+
+def answering_component(pipeline: Pipeline) -> str:
+    """The name of the pipeline's one component with an Answer output; PipelineError when there is not one."""
+    names = _answering_components(pipeline)
     if len(names) != 1:
         raise PipelineError(
             f"an ask pipeline needs exactly one component with an Answer output (its decoder), not {len(names)}",
@@ -57,7 +61,7 @@ def ranking_output(pipeline: Pipeline) -> str:
     """The output (``component.socket``) that holds the pipeline's final ranking: what feeds the decoder's
     ``hits`` input (after any reranking), else the ``hits`` output of the one component no one consumes hits
     from (a pipeline without a decoder)."""
-    answers = [name for name, c in pipeline.components.items() if any(s.type is Answer for s in c.outputs.values())]
+    answers = _answering_components(pipeline)
     if len(answers) == 1:
         for connection in pipeline.connections:
             if connection.target == answers[0] and connection.input == "hits":
