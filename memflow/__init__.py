@@ -11,11 +11,13 @@ from memflow.errors import (
     MissingDependencyError,
     ModelMismatchError,
     PipelineError,
+    RecordError,
     StoreError,
     StoreLockedError,
 )
 from memflow.memory import IngestReport, Memory
 from memflow.pipeline import Pipeline
+from memflow.records import Record
 from memflow.types import (
     Answer,
     Chunk,
@@ -34,6 +36,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Memory",
     "IngestReport",
+    "Record",
     "Pipeline",
     "Component",
     "Socket",
@@ -52,6 +55,7 @@ __all__ = [
     "MemflowError",
     "PipelineError",
     "InputError",
+    "RecordError",
     "StoreError",
     "ModelMismatchError",
     "StoreLockedError",

@@ -68,6 +68,11 @@ class InputError(MemflowError):
         super().__init__(f"{where}: {message}")
 
 
+class RecordError(MemflowError, ValueError):
+    """Texts, ids or metadata given to ``Memory.add`` are malformed; the message names the argument
+    (``texts[3]``, ``metadata[1]['when']``) and nothing was written."""
+
+
 class StoreError(MemflowError):
     """The store cannot be opened, read or written."""
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from memflow.errors import MemflowError
 
-__all__ = ["FilterError", "Where", "parse_where", "parse_cli_where", "RESERVED_FIELDS", "OPERATORS"]
+__all__ = ["FilterError", "Where", "parse_where", "parse_cli_where", "cli_value", "RESERVED_FIELDS", "OPERATORS"]
 
 RESERVED_FIELDS = ("uri", "collection")
 OPERATORS = ("$eq", "$ne", "$in", "$nin", "$gt", "$gte", "$lt", "$lte")
@@ -169,7 +169,7 @@ _CLI_EXPRESSION = re.compile(r"^\s*([^=!<>\s]+)\s*(!=|>=|<=|=|>|<)\s*(.*?)\s*$",
 _CLI_OPERATORS = {"=": "$eq", "!=": "$ne", ">=": "$gte", "<=": "$lte", ">": "$gt", "<": "$lt"}
 
 
-def _cli_value(text: str) -> Any:
+def cli_value(text: str) -> Any:
     """``3`` and ``2.5`` are numbers, ``true``/``false``/``null`` are JSON literals, anything else is text.
     A quoted value (``"2024"``) stays text."""
     try:
@@ -194,7 +194,7 @@ def parse_cli_where(expressions: Sequence[str]) -> Where | None:
         if match is None:
             raise FilterError(f"--where {expression!r}: expected FIELD=VALUE (or != >= <= > <) or a JSON object")
         field, operator, value = match.groups()
-        parts.append({field: {_CLI_OPERATORS[operator]: _cli_value(value)}})
+        parts.append({field: {_CLI_OPERATORS[operator]: cli_value(value)}})
     if not parts:
         return None
     return parse_where(parts[0] if len(parts) == 1 else {"$and": parts})

@@ -22,13 +22,14 @@ from memflow.components.base import Problem, RunContext
 from memflow.errors import PipelineError
 from memflow.pipeline import Pipeline
 from memflow.storage.store import Store
-from memflow.types import Chunk
+from memflow.types import Chunk, Document
 
 __all__ = [
     "IngestReport",
     "IngestEngine",
     "LocalEngine",
     "ingest",
+    "add_documents",
     "list_files",
     "written_chunks",
     "as_paths",
@@ -108,10 +109,7 @@ def written_chunks(result: dict[str, dict[str, Any]]) -> list[Chunk]:
 def list_files(pipeline: Pipeline, paths: list[str], context: RunContext) -> list[str]:
     """Expand folders up front through the pipeline's loader, so batches and the progress bar count files
     (only paths are held, never their contents)."""
-    owners = [name for name, sockets in pipeline.inputs().items() if "paths" in sockets]
-    if len(owners) != 1:
-        raise PipelineError("an ingest pipeline needs exactly one component with a 'paths' input", file=pipeline.source)
-    loader: Any = pipeline.component(owners[0])
+    loader: Any = pipeline.component(_loader(pipeline))
     if not hasattr(loader, "iter_files"):
         return paths
     loader.bind(context)
@@ -140,26 +138,10 @@ def ingest(
     listed = time.perf_counter()
     size = max(1, batch_files)
     batches = [files[start : start + size] for start in range(0, len(files), size)]
-    bar = _progress_bar(total=len(files), enabled=progress)
-    last_save = time.monotonic()
+    bar = _progress_bar(total=len(files), enabled=progress, unit="file")
     try:
         with store.writer(timeout=lock_timeout):
-            written = engine.run(batches, context)
-            try:
-                for batch, chunks in zip(batches, written, strict=True):
-                    report.chunks += len(chunks)
-                    report.tokens += sum(c.token_count for c in chunks)
-                    report.ingested.extend(dict.fromkeys(c.document.uri for c in chunks))
-                    bar.update(len(batch))
-                    bar.set_postfix(chunks=report.chunks, refresh=False)
-                    if time.monotonic() - last_save >= save_every:
-                        store.save_vectors()
-                        last_save = time.monotonic()
-            finally:
-                # An engine's generator releases what it holds (a Ray instance it started) when closed.
-                close = getattr(written, "close", None)
-                if close is not None:
-                    close()
+            _write_batches(store, batches, engine.run(batches, context), report, bar, save_every)
             if prune:
                 report.pruned = prune_missing(store, roots, files, context)
             saving = time.perf_counter()
@@ -167,10 +149,84 @@ def ingest(
             context.seconds["save"] = time.perf_counter() - saving
     finally:
         bar.close()
+    return _finish(report, context, started, {"list": listed - started})
+
+
+def add_documents(
+    store: Store,
+    pipeline: Pipeline,
+    documents: Sequence[Document],
+    *,
+    progress: bool = False,
+    batch_documents: int = 256,
+    save_every: float = VECTOR_SAVE_INTERVAL_S,
+    lock_timeout: float = 60.0,
+) -> IngestReport:
+    """Write ``documents`` (made in memory, e.g. by :func:`memflow.records.record_documents`) through the
+    ingest ``pipeline`` past its loader: skipped when unchanged, else chunked, encoded, summarized and
+    written, ``batch_documents`` to a transaction, as files are."""
+    started = time.perf_counter()
+    context = RunContext(store=store, progress=progress)
+    report = IngestReport()
+    loader = _loader(pipeline)
+    size = max(1, batch_documents)
+    batches = [list(documents[start : start + size]) for start in range(0, len(documents), size)]
+    written = (written_chunks(pipeline.run(given={loader: {"documents": b}}, context=context)) for b in batches)
+    bar = _progress_bar(total=len(documents), enabled=progress, unit="text")
+    try:
+        with store.writer(timeout=lock_timeout):
+            _write_batches(store, batches, written, report, bar, save_every)
+            saving = time.perf_counter()
+            store.save_vectors()
+            context.seconds["save"] = time.perf_counter() - saving
+    finally:
+        bar.close()
+    return _finish(report, context, started, {})
+
+
+def _loader(pipeline: Pipeline) -> str:
+    """The ingest pipeline's loader: its one component with a ``paths`` input and a ``documents`` output."""
+    owners = [name for name, sockets in pipeline.inputs().items() if "paths" in sockets]
+    if len(owners) != 1 or "documents" not in pipeline.component(owners[0]).outputs:
+        raise PipelineError(
+            "an ingest pipeline needs exactly one loader: a component with a 'paths' input and a 'documents' output",
+            file=pipeline.source,
+        )
+    return owners[0]
+
+
+def _write_batches(
+    store: Store,
+    batches: Sequence[Sequence[Any]],
+    written: Iterator[list[Chunk]],
+    report: IngestReport,
+    bar: Any,
+    save_every: float,
+) -> None:
+    """Count what each batch wrote into ``report`` and save the vector memory every ``save_every`` seconds."""
+    last_save = time.monotonic()
+    try:
+        for batch, chunks in zip(batches, written, strict=True):
+            report.chunks += len(chunks)
+            report.tokens += sum(c.token_count for c in chunks)
+            report.ingested.extend(dict.fromkeys(c.document.uri for c in chunks))
+            bar.update(len(batch))
+            bar.set_postfix(chunks=report.chunks, refresh=False)
+            if time.monotonic() - last_save >= save_every:
+                store.save_vectors()
+                last_save = time.monotonic()
+    finally:
+        # An engine's generator releases what it holds (a Ray instance it started) when closed.
+        close = getattr(written, "close", None)
+        if close is not None:
+            close()
+
+
+def _finish(report: IngestReport, context: RunContext, started: float, stages: dict[str, float]) -> IngestReport:
     report.unchanged = list(context.unchanged)
     report.problems = list(context.problems)
     report.seconds = time.perf_counter() - started
-    report.stages = {"list": listed - started, **context.seconds}
+    report.stages = {**stages, **context.seconds}
     return report
 
 
@@ -201,9 +257,9 @@ class _NoBar:
     def close(self) -> None: ...
 
 
-def _progress_bar(*, total: int, enabled: bool) -> Any:
+def _progress_bar(*, total: int, enabled: bool, unit: str) -> Any:
     if not enabled:
         return _NoBar()
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="file", desc="ingest", dynamic_ncols=True)
+    return tqdm(total=total, unit=unit, desc="ingest" if unit == "file" else "add", dynamic_ncols=True)

@@ -3,6 +3,7 @@
 import memflow
 with memflow.Memory("./storage") as mem:
     mem.ingest(["corpus/"])
+    mem.add(["Alice prefers tea."], ids=["pref-1"], metadata={"user": "alice"})
     for hit in mem.search("what is a startup?", k=5): ...
     answer = mem.ask("What does the author say about growth?")
 """
@@ -16,10 +17,11 @@ from typing import Any, Literal
 
 from memflow.answering import answer_of, answering_component, question_inputs, ranking_output, stream_answer
 from memflow.components.base import RunContext
-from memflow.errors import MemflowError
-from memflow.ingest import VECTOR_SAVE_INTERVAL_S, IngestEngine, IngestReport, LocalEngine
+from memflow.errors import MemflowError, RecordError
+from memflow.ingest import VECTOR_SAVE_INTERVAL_S, IngestEngine, IngestReport, LocalEngine, add_documents
 from memflow.ingest import ingest as run_ingest
 from memflow.pipeline import Pipeline, builtin_pipeline, resolve_pipeline
+from memflow.records import MetadataInput, Record, RecordInput, record_documents
 from memflow.storage.doctor import DoctorReport, diagnose
 from memflow.storage.store import Store, StoredDocument, StoreStats
 from memflow.types import Answer, Hit, SummaryState
@@ -114,6 +116,46 @@ class Memory:
             save_every=save_every,
             lock_timeout=self.lock_timeout,
         )
+
+    # -- records ------------------------------------------------------------------------------------------
+
+    def add(
+        self,
+        texts: RecordInput | Iterable[RecordInput],
+        *,
+        ids: str | Sequence[str] | None = None,
+        metadata: MetadataInput = None,
+        progress: bool = False,
+    ) -> list[str]:
+        """Store texts as records, chunked, encoded and summarized as files are; returns their ids in order.
+
+        ``texts`` is a string, a record ``{"text", "id"?, "title"?, "metadata"?}`` or a list of either.
+        ``ids`` names them (one per text); without, an id is a digest of the text, title and metadata.
+        ``metadata`` is one dict for all texts or one per text. Adding a stored id with other content
+        replaces that record; unchanged records are skipped. Malformed input raises RecordError naming the
+        argument, before anything is written."""
+        documents = record_documents(texts, ids=ids, metadata=metadata)
+        add_documents(self.store, self.pipeline("ingest"), documents, progress=progress, lock_timeout=self.lock_timeout)
+        return [document.uri for document in documents]
+
+    def get(self, id: str) -> Record | None:
+        """The record (or ingested document) stored under exactly ``id``, or None."""
+        found = self.store.document(id)
+        if found is None:
+            return None
+        return Record(found.uri, self.store.document_text(found.id), found.title, found.metadata, found.chunk_count)
+
+    def delete(self, ids: str | Iterable[str]) -> int:
+        """Remove the records stored under these ids completely (text, chunks, vectors, lexical entries,
+        summary state); ids not stored are ignored. Returns how many were removed."""
+        wanted = [ids] if isinstance(ids, str) else list(ids)
+        for n, value in enumerate(wanted):
+            if not isinstance(value, str):
+                raise RecordError(f"ids[{n}] must be a string, got {type(value).__name__}")
+        if not wanted:
+            return 0
+        with self.store.writer(timeout=self.lock_timeout):
+            return self.store.forget(wanted)
 
     def doctor(self, *, repair: bool = False) -> DoctorReport:
         """Check the store against itself and the configured encoder; ``repair`` rebuilds what SQL can."""

@@ -92,7 +92,7 @@ def ingest(
 @store_options
 @user_errors
 def forget(documents: tuple[str, ...], store: Path, url: str | None, trusted: tuple[str, ...]) -> None:
-    """Remove documents (by path, URI or file name) with their chunks, vectors and summary states."""
+    """Remove documents and records (by id, path, URI or file name) with their chunks, vectors and summary states."""
     with open_memory(store, url, trusted, existing=True) as memory:
         count = memory.forget(documents)
     click.echo(f"forgot {count} documents")

@@ -10,6 +10,7 @@ from memflow.cli.info import stats, summary
 from memflow.cli.ingest import doctor, forget, ingest
 from memflow.cli.pipeline import components, pipeline
 from memflow.cli.query import ask, search
+from memflow.cli.records import add, get, list_documents
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,7 +25,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
-for command in (ingest, forget, doctor, ask, search, summary, stats, pipeline, components):
+for command in (ingest, add, list_documents, get, forget, doctor, ask, search, summary, stats, pipeline, components):
     cli.add_command(command)
 cli.add_command(eval_group)  # memflow eval beir/squad/niah (memflow.cli.eval)
 

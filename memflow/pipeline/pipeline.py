@@ -156,22 +156,33 @@ class Pipeline:
         *,
         context: RunContext | None = None,
         outputs: Iterable[str] | None = None,
+        given: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> dict[str, dict[str, Any]]:
         """Run the pipeline (or, with ``outputs=["comp.socket"]``, only what those outputs need).
 
         ``data`` supplies unconnected inputs, nested (``{"load": {"paths": [...]}}``) or flat
         (``{"paths": [...]}``, when exactly one unconnected input has that name); a key that names a
         component is always read as nested. ``outputs`` items may also name a whole component.
+        ``given`` stands in for components: ``{"load": {"documents": [...]}}`` runs the pipeline with those
+        outputs in place of running ``load`` (which then needs no inputs), and skips what only ``load`` needed.
         Every component that runs is bound to ``context`` (a fresh :class:`RunContext` by default).
         Returns ``{component: {socket: value}}``: the requested outputs, or every unconnected output.
         """
         wanted = self._wanted(outputs) if outputs is not None else None
+        stand_ins = self._stand_ins(given or {})
+        # Past a stand-in nothing flows in, so what only fed it does not run.
+        graph = self.graph
+        if stand_ins:
+            graph = self.graph.copy()
+            graph.remove_edges_from(list(graph.in_edges(list(stand_ins))))
         if wanted is None:
-            selected = set(self._order)
+            only_feeding = set().union(*(nx.ancestors(self.graph, c) for c in stand_ins)) - set(stand_ins)
+            targets = set(self._order) - only_feeding
         else:
-            selected = set(wanted).union(*(nx.ancestors(self.graph, c) for c in wanted))
+            targets = set(wanted)
+        selected = targets.union(*(nx.ancestors(graph, c) for c in targets))
         supplied = self._collect(data)
-        order = [name for name in self._order if name in selected]
+        order = [name for name in self._order if name in selected and name not in stand_ins]
         for name in order:
             for socket, sock in self.components[name].inputs.items():
                 if not sock.optional and (name, socket) not in self._fed and (name, socket) not in supplied:
@@ -183,12 +194,30 @@ class Pipeline:
         ctx = context if context is not None else RunContext()
         for name in order:
             self.components[name].bind(ctx)
-        results: dict[str, dict[str, Any]] = {}
+        results: dict[str, dict[str, Any]] = {name: outputs for name, outputs in stand_ins.items() if name in selected}
         for name in order:
             results[name] = self._run_one(name, results, supplied, ctx)
         if wanted is not None:
             return {c: {s: results[c][s] for s in sockets} for c, sockets in wanted.items()}
-        return {c: {s: results[c][s] for s in socks} for c, socks in self.outputs().items()}
+        return {c: {s: results[c][s] for s in socks} for c, socks in self.outputs().items() if c in results}
+
+    def _stand_ins(self, given: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+        """``given`` checked: known components, each with every one of its outputs that something reads."""
+        read = {(c.source, c.output) for c in self.connections}
+        checked: dict[str, dict[str, Any]] = {}
+        for name, values in given.items():
+            comp = self.component(name)
+            unknown = [s for s in values if s not in comp.outputs]
+            if unknown:
+                known = ", ".join(comp.outputs) or "none"
+                raise self._error(f"component {name!r} has no output {unknown[0]!r}; outputs: {known}", name)
+            missing = [s for s in comp.outputs if (name, s) in read and s not in values]
+            if missing:
+                raise self._error(
+                    f"given outputs of {name!r} lack {', '.join(missing)}, which the pipeline reads", name
+                )
+            checked[name] = dict(values)
+        return checked
 
     def _run_one(
         self,

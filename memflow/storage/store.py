@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import delete, func, insert, inspect, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from memflow.errors import MemflowError, ModelMismatchError, StoreError
 from memflow.storage import codec, index_build, vector_rows
@@ -658,9 +658,17 @@ class Store:
                 session.execute(update(DocumentRow).where(DocumentRow.id == doc_id).values(chunk_count=count))
 
     def documents(self) -> list[StoredDocument]:
+        """Every stored document, in the order they were written (their texts are not read)."""
         with Session(self.engine) as session:
-            rows = session.scalars(select(DocumentRow).order_by(DocumentRow.id)).all()
-            return [self._stored_document(r) for r in rows]
+            query = select(DocumentRow).options(defer(DocumentRow.text)).order_by(DocumentRow.id)
+            return [self._stored_document(r) for r in session.scalars(query).all()]
+
+    def document(self, uri: str) -> StoredDocument | None:
+        """The document stored under exactly ``uri`` (a record's id), or None."""
+        with Session(self.engine) as session:
+            query = select(DocumentRow).options(defer(DocumentRow.text)).where(DocumentRow.uri == uri)
+            row = session.scalar(query)
+            return None if row is None else self._stored_document(row)
 
     @staticmethod
     def _stored_document(row: DocumentRow) -> StoredDocument:

@@ -103,6 +103,24 @@ def test_partial_run_only_runs_ancestors() -> None:
         pipe.run({"count": 1}, outputs=["nope.x"])
 
 
+def test_given_outputs_stand_in_for_a_component_and_what_only_fed_it() -> None:
+    pipe = build(CHAIN)
+    # numbers does not run, so its required input 'count' is not needed
+    out = pipe.run(given={"numbers": {"numbers": [5, 7]}})
+    assert out == {"total": {"total": 36.5}, "words": {"words": ["a", "b"]}}
+    assert calls(pipe) == {"numbers": 0, "double": 1, "total": 1, "words": 1}
+    # a stand-in in the middle: numbers only fed double, so neither runs
+    assert pipe.run(given={"double": {"numbers": [1]}}, outputs=["total"]) == {"total": {"total": 1.5}}
+    assert calls(pipe) == {"numbers": 0, "double": 1, "total": 2, "words": 1}
+    assert pipe.run(given={"double": {"numbers": [2]}}, outputs=["double"]) == {"double": {"numbers": [2]}}
+    with pytest.raises(PipelineError, match="component 'numbers' has no output 'nums'; outputs: numbers"):
+        pipe.run(given={"numbers": {"nums": [1]}})
+    with pytest.raises(PipelineError, match="given outputs of 'numbers' lack numbers, which the pipeline reads"):
+        pipe.run(given={"numbers": {}})
+    with pytest.raises(PipelineError, match="no component 'nope'"):
+        pipe.run(given={"nope": {}})
+
+
 def test_context_is_bound_and_shared() -> None:
     pipe = build(f"components:\n  c: {{type: {P}Contextual}}\n")
     context = RunContext()
