@@ -86,7 +86,7 @@ def run(count: int, changed: int) -> dict[str, Any]:
                     "replaced records read back new text and metadata",
                     all(
                         g is not None and g.text == t and g.metadata == {"revised": True}
-                        for g, t in zip(got, new_texts)
+                        for g, t in zip(got, new_texts, strict=True)
                     ),
                 )
             )
@@ -94,7 +94,7 @@ def run(count: int, changed: int) -> dict[str, Any]:
             checks.append(
                 (
                     "each replaced record is the first hit for its own new words",
-                    all(h and h[0].document == r["id"] for h, r in zip(first, replaced)),
+                    all(h and h[0].document == r["id"] for h, r in zip(first, replaced, strict=True)),
                 )
             )
             old = sum(1 for r in replaced for h in memory.search(r["text"], k=10) if h.text == r["text"])
