@@ -12,15 +12,14 @@ argument (``texts[3]``, ``metadata[1]['when']``), and the store is left as it wa
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from memflow.errors import InputError, RecordError
+from memflow.metadata import json_metadata
 from memflow.types import Document
 
 __all__ = ["Record", "RecordInput", "MetadataInput", "record_documents", "records_from_jsonl", "MAX_ID_LENGTH"]
@@ -45,38 +44,6 @@ class Record:
     title: str
     metadata: dict[str, Any]
     chunks: int
-
-
-def _json_value(value: Any, where: str) -> Any:
-    """``value`` as JSON keeps it: dates become ISO strings (the form where-filters compare); anything JSON
-    cannot hold (sets, objects, NaN) is a RecordError naming ``where``."""
-    if value is None or isinstance(value, str | bool | int):
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise RecordError(f"{where}: {value!r} cannot be stored (metadata must be JSON; NaN and infinity are not)")
-        return value
-    if isinstance(value, dt.datetime | dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return _json_object(value, where)
-    if isinstance(value, list | tuple):
-        return [_json_value(item, f"{where}[{n}]") for n, item in enumerate(value)]
-    raise RecordError(
-        f"{where}: a {type(value).__name__} cannot be stored (metadata values must be JSON: str, number, bool, "
-        "None, list, dict, or a date)"
-    )
-
-
-def _json_object(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, Mapping):
-        raise RecordError(f"{where} must be a dict of metadata, got {type(value).__name__}")
-    checked: dict[str, Any] = {}
-    for key, item in value.items():
-        if not isinstance(key, str):
-            raise RecordError(f"{where}: key {key!r} is a {type(key).__name__}; metadata keys must be strings")
-        checked[key] = _json_value(item, f"{where}[{key!r}]")
-    return checked
 
 
 def _checked_id(value: Any, where: str) -> str:
@@ -136,7 +103,7 @@ def record_documents(
         sections = []
         if isinstance(item, Document):
             text, own_id, title, sections = item.text, item.uri, item.title, list(item.sections)
-            own = _json_object(item.metadata, f"{where}.metadata")
+            own = json_metadata(item.metadata, where=f"{where}.metadata")
         elif isinstance(item, Mapping):
             unknown = sorted(str(k) for k in item if k not in _RECORD_KEYS)
             if unknown:
@@ -145,7 +112,7 @@ def record_documents(
             title = item.get("title") or ""
             if not isinstance(title, str):
                 raise RecordError(f"{where}['title'] must be a string, got {type(title).__name__}")
-            own = _json_object(item.get("metadata") or {}, f"{where}['metadata']")
+            own = json_metadata(item.get("metadata") or {}, where=f"{where}['metadata']")
         elif isinstance(item, str):
             text, own_id = item, None
         else:
@@ -158,7 +125,8 @@ def record_documents(
             raise RecordError(f"{where} has id {own_id!r} and ids[{n}] is {record_id!r}; give one")
         meta = dict(own)
         if extra is not None:
-            meta.update(_json_object(extra, f"metadata[{n}]" if not isinstance(metadata, Mapping) else "metadata"))
+            where_meta = "metadata" if isinstance(metadata, Mapping) else f"metadata[{n}]"
+            meta.update(json_metadata(extra, where=where_meta))
         digest = _digest(text, title, meta)
         if record_id is not None:
             doc_id = _checked_id(record_id, f"ids[{n}]")

@@ -105,7 +105,8 @@ class Chunk:
 
 @dataclass(frozen=True, slots=True)
 class Citation:
-    """Where a piece of evidence comes from: document, chunk and character span in the document."""
+    """Where a piece of evidence comes from: document, chunk and character span in the document, and the
+    document's metadata (what its loader found, or what ``Memory.add`` was given)."""
 
     document: str
     title: str
@@ -113,6 +114,7 @@ class Citation:
     chunk_ordinal: int
     start: int
     end: int
+    metadata: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +123,8 @@ class Hit:
 
     ``scores`` holds each stage's score for it, by stage: ``dense`` (inner product with the question),
     ``lexical`` (BM25), ``fused`` (the hybrid retriever's fusion), ``reranked`` (a reranker's), and
-    ``expanded`` for a chunk that context expansion added; ``score`` is the last of them.
+    ``expanded`` for a chunk that context expansion added; ``score`` is the last of them. ``metadata`` is its
+    document's metadata.
     """
 
     chunk_id: int
@@ -135,10 +138,11 @@ class Hit:
     rank: int
     section: str | None = None
     scores: Mapping[str, float] = field(default_factory=dict, compare=False)
+    metadata: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def citation(self) -> Citation:
-        return Citation(self.document, self.title, self.chunk_id, self.ordinal, self.start, self.end)
+        return Citation(self.document, self.title, self.chunk_id, self.ordinal, self.start, self.end, self.metadata)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -76,6 +76,7 @@ class StoredChunk:
     section: str | None
     sentences: list[Sentence]
     sentence_vectors: npt.NDArray[np.float16]
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -570,6 +571,7 @@ class Store:
                 ChunkRow.sentence_vectors,
                 DocumentRow.uri,
                 DocumentRow.title,
+                DocumentRow.meta,
             )
             .join(DocumentRow, DocumentRow.id == ChunkRow.document_id)
             .where(ChunkRow.id.in_(list(ids)))
@@ -597,6 +599,7 @@ class Store:
             section=row.section,
             sentences=sentences,
             sentence_vectors=vectors,
+            metadata=dict(row.metadata or {}),
         )
 
     def chunk_ids_all(self) -> list[int]:

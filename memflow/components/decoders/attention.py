@@ -116,27 +116,34 @@ class AttentionDecoder(Component):
                 rows.append(
                     _Row(
                         sentence.text,
-                        Citation(chunk.document, chunk.title, chunk.id, chunk.ordinal, sentence.start, sentence.end),
+                        Citation(
+                            chunk.document,
+                            chunk.title,
+                            chunk.id,
+                            chunk.ordinal,
+                            sentence.start,
+                            sentence.end,
+                            chunk.metadata,
+                        ),
                         "retrieved",
                         key,
                     )
                 )
             blocks.append(chunk.sentence_vectors[keep])
         if self.summaries and chunks:
-            titles = {c.document_id: (c.document, c.title) for c in chunks}
+            titles = {c.document_id: (c.document, c.title, c.metadata) for c in chunks}
             states = store.summary_states(titles)
             wanted = [(doc_id, slot.chunk_ordinal) for doc_id, state in states.items() for slot in state.slots]
             chunk_ids = store.chunk_ids(wanted)
             for doc_id, state in states.items():
-                uri, title = titles[doc_id]
+                uri, title, metadata = titles[doc_id]
                 for slot in state.slots:
                     key = (doc_id, slot.start, slot.end)
                     if key in seen or (doc_id, slot.chunk_ordinal) not in chunk_ids:
                         continue
                     seen.add(key)
-                    cite = Citation(
-                        uri, title, chunk_ids[(doc_id, slot.chunk_ordinal)], slot.chunk_ordinal, slot.start, slot.end
-                    )
+                    chunk_id = chunk_ids[(doc_id, slot.chunk_ordinal)]
+                    cite = Citation(uri, title, chunk_id, slot.chunk_ordinal, slot.start, slot.end, metadata)
                     rows.append(_Row(slot.text, cite, "summary", key))
                     blocks.append(slot.vector.reshape(1, -1))
         if not rows:

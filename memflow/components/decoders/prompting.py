@@ -438,6 +438,7 @@ def _summary_slots(context: RunContext, document: str) -> list[tuple[str, Citati
                 slot.chunk_ordinal,
                 slot.start,
                 slot.end,
+                found.metadata,
             ),
         )
         for slot in sorted(state.slots, key=lambda s: s.start)
@@ -459,5 +460,5 @@ def _written_summary(context: RunContext, document: str) -> ContextItem | None:
     first = store.chunk_ids([(found.id, 0)]).get((found.id, 0))
     if first is None:
         return None
-    citation = Citation(found.uri, found.title, first, 0, 0, summary.read_until)
+    citation = Citation(found.uri, found.title, first, 0, 0, summary.read_until, found.metadata)
     return ContextItem(0, _flat(summary.text), citation, "summary", 1.0, written=True, in_summary=True)

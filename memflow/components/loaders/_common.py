@@ -8,6 +8,7 @@ each bad file on the run's context and carries on with the others.
 from __future__ import annotations
 
 import codecs
+import datetime as dt
 import functools
 import hashlib
 import logging
@@ -114,6 +115,15 @@ def read_bytes(path: Path) -> bytes:
             return fh.read()
         except OSError as exc:
             raise InputError(path, os_reason(exc)) from exc
+
+
+def modified_time(path: Path) -> str | None:
+    """When the file was last modified, as an ISO 8601 UTC timestamp (None if it cannot be read)."""
+    try:
+        seconds = path.stat().st_mtime
+    except OSError:
+        return None
+    return dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def sha256_hex(data: bytes) -> str:
@@ -318,7 +328,11 @@ class SingleDocumentLoader(Loader):
 
     def load_file(self, path: str | Path, *, on_error: ErrorHandler | None = None) -> list[Document]:
         resolved = resolve_path(path)
-        return [self.load_bytes(read_bytes(resolved), resolved)]
+        document = self.load_bytes(read_bytes(resolved), resolved)
+        modified = modified_time(resolved)
+        if modified is not None:
+            document.metadata.setdefault("modified", modified)
+        return [document]
 
     def load_bytes(self, raw: bytes, path: Path) -> Document:
         """The document for ``raw``, the bytes of the file at ``path`` (an absolute, resolved path)."""

@@ -1,18 +1,23 @@
-"""The HTML loader: the visible text of ``.html``/``.htm`` files, with ``h1``-``h6`` as sections.
+"""The HTML loader: the main content of ``.html``/``.htm`` files as text, with ``h1``-``h6`` as sections.
 
-Parsing uses the standard library's ``html.parser`` (lenient, no new dependency). What a browser would
-not show is skipped: ``script``, ``style``, ``noscript``, ``template``, ``svg``, ``math`` and the
-``head`` (whose ``<title>`` becomes the document title). Block elements start new lines (paragraph-like
+By default trafilatura finds the page's main content (the article, not its navigation, sidebars, cookie
+banners and footer) and its metadata (title, author, date, site name, description); ``content="page"``
+keeps every visible part of the page instead, as does a page where trafilatura finds no main content.
+The text is rendered with the standard library's ``html.parser``: what a browser would not show is
+skipped (``script``, ``style``, ``noscript``, ``template``, ``svg``, ``math`` and the ``head``, whose
+``<title>`` is the title when trafilatura finds none). Block elements start new lines (paragraph-like
 ones a blank line), runs of whitespace in inline text collapse to one space, ``<pre>`` keeps its
 whitespace, and entities are decoded.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any, Literal
 
 from memflow.components.loaders._common import (
     SingleDocumentLoader,
@@ -177,15 +182,54 @@ def sniff_charset(raw: bytes) -> str | None:
     return "cp1252" if label in _WINDOWS_1252_LABELS else label
 
 
-class HTMLLoader(SingleDocumentLoader):
-    """HTML pages. ``encoding`` forces a codec instead of BOM, ``<meta charset>``, UTF-8 and detection."""
+#: trafilatura's metadata fields kept in a document's metadata, by the name memflow stores them under.
+_PAGE_METADATA = {
+    "title": "title",
+    "author": "author",
+    "date": "date",
+    "sitename": "site",
+    "description": "description",
+}
 
-    def __init__(self, *, encoding: str | None = None) -> None:
+
+def main_content(markup: str) -> tuple[str | None, dict[str, Any]]:
+    """The main content of a page as HTML (None when trafilatura finds none) and the page's metadata."""
+    import trafilatura
+
+    # trafilatura logs what it discards at WARNING; a loader reports problems through the run context.
+    logging.getLogger("trafilatura").setLevel(logging.ERROR)
+    found = trafilatura.extract_with_metadata(
+        markup, output_format="html", include_comments=False, include_tables=True, include_formatting=True
+    )
+    if found is None:
+        return None, {}
+    metadata = {
+        name: value.strip()
+        for field_name, name in _PAGE_METADATA.items()
+        if isinstance(value := getattr(found, field_name, None), str) and value.strip()
+    }
+    return found.text or None, metadata
+
+
+class HTMLLoader(SingleDocumentLoader):
+    """HTML pages. ``content`` is ``main`` (the page's main content, found by trafilatura) or ``page``
+    (all its visible text). ``encoding`` forces a codec instead of BOM, ``<meta charset>``, UTF-8 and
+    detection."""
+
+    def __init__(self, *, content: Literal["main", "page"] = "main", encoding: str | None = None) -> None:
+        self.content = content
         self.encoding = encoding
 
     def load_bytes(self, raw: bytes, path: Path) -> Document:
         markup, encoding = decode_bytes(raw, path, encoding=self.encoding, declared=sniff_charset(raw))
-        extracted = extract_html(markup)
+        page = extract_html(markup)
+        extracted, kept = page, "page"
+        described: dict[str, Any] = {}
+        if self.content == "main":
+            main, described = main_content(markup)
+            body = extract_html(main) if main is not None else None
+            if body is not None and body.text.strip():
+                extracted, kept = body, "main"
         if not extracted.text.strip():
             raise SkippedInput(path, "empty file (no visible text)")
         h1 = next((s.title for s in extracted.sections if s.level == 1), "")
@@ -193,7 +237,7 @@ class HTMLLoader(SingleDocumentLoader):
             uri=str(path),
             text=extracted.text,
             content_hash=sha256_hex(raw),
-            title=extracted.title or h1 or path.stem,
-            metadata={"path": str(path), "loader": "html", "encoding": encoding},
+            title=described.get("title") or page.title or h1 or path.stem,
+            metadata=described | {"path": str(path), "loader": "html", "encoding": encoding, "content": kept},
             sections=extracted.sections,
         )

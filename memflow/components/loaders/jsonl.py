@@ -4,7 +4,8 @@ Each line is an object ``{"id" or "_id", "text", "title"?, "metadata"?}`` — th
 loads as is. A document's ``uri`` is ``<resolved path>#<id>``; a line without an id takes its line
 number as id (positional, so it changes if lines move). Its text is the ``text`` field alone (the title
 is kept in ``title``, not prepended), its ``content_hash`` is the sha256 of the line, and its metadata
-is the record's ``metadata`` object plus ``path``, ``loader``, ``id`` and ``line``. A bad line is
+is the record's other fields and its ``metadata`` object (which wins over a field of the same name), plus
+``path``, ``loader``, ``id``, ``line`` and the file's ``modified`` time. A bad line is
 reported with its line number and the other lines still load; blank lines are ignored.
 """
 
@@ -19,6 +20,7 @@ from memflow.components.loaders._common import (
     ErrorHandler,
     Loader,
     SkippedInput,
+    modified_time,
     normalize_newlines,
     open_regular,
     os_reason,
@@ -50,6 +52,7 @@ class JSONLLoader(Loader):
         ``on_error`` it is raised. A file that cannot be opened or read raises InputError.
         """
         resolved = resolve_path(path)
+        modified = modified_time(resolved)
         seen: dict[str, int] = {}
         content = False
         with open_regular(resolved) as fh:
@@ -69,7 +72,7 @@ class JSONLLoader(Loader):
                     continue
                 content = True
                 try:
-                    document = self._parse_line(line, resolved, number, seen)
+                    document = self._parse_line(line, resolved, number, seen, modified)
                 except InputError as error:
                     if on_error is None:
                         raise
@@ -79,7 +82,9 @@ class JSONLLoader(Loader):
         if not content:
             raise SkippedInput(resolved, "empty file")
 
-    def _parse_line(self, line: bytes, path: Path, number: int, seen: dict[str, int]) -> Document:
+    def _parse_line(
+        self, line: bytes, path: Path, number: int, seen: dict[str, int], modified: str | None = None
+    ) -> Document:
         def bad(reason: str) -> InputError:
             return InputError(path, reason, line=number)
 
@@ -118,8 +123,11 @@ class JSONLLoader(Loader):
         if not text.strip():
             raise SkippedInput(path, f"empty text (id {doc_id!r})", line=number)
 
-        metadata: dict[str, Any] = dict(extra or {})
+        own = {self.text_field, self.title_field, "metadata", *id_fields}
+        metadata: dict[str, Any] = {k: v for k, v in record.items() if k not in own} | dict(extra or {})
         metadata.update(path=str(path), loader="jsonl", id=doc_id, line=number)
+        if modified is not None:
+            metadata["modified"] = modified
         return Document(
             uri=f"{path}#{doc_id}",
             text=normalize_newlines(text),

@@ -4,8 +4,10 @@ markdown-it-py parses the file (CommonMark, plus GFM tables and strikethrough); 
 reader sees with the markup stripped: emphasis marks go, links keep their text, images their alt text,
 code spans and fenced blocks their code, HTML blocks their visible text (tags dropped), lists and quotes
 their items. Blocks are separated by a blank line (items of a tight list by a newline, table cells by a
-tab). Headings stay in the text as lines of their own and become sections. YAML front matter is
-removed; its ``title`` becomes the document title.
+tab). Headings stay in the text as lines of their own and become sections. Front matter (YAML between
+``---`` lines, or JSON; read by python-frontmatter) is removed from the text; its fields become the
+document's metadata (dates as ISO strings; values JSON cannot hold are left out) and its ``title`` the
+document's title.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import frontmatter
 import yaml
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
@@ -29,14 +32,13 @@ from memflow.components.loaders._common import (
     sha256_hex,
 )
 from memflow.components.loaders.html import extract_html
+from memflow.metadata import lenient_metadata
 from memflow.types import Document, Section
 
 __all__ = ["MarkdownLoader", "render_markdown", "split_front_matter"]
 
-_FRONT_MATTER = re.compile(r"\A---[ \t]*\n(?P<body>(?:.*?\n)?)(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
 _BLOCK_BREAKS = frozenset({"blockquote_open", "blockquote_close", "hr", "table_open", "table_close"})
 _LITERAL_INLINE = frozenset({"text", "code_inline", "text_special"})
-_JSON_SCALARS = (str, int, float, bool, type(None))
 _HIDDEN_OPEN = re.compile(r"<(script|style|noscript|template|svg)\b[^>]*(?<!/)>", re.IGNORECASE)
 
 
@@ -46,20 +48,21 @@ def _parser() -> MarkdownIt:
 
 
 def split_front_matter(source: str) -> tuple[dict[str, Any], str]:
-    """``(front matter, rest)``. A leading ``---`` block counts only if it is YAML mapping (or empty):
-    otherwise it is Markdown (a thematic break, or a setext heading's underline)."""
-    match = _FRONT_MATTER.match(source)
-    if match is None:
+    """``(front matter, rest)``. A leading ``---`` block counts only if it is a YAML mapping (or empty):
+    otherwise it is Markdown (a thematic break, or a setext heading's underline) and stays in the text."""
+    handler = frontmatter.detect_format(source, frontmatter.handlers)
+    if handler is None:
         return {}, source
     try:
-        data = yaml.safe_load(match.group("body"))
-    except yaml.YAMLError:
+        head, rest = handler.split(source)
+        data = handler.load(head)
+    except (ValueError, yaml.YAMLError):
         return {}, source
     if data is None:
         data = {}
     if not isinstance(data, dict):
         return {}, source
-    return data, source[match.end() :]
+    return data, rest.removeprefix("\n")
 
 
 def _inline(children: Sequence[Token] | None, soft: str) -> str:
@@ -139,19 +142,6 @@ def render_markdown(source: str) -> tuple[str, list[Section]]:
     return out.text(), sections
 
 
-def _json_safe(front_matter: dict[Any, Any]) -> dict[str, Any]:
-    # Front matter may hold dates and nested YAML; metadata is stored as JSON, so keep what survives it.
-    safe: dict[str, Any] = {}
-    for key, value in front_matter.items():
-        if not isinstance(key, str):
-            continue
-        if isinstance(value, _JSON_SCALARS):
-            safe[key] = value
-        elif isinstance(value, list) and all(isinstance(v, _JSON_SCALARS) for v in value):
-            safe[key] = list(value)
-    return safe
-
-
 class MarkdownLoader(SingleDocumentLoader):
     """Markdown files. ``encoding`` forces a codec instead of BOM/UTF-8/detection."""
 
@@ -167,9 +157,8 @@ class MarkdownLoader(SingleDocumentLoader):
         fm_title = front_matter.get("title")
         h1 = next((s.title for s in sections if s.level == 1), "")
         title = fm_title.strip() if isinstance(fm_title, str) and fm_title.strip() else h1 or path.stem
-        metadata: dict[str, Any] = {"path": str(path), "loader": "markdown", "encoding": encoding}
-        if front_matter:
-            metadata["front_matter"] = _json_safe(front_matter)
+        # The file's own fields are memflow's: a front matter 'path' cannot hide where the text came from.
+        metadata = lenient_metadata(front_matter) | {"path": str(path), "loader": "markdown", "encoding": encoding}
         return Document(
             uri=str(path),
             text=text,

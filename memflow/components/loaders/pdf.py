@@ -2,7 +2,8 @@
 
 Each page's text is stripped and the pages are joined with a blank line; ``metadata["page_starts"]``
 holds the offset where each page begins (so a span maps back to its page). Sections come from the PDF's
-outline (bookmarks) where it has one, each starting at its target page. A PDF with no text layer
+outline (bookmarks) where it has one, each starting at its target page. The document information's
+title, author, subject and date (creation, else modification) go into the metadata. A PDF with no text layer
 (a scan) is skipped; one that pypdf cannot parse, or that needs a password, is an InputError.
 """
 
@@ -63,6 +64,26 @@ def _outline_sections(reader: Any, page_starts: list[int]) -> list[Section]:
     return sections
 
 
+def _described(info: Any) -> dict[str, Any]:
+    """What the PDF's document information says of it: title, author, subject and date (its creation
+    date, else its modification date, as ISO 8601), the fields it sets."""
+    if info is None:
+        return {}
+    described: dict[str, Any] = {}
+    for key, value in (("title", info.title), ("author", info.author), ("subject", info.subject)):
+        if isinstance(value, str) and value.strip():
+            described[key] = value.strip()
+    for attribute in ("creation_date", "modification_date"):
+        try:
+            when = getattr(info, attribute)
+        except Exception:  # pypdf raises on a malformed date string; the text matters more
+            when = None
+        if when is not None:
+            described["date"] = when.isoformat()
+            break
+    return described
+
+
 class PDFLoader(SingleDocumentLoader):
     """PDF files (text layer only: scanned pages without OCR have no text to extract)."""
 
@@ -79,6 +100,7 @@ class PDFLoader(SingleDocumentLoader):
             pages = [normalize_newlines(page.extract_text() or "").strip() for page in reader.pages]
             info = reader.metadata
             pdf_title = str(info.title or "").strip() if info is not None else ""
+            described = _described(info)
         except InputError:
             raise
         except Exception as exc:
@@ -102,6 +124,6 @@ class PDFLoader(SingleDocumentLoader):
             text=text,
             content_hash=sha256_hex(raw),
             title=pdf_title or path.stem,
-            metadata={"path": str(path), "loader": "pdf", "pages": len(pages), "page_starts": page_starts},
+            metadata=described | {"path": str(path), "loader": "pdf", "pages": len(pages), "page_starts": page_starts},
             sections=sections,
         )

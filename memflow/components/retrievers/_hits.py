@@ -26,6 +26,7 @@ def to_hit(chunk: StoredChunk, score: float, rank: int, scores: Mapping[str, flo
         rank=rank,
         section=chunk.section,
         scores=dict(scores or {}),
+        metadata=chunk.metadata,
     )
 
 

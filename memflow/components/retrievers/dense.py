@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from memflow.components.base import Component, Socket
+from memflow.components.retrievers._hits import to_hits
 from memflow.types import Hit, Vector
 
 __all__ = ["DenseRetriever"]
@@ -27,22 +28,4 @@ class DenseRetriever(Component):
     def run(self, *, query_vector: Vector, k: int | None = None) -> dict[str, Any]:
         store = self.context.require_store("retrievers.dense")
         found = store.search(query_vector, k or self.k)
-        chunks = {c.id: c for c in store.chunks([chunk_id for chunk_id, _ in found])}
-        hits = [
-            Hit(
-                chunk_id=c.id,
-                document=c.document,
-                title=c.title,
-                ordinal=c.ordinal,
-                start=c.start,
-                end=c.end,
-                text=c.text,
-                score=score,
-                rank=rank,
-                section=c.section,
-                scores={"dense": score},
-            )
-            for rank, (chunk_id, score) in enumerate(((i, s) for i, s in found if i in chunks), start=1)
-            if (c := chunks[chunk_id])
-        ]
-        return {"hits": hits}
+        return {"hits": to_hits(store, found, stage="dense")}

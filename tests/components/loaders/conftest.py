@@ -13,17 +13,26 @@ def _pdf_string(text: str) -> str:
     return "(" + text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)") + ")"
 
 
-def build_pdf(pages: list[list[str]], *, title: str | None = None, outline: Sequence[tuple[str, int]] = ()) -> bytes:
-    """A minimal valid PDF: one page per entry, each line drawn in Helvetica; optional /Title and an
-    outline of ``(title, 0-based page)`` bookmarks. Offsets in the xref table are computed exactly."""
+def build_pdf(
+    pages: list[list[str]],
+    *,
+    title: str | None = None,
+    outline: Sequence[tuple[str, int]] = (),
+    info: dict[str, str] | None = None,
+) -> bytes:
+    """A minimal valid PDF: one page per entry, each line drawn in Helvetica; optional /Title (and other
+    document information entries, ``info={"Author": ...}``, written as PDF strings) and an outline of
+    ``(title, 0-based page)`` bookmarks. Offsets in the xref table are computed exactly."""
     objects: dict[int, bytes] = {}
     n_pages = len(pages)
     page_ids = [4 + 2 * i for i in range(n_pages)]
     next_id = 4 + 2 * n_pages
     info_id = outlines_id = None
-    if title is not None:
+    entries = ({"Title": title} if title is not None else {}) | (info or {})
+    if entries:
         info_id, next_id = next_id, next_id + 1
-        objects[info_id] = f"<< /Title {_pdf_string(title)} >>".encode("latin-1")
+        fields = " ".join(f"/{key} {_pdf_string(value)}" for key, value in entries.items())
+        objects[info_id] = f"<< {fields} >>".encode("latin-1")
     if outline:
         outlines_id, next_id = next_id, next_id + 1
         item_ids = list(range(next_id, next_id + len(outline)))

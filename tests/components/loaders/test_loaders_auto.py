@@ -82,7 +82,7 @@ def test_run_dispatches_by_extension(tree: Path) -> None:
     assert texts == [
         "Heading A\n\nmarkdown body",
         "plain text b",
-        "C\n\nhtml body",
+        "html body",  # the main content; trafilatura takes the page's one heading as its title
         "line one",
         "line two",
         "pdf body",

@@ -1,9 +1,13 @@
-"""The HTML loader: only visible text, entities decoded, blocks on their own lines, headings as sections."""
+"""The HTML loader: a page's main content (trafilatura) with its metadata; and the renderer: only visible
+text, entities decoded, blocks on their own lines, headings as sections (those tests load whole pages)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import html
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -42,11 +46,60 @@ PAGE = """<!DOCTYPE html>
 """
 
 
-def _load(tmp_path: Path, markup: str | bytes, name: str = "page.html") -> Document:
+def _load(
+    tmp_path: Path, markup: str | bytes, name: str = "page.html", content: Literal["main", "page"] = "page"
+) -> Document:
     path = tmp_path / name
     path.write_bytes(markup.encode("utf-8") if isinstance(markup, str) else markup)
-    (doc,) = HTMLLoader().load_file(path)
+    (doc,) = HTMLLoader(content=content).load_file(path)
     return doc
+
+
+CHROME = ["Subscribe to the newsletter", "Home", "Archive", "Accept all cookies", "Related posts",
+          "Copyright 2024 Example Media", "Privacy policy"]  # fmt: skip
+
+
+def essay_page(essay: str) -> str:
+    """A real essay as a blog publishes it: head metadata, navigation, a cookie banner, a sidebar, a footer."""
+    paragraphs = "".join(f"<p>{html.escape(p)}</p>" for p in essay.split(". ")[:30] if p.strip())
+    return f"""<!DOCTYPE html><html><head><title>Before the Startup | Example Media</title>
+<meta name="author" content="Paul Graham"><meta property="article:published_time" content="2008-10-01">
+<meta name="description" content="An essay on starting startups."></head><body>
+<div class="cookie-banner">We use cookies. <button>Accept all cookies</button></div>
+<header><nav><a href="/">Home</a> <a href="/archive">Archive</a>
+<a href="/sub">Subscribe to the newsletter</a></nav></header>
+<main><article><h1>Before the Startup</h1>{paragraphs}<h2>Conclusion</h2>
+<p>The economy matters less than the founders do, and the best time to start is when you are ready.</p>
+</article></main>
+<aside><h3>Related posts</h3><ul><li><a href="/a">How to raise money</a></li>
+<li><a href="/b">Startups</a></li></ul></aside>
+<footer><p>Copyright 2024 Example Media. <a href="/privacy">Privacy policy</a></p></footer></body></html>"""
+
+
+def test_main_content_drops_navigation_banners_sidebars_and_footers(tmp_path: Path, pg_essays: Path) -> None:
+    essay = (pg_essays / "before.txt").read_text(encoding="utf-8")
+    page = essay_page(essay)
+    doc = _load(tmp_path, page, content="main")
+    flat = " ".join(doc.text.split())
+    for sentence in essay.split(". ")[1:30]:
+        assert " ".join(html.unescape(html.escape(sentence)).split())[:60] in flat
+    assert "the best time to start is when you are ready" in doc.text
+    assert not [phrase for phrase in CHROME if phrase in doc.text]
+    assert [s.title for s in doc.sections][:1] == ["Before the Startup"]
+    assert "Conclusion" in [s.title for s in doc.sections]
+    assert doc.title == "Before the Startup"
+    assert {k: doc.metadata.get(k) for k in ("author", "date", "description", "content")} == {
+        "author": "Paul Graham",
+        "date": "2008-10-01",
+        "description": "An essay on starting startups.",
+        "content": "main",
+    }
+    # the default is the main content; content="page" keeps every visible part
+    path = tmp_path / "page.html"
+    (default,) = HTMLLoader().load_file(path)
+    assert default.text == doc.text
+    whole = _load(tmp_path, page, content="page")
+    assert all(phrase in whole.text for phrase in CHROME) and whole.metadata["content"] == "page"
 
 
 def test_scripts_styles_and_other_invisible_content_are_dropped(tmp_path: Path) -> None:
@@ -93,7 +146,9 @@ def test_document_fields(tmp_path: Path) -> None:
     path = (tmp_path / "page.html").resolve()
     assert doc.uri == str(path)
     assert doc.content_hash == hashlib.sha256(path.read_bytes()).hexdigest()
-    assert doc.metadata == {"path": str(path), "loader": "html", "encoding": "utf-8"}
+    modified = doc.metadata.pop("modified")
+    assert doc.metadata == {"path": str(path), "loader": "html", "encoding": "utf-8", "content": "page"}
+    assert modified == dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def test_title_falls_back_to_h1_then_stem(tmp_path: Path) -> None:

@@ -42,6 +42,7 @@ def test_beir_corpus_lines_load_one_document_each(scifact_head: Path) -> None:
             "loader": "jsonl",
             "id": record["_id"],
             "line": line_no,
+            "modified": documents[0].metadata["modified"],
         }
 
 
@@ -118,3 +119,12 @@ def test_empty_file_is_reported(tmp_path: Path) -> None:
     assert loader.run(paths=[str(path)])["documents"] == []
     (problem,) = loader.context.problems
     assert (problem.source, problem.reason) == (str(path.resolve()), "empty file")
+
+
+def test_other_record_fields_become_metadata_and_metadata_wins(tmp_path: Path) -> None:
+    line = {"id": "q1", "text": "A question.", "author": "Ada", "year": 1843, "metadata": {"year": 1842}}
+    path = tmp_path / "records.jsonl"
+    path.write_text(json.dumps(line) + "\n", encoding="utf-8")
+    (doc,) = JSONLLoader().load_file(path)
+    assert doc.metadata["author"] == "Ada" and doc.metadata["year"] == 1842
+    assert "text" not in doc.metadata and "metadata" not in doc.metadata and doc.metadata["id"] == "q1"

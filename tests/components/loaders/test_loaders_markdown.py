@@ -105,8 +105,12 @@ def test_front_matter_title_wins_and_is_recorded(tmp_path: Path) -> None:
     assert doc.content_hash == hashlib.sha256(path.read_bytes()).hexdigest()
     assert doc.uri == str(path.resolve())
     assert doc.metadata["loader"] == "markdown"
-    # The date is not JSON; metadata keeps only what survives serialization.
-    assert doc.metadata["front_matter"] == {"title": "The Guide", "tags": ["a", "b"]}
+    # Front matter fields are the document's metadata; the YAML date is stored as its ISO string.
+    assert {k: doc.metadata[k] for k in ("title", "tags", "date")} == {
+        "title": "The Guide",
+        "tags": ["a", "b"],
+        "date": "2024-01-02",
+    }
 
 
 def test_title_falls_back_to_first_h1_then_to_the_stem(tmp_path: Path) -> None:

@@ -45,6 +45,23 @@ def test_text_of_every_page_is_extracted(tmp_path: Path, make_pdf: MakePdf) -> N
     assert doc.sections == []
 
 
+def test_document_information_becomes_metadata(tmp_path: Path, make_pdf: MakePdf) -> None:
+    info = {"Author": "Ada Lovelace", "Subject": "Engines", "CreationDate": "D:20240102133000Z"}
+    path = _write(tmp_path / "notes.pdf", make_pdf(PAGES, title="Notes", info=info))
+    (doc,) = PDFLoader().load_file(path)
+    assert {k: doc.metadata[k] for k in ("title", "author", "subject", "date")} == {
+        "title": "Notes",
+        "author": "Ada Lovelace",
+        "subject": "Engines",
+        "date": "2024-01-02T13:30:00+00:00",
+    }
+    assert doc.metadata["modified"].endswith("+00:00") and doc.metadata["path"] == str(path.resolve())
+    # a malformed date costs the date, not the file
+    path = _write(tmp_path / "odd.pdf", make_pdf(PAGES, info={"CreationDate": "yesterday"}))
+    (doc,) = PDFLoader().load_file(path)
+    assert "date" not in doc.metadata and doc.text
+
+
 def test_outline_becomes_sections(tmp_path: Path, make_pdf: MakePdf) -> None:
     path = _write(tmp_path / "book.pdf", make_pdf(PAGES, outline=[("Intro", 0), ("Conclusion", 2)]))
     (doc,) = PDFLoader().load_file(path)
