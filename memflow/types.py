@@ -164,8 +164,10 @@ class Answer:
 
     A generative decoder sets ``generated``: ``text`` was written by a language model, ``citations`` are
     the evidence it cited, in order of first mention, and ``labels[i]`` is the ``[n]`` marker in ``text``
-    that stands for ``citations[i]``. ``notes`` says what a reader should know about the answer (e.g. that
-    the model cited nothing, or cited a number it was never given; such a marker maps to no citation).
+    that stands for ``citations[i]``; when the model cited nothing, they are the items its sentences repeat
+    (attributed by memflow, as ``notes`` says), each with its item's number. ``notes`` says what a reader
+    should know about the answer (e.g. that the model cited nothing, or cited a number it was never given;
+    such a marker maps to no citation).
     """
 
     question: str

@@ -40,6 +40,19 @@ def test_stream_yields_the_text_then_the_whole_answer_with_its_citations(essay_m
     )
 
 
+def test_a_generative_stream_ends_with_a_cited_answer(essay_memory: Memory) -> None:
+    pytest.importorskip("xllamacpp", reason="the llama.cpp decoder needs the llm extra")
+    question = "Who made a list of the biggest regrets of the dying?"
+    items = list(essay_memory.stream(question, decoder="llama_cpp"))
+    answer = items[-1]
+    assert isinstance(answer, Answer) and answer.generated
+    pieces = [p for p in items[:-1] if isinstance(p, str)]
+    assert len(pieces) > 3 and "".join(pieces).strip() == answer.text
+    # cited by the model or, where it cites nothing, attributed to what its sentences repeat
+    assert answer.citations and len(answer.labels) == len(answer.citations)
+    assert all(c.document.endswith(".txt") and c.metadata["loader"] == "text" for c in answer.citations)
+
+
 def test_stream_of_an_empty_question_fails_on_first_use(essay_memory: Memory) -> None:
     with pytest.raises(Exception, match="the question is empty"):
         next(iter(essay_memory.stream("   ")))

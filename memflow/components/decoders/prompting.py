@@ -13,7 +13,9 @@ each item labelled ``[n]``, and asks the model to cite ``[n]``. A question about
 this essay about?") gives the summary state the whole budget; a question about a detail gives it at most
 ``summary_share`` of it, so the retrieved memory fills the rest. Every ``[n]`` in the answer maps back to
 the document, chunk and character span of item n; a number the model was never given maps to nothing and
-the answer says so in ``notes`` (it never invents a citation).
+the answer says so in ``notes`` (it never invents a citation). An answer that cites nothing is attributed:
+each of its sentences is cited to the item that holds most of its words, where that item holds at least
+half of them (and three at least), and ``notes`` says the citations are memflow's, not the model's.
 """
 
 from __future__ import annotations
@@ -69,6 +71,30 @@ _CITATION = re.compile(r"\[\s*(\d{1,4}(?:\s*[,;]\s*\d{1,4})*)\s*\]")
 def about_whole_document(question: str) -> bool:
     """Whether ``question`` asks about a document as a whole (its topic, gist or summary)."""
     return _WHOLE_DOCUMENT.search(question) is not None
+
+
+#: An answer sentence is attributed to a context item holding at least this share of its terms, and at least
+#: ATTRIBUTION_MIN_TERMS of them (terms as the lexical index makes them: stemmed, without stop words).
+ATTRIBUTION_MIN_SHARE = 0.5
+ATTRIBUTION_MIN_TERMS = 3
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def attribute(text: str, items: Sequence[ContextItem]) -> list[int]:
+    """The labels of the items ``text``'s sentences repeat, in order of first use, without repeats: each
+    sentence goes to the item sharing the most of its terms, if that is enough (see ATTRIBUTION_MIN_*)."""
+    from memflow.storage.lexical import tokenize
+
+    item_terms = [(item.label, set(tokenize(item.text))) for item in items]
+    labels: list[int] = []
+    for sentence in _SENTENCE_END.split(text):
+        terms = set(tokenize(sentence))
+        if len(terms) < ATTRIBUTION_MIN_TERMS or not item_terms:
+            continue
+        label, shared = max(((lb, len(terms & held)) for lb, held in item_terms), key=lambda pair: pair[1])
+        if shared >= ATTRIBUTION_MIN_TERMS and shared >= ATTRIBUTION_MIN_SHARE * len(terms) and label not in labels:
+            labels.append(label)
+    return labels
 
 
 def parse_citations(text: str) -> list[int]:
@@ -367,6 +393,13 @@ class GenerativeDecoder(Component):
                 f"the model cited {', '.join(f'[{n}]' for n in invalid)}, which it was not given "
                 f"(it was given {given}); no citation is made for them"
             )
+        if not valid and text.strip():
+            valid = attribute(text, context.items)
+            if valid:
+                notes.append(
+                    "the model cited none of the context it was given: the citations are the context items whose "
+                    "words its answer repeats (attributed by memflow, not cited by the model)"
+                )
         if not valid:
             notes.append("the model cited none of the context it was given: this answer rests on no citation")
         if not text.strip():

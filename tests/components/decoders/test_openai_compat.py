@@ -173,15 +173,38 @@ def test_cited_numbers_map_to_document_chunk_and_span(
 def test_a_number_never_given_is_no_citation_and_the_answer_says_so(server: tuple[str, Script], small: Any) -> None:
     base_url, script = server
     store, hits, chunks = small
-    script.replies = [(200, _completion("Visas [9].")), (200, _completion("Founders need visas."))]
+    script.replies = [(200, _completion("Visas [9].")), (200, _completion("The moon is made of green cheese."))]
     decoder = _decoder(base_url, store)
     wrong = decoder.run(query="visa?", query_vector=chunks[0].vector, hits=hits)["answer"]
     assert wrong.citations == [] and wrong.labels == []
     assert any("[9], which it was not given" in n for n in wrong.notes)
     assert any("rests on no citation" in n for n in wrong.notes)
-    silent = decoder.run(query="visa?", query_vector=chunks[0].vector, hits=hits)["answer"]
-    assert silent.citations == [] and silent.text == "Founders need visas."
-    assert any("rests on no citation" in n for n in silent.notes)
+    unsupported = decoder.run(query="visa?", query_vector=chunks[0].vector, hits=hits)["answer"]
+    assert unsupported.citations == [] and unsupported.text == "The moon is made of green cheese."
+    assert any("rests on no citation" in n for n in unsupported.notes)
+
+
+def test_an_answer_that_cites_nothing_is_attributed_to_the_items_it_repeats(
+    server: tuple[str, Script], small: Any
+) -> None:
+    base_url, script = server
+    store, hits, chunks = small
+    script.replies = [
+        (200, _completion("Founders from abroad need a visa. Startup investors can vouch for real startups, too."))
+    ]
+    script.stream = ["Founders from abroad ", "need a visa."]
+    decoder = _decoder(base_url, store, summary_share=0.0)
+    context = decoder.prompt_context("What do founders need?", chunks[0].vector, hits)  # type: ignore[arg-type]
+    by_text = {item.text: item for item in context.items}
+    answer = decoder.run(query="What do founders need?", query_vector=chunks[0].vector, hits=hits)["answer"]
+    visa = by_text["Founders from abroad need a startup visa."]
+    assert answer.citations[0] == visa.citation and answer.labels[0] == visa.label
+    assert len(answer.citations) == 2 and "vouch" in TEXT[answer.citations[1].start : answer.citations[1].end]
+    assert any("attributed by memflow" in n for n in answer.notes)
+    assert not any("rests on no citation" in n for n in answer.notes)
+    # the same for a streamed answer: the last item carries the attributed citations
+    streamed = drain(decoder.stream(query="What do founders need?", query_vector=chunks[0].vector, hits=hits), None)
+    assert streamed.citations == [visa.citation] and any("attributed by memflow" in n for n in streamed.notes)
 
 
 def test_nothing_retrieved_means_the_model_is_not_asked(server: tuple[str, Script], small: Any) -> None:
