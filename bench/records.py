@@ -1,7 +1,8 @@
 """Records at application scale: `Memory.add` throughput on SQuAD dev paragraphs, then an upsert and delete
 check on the same store.
 
-    .venv/bin/python bench/records.py [--records 2000] [--changed 100] [--out bench/results/records.json]
+    .venv/bin/python bench/records.py [--records 2000] [--changed 100] [--squad FILE]
+                                      [--out bench/results/records.json]
 
 Adds the first ``--records`` SQuAD dev paragraphs (ids ``Title/n``, metadata article and paragraph) to a
 fresh store with the default ingest pipeline, timing the call (encoder load excluded: one record is added
@@ -26,8 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 SQUAD = REPO.parent / "shared" / "data" / "squad" / "dev-v1.1.json"
 
 
-def squad_records(count: int) -> list[dict[str, Any]]:
-    data = json.loads(SQUAD.read_text(encoding="utf-8"))
+def squad_records(count: int, squad: Path = SQUAD) -> list[dict[str, Any]]:
+    data = json.loads(squad.read_text(encoding="utf-8"))
     records = []
     for article in data["data"]:
         for n, paragraph in enumerate(article["paragraphs"]):
@@ -47,10 +48,10 @@ def timed(call: Any) -> tuple[Any, float]:
     return value, time.perf_counter() - started
 
 
-def run(count: int, changed: int) -> dict[str, Any]:
+def run(count: int, changed: int, squad: Path = SQUAD) -> dict[str, Any]:
     from memflow import Memory
 
-    records = squad_records(count)
+    records = squad_records(count, squad)
     replaced = records[:changed]
     deleted = records[changed : 2 * changed]
     rows: list[dict[str, Any]] = []
@@ -121,9 +122,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=2000)
     parser.add_argument("--changed", type=int, default=100)
+    parser.add_argument("--squad", type=Path, default=SQUAD, help="SQuAD dev JSON (default: ../shared/data)")
     parser.add_argument("--out", type=Path, help="write the result as JSON here")
     args = parser.parse_args()
-    result = run(args.records, args.changed)
+    result = run(args.records, args.changed, args.squad)
     print(f"{'step':<32} {'seconds':>8} {'records/s':>10} {'chunks':>7}")
     for row in result["rows"]:
         print(f"{row['step']:<32} {row['seconds']:>8} {row.get('records/s', ''):>10} {row.get('chunks', ''):>7}")

@@ -11,13 +11,16 @@ with memflow.Memory("./storage") as mem:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
+
+import numpy as np
 
 from memflow.answering import answer_of, answering_component, question_inputs, ranking_output, stream_answer
 from memflow.components.base import RunContext
 from memflow.errors import MemflowError, RecordError
+from memflow.filters import Where, parse_where
 from memflow.ingest import VECTOR_SAVE_INTERVAL_S, IngestEngine, IngestReport, LocalEngine, add_documents
 from memflow.ingest import ingest as run_ingest
 from memflow.pipeline import Pipeline, builtin_pipeline, resolve_pipeline
@@ -29,6 +32,7 @@ from memflow.types import Answer, Hit, SummaryState
 __all__ = ["Memory", "IngestReport"]
 
 PipelineSpec = str | Path | Pipeline | None
+WhereSpec = Mapping[str, Any] | Where | None
 
 
 class Memory:
@@ -185,32 +189,63 @@ class Memory:
 
     # -- questions ----------------------------------------------------------------------------------------
 
-    def search(self, query: str, *, k: int = 10) -> list[Hit]:
+    def search(self, query: str, *, k: int = 10, where: WhereSpec = None) -> list[Hit]:
         """The ``k`` best stored chunks for ``query``, best first: the ask pipeline run up to its decoder, so
-        these are the hits ``ask`` attends to (reranked, duplicates collapsed, as the pipeline does), in order."""
+        these are the hits ``ask`` attends to (reranked, duplicates collapsed, as the pipeline does), in order.
+
+        ``where`` restricts the search to the documents it matches, inside retrieval (see
+        :mod:`memflow.filters`: ``{"user": "alice"}``, ``{"date": {"$gte": "2024-01-01"}}``): k hits come
+        back whenever k matching chunks are stored."""
         pipeline = self.ask_pipeline()
         output = ranking_output(pipeline)
-        result = self._ask_pipeline_run(query, k=k, outputs=[output])
+        context = self._context(where)
+        result = self._ask_pipeline_run(query, k=k, outputs=[output], context=context)
         component, _, socket = output.partition(".")
         hits: list[Hit] = result[component][socket]
-        return hits[:k]
+        return self._within(hits, context)[:k]
 
-    def ask(self, question: str, *, k: int | None = None, decoder: str | None = None) -> Answer:
+    def ask(
+        self, question: str, *, k: int | None = None, decoder: str | None = None, where: WhereSpec = None
+    ) -> Answer:
         """An answer composed of the memory's own sentences, with citations and the attention behind it.
 
         ``decoder`` names another registered decoder type to answer with, e.g. ``"llama_cpp"`` (short for
-        ``decoders.llama_cpp``), in place of the ask pipeline's own, with its default params."""
-        result = self._ask_pipeline_run(question, k=k, outputs=None, decoder=decoder)
-        return answer_of(result, self.ask_pipeline(decoder))
+        ``decoders.llama_cpp``), in place of the ask pipeline's own, with its default params. ``where``
+        answers from the documents it matches only (as in :meth:`search`)."""
+        context = self._context(where)
+        result = self._ask_pipeline_run(question, k=k, outputs=None, decoder=decoder, context=context)
+        answer = answer_of(result, self.ask_pipeline(decoder))
+        self._within(answer.hits, context)
+        return answer
 
-    def stream(self, question: str, *, k: int | None = None, decoder: str | None = None) -> Iterator[str | Answer]:
+    def stream(
+        self, question: str, *, k: int | None = None, decoder: str | None = None, where: WhereSpec = None
+    ) -> Iterator[str | Answer]:
         """``ask``, streamed: yields the answer's text piece by piece as the decoder writes it, then the whole
         :class:`Answer` (citations included) as the last item. A decoder that cannot stream (the built-in
         attention decoder) yields its text as one piece."""
         pipeline = self.ask_pipeline(decoder)
-        stream = stream_answer(pipeline, question_inputs(pipeline, question, k=k), RunContext(store=self.store))
+        context = self._context(where)
+        stream = stream_answer(pipeline, question_inputs(pipeline, question, k=k), context)
         answer = yield from stream
+        self._within(answer.hits, context)
         yield answer
+
+    def _context(self, where: WhereSpec) -> RunContext:
+        return RunContext(store=self.store, where=parse_where(where))
+
+    @staticmethod
+    def _within(hits: list[Hit], context: RunContext) -> list[Hit]:
+        """``hits``, checked against the run's filter: a component that retrieved past it is a bug to stop
+        on, never a hit to hand out."""
+        allowed = context.allowed_chunks()
+        if allowed is None:
+            return hits
+        inside = np.isin(np.asarray([h.chunk_id for h in hits], dtype=np.int64), allowed)
+        outside = [h.chunk_id for h, ok in zip(hits, inside, strict=True) if not ok]
+        if outside:
+            raise MemflowError(f"a component of the ask pipeline returned chunks outside the filter: {outside[:5]}")
+        return hits
 
     def ask_pipeline(self, decoder: str | None = None) -> Pipeline:
         """The ask pipeline; with ``decoder``, a copy whose decoder (the component with an Answer output) is
@@ -231,14 +266,18 @@ class Memory:
         return self._pipelines[key]
 
     def _ask_pipeline_run(
-        self, query: str, *, k: int | None, outputs: list[str] | None, decoder: str | None = None
+        self,
+        query: str,
+        *,
+        k: int | None,
+        outputs: list[str] | None,
+        context: RunContext,
+        decoder: str | None = None,
     ) -> dict[str, dict[str, Any]]:
         if not query.strip():
             raise MemflowError("the question is empty")
         pipeline = self.ask_pipeline(decoder)
-        return pipeline.run(
-            question_inputs(pipeline, query, k=k), context=RunContext(store=self.store), outputs=outputs
-        )
+        return pipeline.run(question_inputs(pipeline, query, k=k), context=context, outputs=outputs)
 
     def summary(self, document: str) -> SummaryState:
         """A document's recurrent summary state, by URI, path, file name or title."""

@@ -17,6 +17,7 @@ import click
 
 from memflow.components.base import Problem
 from memflow.errors import MemflowError
+from memflow.filters import Where, parse_cli_where
 from memflow.memory import Memory
 from memflow.pipeline.shipped import Role, resolve_pipeline
 from memflow.storage.store import DB_FILE
@@ -71,6 +72,27 @@ def pipeline_option(role: Role, *flags: str, dest: str = "pipeline", help: str |
         f"{role.capitalize()} pipeline: a shipped one by name (memflow pipeline list) or a YAML file (default: {role})."
     )
     return click.option(*(flags or ("--pipeline",)), dest, metavar="NAME|FILE", callback=resolve, help=text)
+
+
+def where_option(func: F) -> F:
+    """``--where FIELD=VALUE`` (repeatable, all must match; also != >= <= > <, or a JSON object), parsed
+    into a :class:`memflow.filters.Where` (None without any)."""
+
+    def parse(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> Where | None:
+        try:
+            return parse_cli_where(list(value))
+        except MemflowError as exc:
+            raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+    return click.option(
+        "--where",
+        "where",
+        multiple=True,
+        metavar="FIELD=VALUE",
+        callback=parse,
+        help="Only documents whose metadata (or uri) match: user=alice, 'date>=2024-01-01', year!=2020, or a "
+        'JSON filter {"$or": [...]} (repeatable: all must match).',
+    )(func)
 
 
 def open_memory(

@@ -14,7 +14,9 @@ from memflow.cli.common import (
     pipeline_option,
     store_options,
     user_errors,
+    where_option,
 )
+from memflow.filters import Where
 from memflow.types import Answer, Citation
 
 ask_pipeline_option = pipeline_option("ask")
@@ -40,6 +42,7 @@ def _cite(citation: Citation) -> str:
     help="Answer with another registered decoder, e.g. llama_cpp, transformers, openai (default: the pipeline's).",
 )
 @click.option("--stream", is_flag=True, help="Print the answer as the decoder writes it.")
+@where_option
 @ask_pipeline_option
 @store_options
 @user_errors
@@ -50,6 +53,7 @@ def ask(
     explain: bool,
     decoder: str | None,
     stream: bool,
+    where: Where | None,
     pipeline: Path | None,
     store: Path,
     url: str | None,
@@ -59,14 +63,14 @@ def ask(
     configure_logging(quiet=True)
     with open_memory(store, url, trusted, documents=True, ask_pipeline=pipeline) as memory:
         if stream and not as_json:
-            for piece in memory.stream(question, k=k, decoder=decoder):
+            for piece in memory.stream(question, k=k, decoder=decoder, where=where):
                 if isinstance(piece, str):
                     click.echo(piece, nl=False)
                     continue
                 click.echo()
                 _print_answer(piece, explain=explain, streamed=True)
             return
-        answer = memory.ask(question, k=k, decoder=decoder)
+        answer = memory.ask(question, k=k, decoder=decoder, where=where)
     if as_json:
         echo_json(answer)
         return
@@ -110,6 +114,7 @@ def _print_answer(answer: Answer, *, explain: bool, streamed: bool = False) -> N
 @click.option(
     "--explain", is_flag=True, help="Also print each hit's score at every stage (dense, lexical, fused, reranked)."
 )
+@where_option
 @ask_pipeline_option
 @store_options
 @user_errors
@@ -118,6 +123,7 @@ def search(
     k: int,
     as_json: bool,
     explain: bool,
+    where: Where | None,
     pipeline: Path | None,
     store: Path,
     url: str | None,
@@ -127,7 +133,7 @@ def search(
     collapsed, as the pipeline does)."""
     configure_logging(quiet=True)
     with open_memory(store, url, trusted, documents=True, ask_pipeline=pipeline) as memory:
-        hits = memory.search(query, k=k)
+        hits = memory.search(query, k=k, where=where)
     if as_json:
         echo_json(hits)
         return

@@ -25,6 +25,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from memflow.filters import Where
     from memflow.storage.store import Store
 
 __all__ = ["Socket", "Component", "RunContext", "Problem", "constructor_parameters"]
@@ -78,7 +82,8 @@ class RunContext:
     ``store`` is None when a pipeline runs without one (validation, tests of a single component).
     ``problems`` collects what was skipped or failed, so a run can report it and carry on; ``unchanged``
     the documents an ingest found already stored; ``seen`` every document URI an ingest loaded;
-    ``seconds`` the time spent in each component, by name.
+    ``seconds`` the time spent in each component, by name. ``where`` restricts what a question's run may
+    retrieve to the documents the filter matches: every retriever searches only :meth:`allowed_chunks`.
     """
 
     store: Store | None = None
@@ -87,6 +92,13 @@ class RunContext:
     unchanged: list[str] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
     seconds: dict[str, float] = field(default_factory=dict)
+    where: Where | None = None
+
+    def allowed_chunks(self) -> npt.NDArray[np.int64] | None:
+        """The sorted ids of the chunks this run may retrieve, or None when it may retrieve any."""
+        if self.where is None:
+            return None
+        return self.require_store("a filtered search").matching_chunk_ids(self.where)
 
     def report(self, path: str, reason: str, *, kind: ProblemKind = "failed", line: int | None = None) -> None:
         problem = Problem(path=str(path), reason=reason, kind=kind, line=line)

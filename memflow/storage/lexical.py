@@ -30,6 +30,8 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import numpy.typing as npt
 from sqlalchemy import (
     Engine,
     Float,
@@ -223,6 +225,16 @@ def remove_chunks(session: Session, chunk_ids: Sequence[int]) -> None:
         session.execute(delete(LexicalChunkRow).where(LexicalChunkRow.chunk_id.in_(part)))
 
 
+#: An allowed set of at most this many chunks is scored directly (SQL ``IN``); a larger one filters the
+#: ranking, read deeper until it holds k allowed chunks.
+SCORE_WITHIN_BELOW = 4096
+
+
+def _member(sorted_ids: npt.NDArray[np.int64], chunk_id: int) -> bool:
+    at = int(np.searchsorted(sorted_ids, chunk_id))
+    return at < len(sorted_ids) and int(sorted_ids[at]) == chunk_id
+
+
 class LexicalIndex:
     """BM25 search over a store's lexical tables (one per open store; see ``Store.lexical``).
 
@@ -291,9 +303,28 @@ class LexicalIndex:
             else:
                 setting.value = TOKENIZER
 
-    def search(self, query: str, k: int, *, k1: float = 0.9, b: float = 0.4) -> list[tuple[int, float]]:
-        """(chunk id, BM25 score) of the ``k`` best chunks for ``query``, best first."""
-        return self._score(query, k=k, k1=k1, b=b, within=None)
+    def search(
+        self, query: str, k: int, *, k1: float = 0.9, b: float = 0.4, allowed: npt.NDArray[np.int64] | None = None
+    ) -> list[tuple[int, float]]:
+        """(chunk id, BM25 score) of the ``k`` best chunks for ``query``, best first; with ``allowed`` (sorted
+        chunk ids), the best among those only. A small allowed set is scored alone (an IN list in SQL); a
+        large one is read from the ranking as deep as it takes to find ``k`` allowed chunks."""
+        if allowed is None:
+            return self._score(query, k=k, k1=k1, b=b, within=None)
+        if len(allowed) <= SCORE_WITHIN_BELOW:
+            return self._score(query, k=k, k1=k1, b=b, within=[int(i) for i in allowed])
+        share = len(allowed) / max(self._chunk_count(), 1)
+        depth = max(k, math.ceil(2 * k / share))
+        while True:
+            ranked = self._score(query, k=depth, k1=k1, b=b, within=None)
+            kept = [(i, s) for i, s in ranked if _member(allowed, i)]
+            if len(kept) >= k or len(ranked) < depth:
+                return kept[:k]
+            depth *= 4
+
+    def _chunk_count(self) -> int:
+        with Session(self.engine) as session:
+            return int(session.scalar(select(func.count()).select_from(LexicalChunkRow)) or 0)
 
     def score(self, query: str, chunk_ids: Sequence[int], *, k1: float = 0.9, b: float = 0.4) -> dict[int, float]:
         """BM25 scores of the given chunks only (0 for those that match no query term)."""

@@ -27,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, defer
 
 from memflow.errors import MemflowError, ModelMismatchError, StoreError
+from memflow.filters import Where
 from memflow.storage import codec, index_build, vector_rows
 from memflow.storage import lexical as lexical_index
 from memflow.storage.index_policy import AUTO
@@ -128,6 +129,8 @@ class DocumentLayout:
 
 #: Files whose stored hashes one query looks up (each adds a LIKE for its records).
 HASH_QUERY_FILES = 200
+#: How many where-filters' matching chunk ids a store keeps (until its next write).
+MATCHING_CACHE = 32
 
 
 class Store:
@@ -161,6 +164,7 @@ class Store:
         self._default_index = index
         self._vectors: VectorMemory | None = None
         self._vector_signature: tuple[int, int] | None = None
+        self._matching: dict[str, tuple[int, npt.NDArray[np.int64]]] = {}
         self._lock = WriterLock(self.directory, self.engine, file_name=LOCK_FILE)
 
     # -- settings -----------------------------------------------------------------------------------------
@@ -370,8 +374,11 @@ class Store:
         self._vector_signature = None  # the next use loads the rebuilt file
         return memory.ntotal
 
-    def search(self, query: npt.NDArray[np.float32], k: int) -> list[tuple[int, float]]:
-        """(chunk id, inner product) of the ``k`` chunks nearest to ``query``, best first."""
+    def search(
+        self, query: npt.NDArray[np.float32], k: int, *, allowed: npt.NDArray[np.int64] | None = None
+    ) -> list[tuple[int, float]]:
+        """(chunk id, inner product) of the ``k`` chunks nearest to ``query``, best first; with ``allowed``
+        (sorted chunk ids, e.g. :meth:`matching_chunk_ids`), only among those."""
         memory = self.vectors
         # One query over a small memory is microseconds of work: FAISS's OpenMP team costs more than it
         # saves there, and far more when another process holds a core (its threads wait for each other).
@@ -380,7 +387,7 @@ class Store:
         if small:
             faiss.omp_set_num_threads(1)
         try:
-            scores, ids = memory.search(query, k)
+            scores, ids = memory.search(query, k, allowed=allowed)
         finally:
             if small:
                 faiss.omp_set_num_threads(threads)
@@ -618,6 +625,27 @@ class Store:
                 select(ChunkRow.document_id, ChunkRow.ordinal, ChunkRow.id).where(ChunkRow.document_id.in_(documents))
             ).all()
         return {(d, o): i for d, o, i in rows if (d, o) in wanted}
+
+    def matching_chunk_ids(self, where: Where) -> npt.NDArray[np.int64]:
+        """The ids (sorted) of the chunks whose document ``where`` matches (its metadata, ``uri`` and
+        ``collection``). Kept per filter until the store next changes, so repeated queries pay once."""
+        generation = self.generation
+        key = json.dumps(where.spec, sort_keys=True, default=str)
+        cached = self._matching.get(key)
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        with Session(self.engine) as session:
+            rows = session.execute(select(DocumentRow.id, DocumentRow.uri, DocumentRow.meta)).all()
+            documents = where.select((doc_id, {**(meta or {}), "uri": uri}) for doc_id, uri, meta in rows)
+            ids: list[int] = []
+            for start in range(0, len(documents), 500):
+                part = documents[start : start + 500]
+                ids.extend(session.scalars(select(ChunkRow.id).where(ChunkRow.document_id.in_(part))))
+        found = np.unique(np.asarray(ids, dtype=np.int64))
+        if len(self._matching) >= MATCHING_CACHE:
+            self._matching.pop(next(iter(self._matching)))
+        self._matching[key] = (generation, found)
+        return found
 
     def chunk_vectors(self, ids: Sequence[int]) -> npt.NDArray[np.float32]:
         with Session(self.engine) as session:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -39,6 +40,12 @@ META_FILE = "vectors.json"
 #: Adds of fewer vectors than this run on one thread: an IVF add of one document's chunks is microseconds of
 #: work, and FAISS's OpenMP team costs milliseconds more per call, far more when another process holds a core.
 PARALLEL_ADD = 1024
+
+#: A filtered search of an approximate index that allows at most this many chunks reads their exact vectors
+#: from SQL and scores them all (exact, and cheaper than probing enough lists to find them).
+EXACT_FILTER_BELOW = 8192
+#: The widest HNSW beam a filtered search uses.
+MAX_FILTER_EF = 4096
 
 ExactVectors = Callable[[npt.NDArray[np.int64]], tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]]
 
@@ -244,22 +251,67 @@ class VectorMemory:
             self.add(current[keep], vectors)
         return int((~keep).sum())
 
-    def search(self, query: npt.NDArray[np.float32], k: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    def search(
+        self, query: npt.NDArray[np.float32], k: int, *, allowed: npt.NDArray[np.int64] | None = None
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
         """Top-k inner products for each query row: (scores, ids), padded with id -1 where fewer exist.
-        Quantized indexes (PQ, SQ) are re-ranked with the exact vectors when ``exact`` is set."""
+        Quantized indexes (PQ, SQ) are re-ranked with the exact vectors when ``exact`` is set.
+
+        ``allowed`` (sorted chunk ids) restricts the search to those ids inside FAISS (an id selector), so
+        k hits come back whenever k of them are stored. An approximate index searches a small allowed set
+        exactly from the stored vectors, and a larger one with more of its lists (IVF) or a wider beam
+        (HNSW) in proportion to how little of the memory it allows."""
         query = np.ascontiguousarray(query, dtype=np.float32).reshape(-1, self.dimension)
         if self._pending_ids:
             self._own()
             self._train_if_ready(force=True)
-        if self.index.ntotal == 0 or k <= 0:
+        if self.index.ntotal == 0 or k <= 0 or (allowed is not None and len(allowed) == 0):
             empty = np.full((len(query), max(k, 0)), -1, dtype=np.int64)
             return np.zeros(empty.shape, dtype=np.float32), empty
+        if allowed is not None and self.approximate and self.exact is not None and len(allowed) <= EXACT_FILTER_BELOW:
+            return self._search_exactly(query, k, allowed, self.exact)
         refine = self.exact is not None and ("PQ" in self.kind or "SQ" in self.kind)
-        fetch = min(REFINE * k if refine else k, int(self.index.ntotal))
-        scores, ids = self.index.search(query, fetch)
+        limit = int(self.index.ntotal) if allowed is None else min(int(self.index.ntotal), len(allowed))
+        fetch = min(REFINE * k if refine else k, limit)
+        if allowed is None:
+            scores, ids = self.index.search(query, fetch)
+        else:
+            scores, ids = self.index.search(query, fetch, params=self._filtered(allowed))
         if refine and self.exact is not None:
             scores, ids = self._rerank(query, scores, ids, min(k, fetch), self.exact)
         return scores, ids
+
+    def _filtered(self, allowed: npt.NDArray[np.int64]) -> Any:
+        """FAISS search parameters that admit only ``allowed``, widened for an approximate index."""
+        library: Any = faiss  # its type stubs lack the keyword constructors of the search parameters
+        selector = library.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+        share = max(len(allowed) / max(int(self.index.ntotal), 1), 1e-9)
+        ivf = _ivf(self.index)
+        if ivf is not None:
+            nprobe = int(self.search_params.get("nprobe", ivf.nprobe))
+            return library.SearchParametersIVF(sel=selector, nprobe=min(int(ivf.nlist), math.ceil(nprobe / share)))
+        inner = faiss.downcast_index(self.index.index) if isinstance(self.index, faiss.IndexIDMap2) else self.index
+        if isinstance(inner, faiss.IndexHNSW):
+            ef = int(self.search_params.get("efSearch", inner.hnsw.efSearch))
+            return library.SearchParametersHNSW(sel=selector, efSearch=min(MAX_FILTER_EF, math.ceil(ef / share)))
+        return library.SearchParameters(sel=selector)
+
+    @staticmethod
+    def _search_exactly(
+        query: npt.NDArray[np.float32], k: int, allowed: npt.NDArray[np.int64], exact: ExactVectors
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        found, vectors = exact(allowed)
+        width = min(k, len(found))
+        out_scores = np.zeros((len(query), k), dtype=np.float32)
+        out_ids = np.full((len(query), k), -1, dtype=np.int64)
+        if width == 0:
+            return out_scores, out_ids
+        products = query @ vectors.T
+        for row in range(len(query)):
+            order = np.argsort(-products[row], kind="stable")[:width]
+            out_scores[row, :width] = products[row, order]
+            out_ids[row, :width] = found[order]
+        return out_scores, out_ids
 
     @staticmethod
     def _rerank(

@@ -56,3 +56,28 @@ def test_wrong_dimension_is_refused() -> None:
     memory = VectorMemory(dimension=16)
     with pytest.raises(StoreError, match="dimension"):
         memory.add(np.array([1], dtype=np.int64), _unit(1, dim=8))
+
+
+@pytest.mark.parametrize("factory", ["Flat", "HNSW16", "IVF16,Flat", "IVF16,PQ4"])
+@pytest.mark.parametrize("share", [0.01, 0.5])
+def test_a_filtered_search_finds_the_best_allowed_ids(factory: str, share: float) -> None:
+    vectors = _unit(2000, seed=3)
+    ids = np.arange(5000, 7000, dtype=np.int64)
+    memory = VectorMemory(dimension=16, factory=factory)
+    if memory.approximate:
+        memory.train(vectors)
+    memory.add(ids, vectors)
+    # the exact vectors an approximate index re-scores from (the store's SQL rows)
+    memory.exact = lambda wanted: (wanted, vectors[wanted - 5000])
+    rng = np.random.default_rng(4)
+    allowed = np.sort(rng.choice(ids, size=int(share * len(ids)), replace=False))
+    query = _unit(1, seed=5)[0]
+    scores, found = memory.search(query, 10, allowed=allowed)
+    assert len(found[0]) == 10 and set(found[0].tolist()) <= set(allowed.tolist())
+    truth = allowed[np.argsort(-(vectors[allowed - 5000] @ query))[:10]]
+    recall = len(set(found[0].tolist()) & set(truth.tolist())) / 10
+    assert recall >= (1.0 if factory == "Flat" or share == 0.01 else 0.6)
+    # an empty allowed set finds nothing; fewer allowed ids than k pad with -1
+    assert (memory.search(query, 5, allowed=np.zeros(0, dtype=np.int64))[1] == -1).all()
+    few = memory.search(query, 5, allowed=allowed[:2])[1][0]
+    assert sorted(few[:2].tolist()) == sorted(allowed[:2].tolist()) and (few[2:] == -1).all()

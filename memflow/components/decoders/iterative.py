@@ -69,10 +69,12 @@ class IterativeDecoder(AttentionDecoder):
         store = self.context.require_store("decoders.iterative")
         have = {h.chunk_id for h in hits}
         depth = self.retrieve_k + len(have)
-        scored = store.search(refined, depth)
+        allowed = self.context.allowed_chunks()
+        scored = store.search(refined, depth, allowed=allowed)
         if self.retriever == "hybrid":
             focus = rows[int(np.argmax(per_hop[0]))].text
-            scored = fuse(scored, store.lexical.search(f"{query} {focus}", depth), fusion="minmax")
+            lexical = store.lexical.search(f"{query} {focus}", depth, allowed=allowed)
+            scored = fuse(scored, lexical, fusion="minmax")
         new = [(i, s) for i, s in scored if i not in have][: self.retrieve_k]
         found = to_hits(store, new, stage="iterative")
         # ranked after the hits already read, scored below them, so rank and score order agree

@@ -98,8 +98,9 @@ class HybridRetriever(Component):
         store = self.context.require_store("retrievers.hybrid")
         want = k or self.k
         depth = max(self.candidates, want)
-        dense = store.search(query_vector, depth)
-        lexical = store.lexical.search(query, depth, k1=self.k1, b=self.b)
+        allowed = self.context.allowed_chunks()
+        dense = store.search(query_vector, depth, allowed=allowed)
+        lexical = store.lexical.search(query, depth, k1=self.k1, b=self.b, allowed=allowed)
         fused = self._fuse(dense, lexical)
         earlier: dict[int, dict[str, float]] = {}
         for stage, ranked in (("dense", dense), ("lexical", lexical)):
