@@ -22,7 +22,7 @@ from memflow.components.base import Problem, RunContext
 from memflow.errors import PipelineError
 from memflow.pipeline import Pipeline
 from memflow.storage.store import Store
-from memflow.types import Chunk, Document
+from memflow.types import DEFAULT_COLLECTION, Chunk, Document
 
 __all__ = [
     "IngestReport",
@@ -127,10 +127,12 @@ def ingest(
     prune: bool = False,
     save_every: float = VECTOR_SAVE_INTERVAL_S,
     lock_timeout: float = 60.0,
+    collection: str = DEFAULT_COLLECTION,
 ) -> IngestReport:
-    """Ingest ``paths`` into ``store`` with ``pipeline`` run by ``engine`` (see the module's docstring)."""
+    """Ingest ``paths`` into ``collection`` of ``store`` with ``pipeline`` run by ``engine`` (see the
+    module's docstring)."""
     started = time.perf_counter()
-    context = RunContext(store=store, progress=progress)
+    context = RunContext(store=store, progress=progress, collection=collection)
     report = IngestReport()
     roots = as_paths(paths)
     files = list_files(pipeline, roots, context)
@@ -161,12 +163,13 @@ def add_documents(
     batch_documents: int = 256,
     save_every: float = VECTOR_SAVE_INTERVAL_S,
     lock_timeout: float = 60.0,
+    collection: str = DEFAULT_COLLECTION,
 ) -> IngestReport:
-    """Write ``documents`` (made in memory, e.g. by :func:`memflow.records.record_documents`) through the
-    ingest ``pipeline`` past its loader: skipped when unchanged, else chunked, encoded, summarized and
-    written, ``batch_documents`` to a transaction, as files are."""
+    """Write ``documents`` (made in memory, e.g. by :func:`memflow.records.record_documents`) into
+    ``collection`` through the ingest ``pipeline`` past its loader: skipped when unchanged, else chunked,
+    encoded, summarized and written, ``batch_documents`` to a transaction, as files are."""
     started = time.perf_counter()
-    context = RunContext(store=store, progress=progress)
+    context = RunContext(store=store, progress=progress, collection=collection)
     report = IngestReport()
     loader = _loader(pipeline)
     size = max(1, batch_documents)
@@ -238,7 +241,7 @@ def prune_missing(store: Store, roots: list[str], files: list[str], context: Run
     # A file with any failure (a JSONL line that no longer parses, say) keeps all its stored records.
     failed = {str(Path(p.path).resolve()) for p in context.problems if p.kind == "failed"}
     gone: list[str] = []
-    for document in store.documents():
+    for document in store.documents(collection=context.collection):
         path = document.uri.split("#", 1)[0]
         if not any(path == str(root) or path.startswith(str(root) + "/") for root in resolved):
             continue
@@ -247,7 +250,7 @@ def prune_missing(store: Store, roots: list[str], files: list[str], context: Run
         elif "#" in document.uri and path in loaded and path not in failed and document.uri not in context.seen:
             gone.append(document.uri)  # a record removed from a JSONL file that still exists
     if gone:
-        store.forget(gone)
+        store.forget(gone, collection=context.collection)
     return gone
 
 

@@ -27,7 +27,7 @@ from memflow.pipeline import Pipeline, builtin_pipeline, resolve_pipeline
 from memflow.records import MetadataInput, Record, RecordInput, record_documents
 from memflow.storage.doctor import DoctorReport, diagnose
 from memflow.storage.store import Store, StoredDocument, StoreStats
-from memflow.types import Answer, Hit, SummaryState
+from memflow.types import DEFAULT_COLLECTION, Answer, Hit, SummaryState
 
 __all__ = ["Memory", "IngestReport"]
 
@@ -44,6 +44,10 @@ class Memory:
     replace the default pipelines with a shipped one by name (``ask_pipeline="dense"``: see
     ``memflow pipeline list``), a YAML file or a :class:`Pipeline`; ``trusted_modules`` lets their ``type:``
     name dotted paths under those modules.
+
+    ``collection`` is the collection every call works in unless it names another (``collection=``):
+    collections keep users or sources apart in one store. A search never returns another collection's
+    documents, and the same id may name a different record in each.
     """
 
     def __init__(
@@ -55,9 +59,11 @@ class Memory:
         ask_pipeline: PipelineSpec = None,
         trusted_modules: Sequence[str] = (),
         lock_timeout: float = 60.0,
+        collection: str = DEFAULT_COLLECTION,
     ) -> None:
         self.store = Store(directory, url=url)
         self.lock_timeout = lock_timeout
+        self.collection = checked_collection(collection)
         self._trusted = tuple(trusted_modules)
         self._specs: dict[str, PipelineSpec] = {"ingest": ingest_pipeline, "ask": ask_pipeline}
         self._pipelines: dict[str, Pipeline] = {}
@@ -87,6 +93,7 @@ class Memory:
         save_every: float = VECTOR_SAVE_INTERVAL_S,
         engine: Literal["local", "ray"] = "local",
         ray_address: str | None = None,
+        collection: str | None = None,
     ) -> IngestReport:
         """Ingest files and folders (streamed in batches of ``batch_files`` files, one transaction each).
         Unchanged documents are skipped, changed ones replaced; unreadable inputs are reported in the
@@ -119,6 +126,7 @@ class Memory:
             prune=prune,
             save_every=save_every,
             lock_timeout=self.lock_timeout,
+            collection=self._in(collection),
         )
 
     # -- records ------------------------------------------------------------------------------------------
@@ -130,6 +138,7 @@ class Memory:
         ids: str | Sequence[str] | None = None,
         metadata: MetadataInput = None,
         progress: bool = False,
+        collection: str | None = None,
     ) -> list[str]:
         """Store texts as records, chunked, encoded and summarized as files are; returns their ids in order.
 
@@ -139,27 +148,51 @@ class Memory:
         replaces that record; unchanged records are skipped. Malformed input raises RecordError naming the
         argument, before anything is written."""
         documents = record_documents(texts, ids=ids, metadata=metadata)
-        add_documents(self.store, self.pipeline("ingest"), documents, progress=progress, lock_timeout=self.lock_timeout)
+        add_documents(
+            self.store,
+            self.pipeline("ingest"),
+            documents,
+            progress=progress,
+            lock_timeout=self.lock_timeout,
+            collection=self._in(collection),
+        )
         return [document.uri for document in documents]
 
-    def get(self, id: str) -> Record | None:
-        """The record (or ingested document) stored under exactly ``id``, or None."""
-        found = self.store.document(id)
+    def get(self, id: str, *, collection: str | None = None) -> Record | None:
+        """The record (or ingested document) the collection holds under exactly ``id``, or None."""
+        found = self.store.document(id, collection=self._in(collection))
         if found is None:
             return None
-        return Record(found.uri, self.store.document_text(found.id), found.title, found.metadata, found.chunk_count)
+        text = self.store.document_text(found.id)
+        return Record(found.uri, text, found.title, found.metadata, found.chunk_count, found.collection)
 
-    def delete(self, ids: str | Iterable[str]) -> int:
-        """Remove the records stored under these ids completely (text, chunks, vectors, lexical entries,
-        summary state); ids not stored are ignored. Returns how many were removed."""
-        wanted = [ids] if isinstance(ids, str) else list(ids)
+    def delete(
+        self, ids: str | Iterable[str] | None = None, *, where: WhereSpec = None, collection: str | None = None
+    ) -> int:
+        """Remove records of the collection completely (text, chunks, vectors, lexical entries, summary
+        state): those stored under ``ids`` (ids not stored are ignored) and those whose metadata ``where``
+        matches. Returns how many were removed."""
+        wanted = [] if ids is None else [ids] if isinstance(ids, str) else list(ids)
         for n, value in enumerate(wanted):
             if not isinstance(value, str):
                 raise RecordError(f"ids[{n}] must be a string, got {type(value).__name__}")
+        name = self._in(collection)
+        matching = parse_where(where)
+        if ids is None and matching is None:
+            raise RecordError("delete needs ids or where= (nothing was deleted)")
+        if matching is not None:
+            wanted += [d.uri for d in self.store.documents(collection=name) if matching.matches(_fields(d))]
         if not wanted:
             return 0
         with self.store.writer(timeout=self.lock_timeout):
-            return self.store.forget(wanted)
+            return self.store.forget(wanted, collection=name)
+
+    def collections(self) -> dict[str, int]:
+        """Each collection that holds documents, with how many."""
+        return self.store.collections()
+
+    def _in(self, collection: str | None) -> str:
+        return self.collection if collection is None else checked_collection(collection)
 
     def doctor(self, *, repair: bool = False) -> DoctorReport:
         """Check the store against itself and the configured encoder; ``repair`` rebuilds what SQL can."""
@@ -176,63 +209,78 @@ class Memory:
                 return diagnose(self.store, encoder=encoder, repair=True)
         return diagnose(self.store, encoder=encoder)
 
-    def forget(self, documents: Iterable[str]) -> int:
-        """Remove documents (by URI, path or file name) completely; returns how many were stored."""
+    def forget(self, documents: Iterable[str], *, collection: str | None = None) -> int:
+        """Remove documents of the collection (by id, URI, path or file name) completely; returns how many
+        were stored. An unknown name is an error (and nothing is removed)."""
+        name = self._in(collection)
         uris = []
-        for name in documents:
-            found = self.store.find_document(name)
+        for document in documents:
+            found = self.store.find_document(document, collection=name)
             if found is None:
-                raise MemflowError(f"no document {name!r} in store {self.store.directory}")
+                where = f" (collection {name!r})" if name != DEFAULT_COLLECTION else ""
+                raise MemflowError(f"no document {document!r} in store {self.store.directory}{where}")
             uris.append(found.uri)
         with self.store.writer(timeout=self.lock_timeout):
-            return self.store.forget(uris)
+            return self.store.forget(uris, collection=name)
 
     # -- questions ----------------------------------------------------------------------------------------
 
-    def search(self, query: str, *, k: int = 10, where: WhereSpec = None) -> list[Hit]:
+    def search(self, query: str, *, k: int = 10, where: WhereSpec = None, collection: str | None = None) -> list[Hit]:
         """The ``k`` best stored chunks for ``query``, best first: the ask pipeline run up to its decoder, so
         these are the hits ``ask`` attends to (reranked, duplicates collapsed, as the pipeline does), in order.
 
         ``where`` restricts the search to the documents it matches, inside retrieval (see
         :mod:`memflow.filters`: ``{"user": "alice"}``, ``{"date": {"$gte": "2024-01-01"}}``): k hits come
-        back whenever k matching chunks are stored."""
+        back whenever k matching chunks are stored. Only the collection's documents are searched."""
         pipeline = self.ask_pipeline()
         output = ranking_output(pipeline)
-        context = self._context(where)
+        context = self._context(where, collection)
         result = self._ask_pipeline_run(query, k=k, outputs=[output], context=context)
         component, _, socket = output.partition(".")
         hits: list[Hit] = result[component][socket]
         return self._within(hits, context)[:k]
 
     def ask(
-        self, question: str, *, k: int | None = None, decoder: str | None = None, where: WhereSpec = None
+        self,
+        question: str,
+        *,
+        k: int | None = None,
+        decoder: str | None = None,
+        where: WhereSpec = None,
+        collection: str | None = None,
     ) -> Answer:
         """An answer composed of the memory's own sentences, with citations and the attention behind it.
 
         ``decoder`` names another registered decoder type to answer with, e.g. ``"llama_cpp"`` (short for
         ``decoders.llama_cpp``), in place of the ask pipeline's own, with its default params. ``where``
         answers from the documents it matches only (as in :meth:`search`)."""
-        context = self._context(where)
+        context = self._context(where, collection)
         result = self._ask_pipeline_run(question, k=k, outputs=None, decoder=decoder, context=context)
         answer = answer_of(result, self.ask_pipeline(decoder))
         self._within(answer.hits, context)
         return answer
 
     def stream(
-        self, question: str, *, k: int | None = None, decoder: str | None = None, where: WhereSpec = None
+        self,
+        question: str,
+        *,
+        k: int | None = None,
+        decoder: str | None = None,
+        where: WhereSpec = None,
+        collection: str | None = None,
     ) -> Iterator[str | Answer]:
         """``ask``, streamed: yields the answer's text piece by piece as the decoder writes it, then the whole
         :class:`Answer` (citations included) as the last item. A decoder that cannot stream (the built-in
         attention decoder) yields its text as one piece."""
         pipeline = self.ask_pipeline(decoder)
-        context = self._context(where)
+        context = self._context(where, collection)
         stream = stream_answer(pipeline, question_inputs(pipeline, question, k=k), context)
         answer = yield from stream
         self._within(answer.hits, context)
         yield answer
 
-    def _context(self, where: WhereSpec) -> RunContext:
-        return RunContext(store=self.store, where=parse_where(where))
+    def _context(self, where: WhereSpec, collection: str | None) -> RunContext:
+        return RunContext(store=self.store, where=parse_where(where), collection=self._in(collection))
 
     @staticmethod
     def _within(hits: list[Hit], context: RunContext) -> list[Hit]:
@@ -279,9 +327,9 @@ class Memory:
         pipeline = self.ask_pipeline(decoder)
         return pipeline.run(question_inputs(pipeline, query, k=k), context=context, outputs=outputs)
 
-    def summary(self, document: str) -> SummaryState:
-        """A document's recurrent summary state, by URI, path, file name or title."""
-        found = self.store.find_document(document)
+    def summary(self, document: str, *, collection: str | None = None) -> SummaryState:
+        """A document's recurrent summary state, by id, URI, path, file name or title."""
+        found = self.store.find_document(document, collection=self._in(collection))
         if found is None:
             raise MemflowError(f"no document {document!r} in store {self.store.directory}")
         state = self.store.summary_states([found.id]).get(found.id)
@@ -289,11 +337,15 @@ class Memory:
             raise MemflowError(f"document {found.uri} has no summary state (its ingest pipeline kept none)")
         return state
 
-    def documents(self) -> list[StoredDocument]:
-        return self.store.documents()
+    def documents(self, *, collection: str | None = None, where: WhereSpec = None) -> list[StoredDocument]:
+        """The collection's documents and records (oldest first), those ``where`` matches when given."""
+        documents = self.store.documents(collection=self._in(collection))
+        matching = parse_where(where)
+        return documents if matching is None else [d for d in documents if matching.matches(_fields(d))]
 
-    def stats(self) -> StoreStats:
-        return self.store.stats()
+    def stats(self, *, collection: str | None = None) -> StoreStats:
+        """Counts of the collection's documents, chunks and tokens, and of the store's vectors."""
+        return self.store.stats(collection=self._in(collection))
 
     def close(self) -> None:
         self.store.close()
@@ -303,3 +355,15 @@ class Memory:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _fields(document: StoredDocument) -> dict[str, Any]:
+    """What a where-filter reads of a stored document: its metadata, ``uri`` and ``collection``."""
+    return {**document.metadata, "uri": document.uri, "collection": document.collection}
+
+
+def checked_collection(name: str) -> str:
+    """``name`` if it can name a collection (a non-empty string of at most 128 characters)."""
+    if not isinstance(name, str) or not name.strip() or len(name) > 128:
+        raise RecordError(f"collection must be a non-empty string of at most 128 characters, got {name!r}")
+    return name

@@ -20,7 +20,7 @@ from typing import Any
 
 from memflow.errors import InputError, RecordError
 from memflow.metadata import json_metadata
-from memflow.types import Document
+from memflow.types import DEFAULT_COLLECTION, Document
 
 __all__ = ["Record", "RecordInput", "MetadataInput", "record_documents", "records_from_jsonl", "MAX_ID_LENGTH"]
 
@@ -37,13 +37,15 @@ _RECORD_KEYS = {"text", "id", "_id", "title", "metadata"}
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """A stored document read back by id: its text, title, metadata and how many chunks it was cut into."""
+    """A stored document read back by id: its text, title, metadata, how many chunks it was cut into, and
+    its collection."""
 
     id: str
     text: str
     title: str
     metadata: dict[str, Any]
     chunks: int
+    collection: str = DEFAULT_COLLECTION
 
 
 def _checked_id(value: Any, where: str) -> str:

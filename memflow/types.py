@@ -29,9 +29,13 @@ __all__ = [
     "WrittenSummary",
     "Vector",
     "informative_title",
+    "DEFAULT_COLLECTION",
 ]
 
 Vector = npt.NDArray[np.float32]
+
+#: The collection a document is in unless it is given another (collections keep users or sources apart).
+DEFAULT_COLLECTION = "default"
 
 
 def informative_title(uri: str, title: str) -> str:
@@ -106,7 +110,7 @@ class Chunk:
 @dataclass(frozen=True, slots=True)
 class Citation:
     """Where a piece of evidence comes from: document, chunk and character span in the document, and the
-    document's metadata (what its loader found, or what ``Memory.add`` was given)."""
+    document's metadata (what its loader found, or what ``Memory.add`` was given) and collection."""
 
     document: str
     title: str
@@ -115,6 +119,7 @@ class Citation:
     start: int
     end: int
     metadata: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    collection: str = DEFAULT_COLLECTION
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +129,7 @@ class Hit:
     ``scores`` holds each stage's score for it, by stage: ``dense`` (inner product with the question),
     ``lexical`` (BM25), ``fused`` (the hybrid retriever's fusion), ``reranked`` (a reranker's), and
     ``expanded`` for a chunk that context expansion added; ``score`` is the last of them. ``metadata`` is its
-    document's metadata.
+    document's metadata, ``collection`` its document's collection.
     """
 
     chunk_id: int
@@ -139,10 +144,13 @@ class Hit:
     section: str | None = None
     scores: Mapping[str, float] = field(default_factory=dict, compare=False)
     metadata: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    collection: str = DEFAULT_COLLECTION
 
     @property
     def citation(self) -> Citation:
-        return Citation(self.document, self.title, self.chunk_id, self.ordinal, self.start, self.end, self.metadata)
+        return Citation(
+            self.document, self.title, self.chunk_id, self.ordinal, self.start, self.end, self.metadata, self.collection
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from memflow.filters import Where, parse_cli_where
 from memflow.memory import Memory
 from memflow.pipeline.shipped import Role, resolve_pipeline
 from memflow.storage.store import DB_FILE
+from memflow.types import DEFAULT_COLLECTION
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -74,6 +75,19 @@ def pipeline_option(role: Role, *flags: str, dest: str = "pipeline", help: str |
     return click.option(*(flags or ("--pipeline",)), dest, metavar="NAME|FILE", callback=resolve, help=text)
 
 
+def collection_option(func: F) -> F:
+    """``--collection NAME`` (or MEMFLOW_COLLECTION): the collection a command works in."""
+    return click.option(
+        "--collection",
+        "collection",
+        envvar="MEMFLOW_COLLECTION",
+        default=DEFAULT_COLLECTION,
+        show_default=True,
+        metavar="NAME",
+        help="The collection to work in (collections keep users or sources apart; or MEMFLOW_COLLECTION).",
+    )(func)
+
+
 def where_option(func: F) -> F:
     """``--where FIELD=VALUE`` (repeatable, all must match; also != >= <= > <, or a JSON object), parsed
     into a :class:`memflow.filters.Where` (None without any)."""
@@ -102,6 +116,7 @@ def open_memory(
     *,
     existing: bool = False,
     documents: bool = False,
+    collection: str = DEFAULT_COLLECTION,
     **pipelines: Path | None,
 ) -> Memory:
     """The Memory a command works on. MEMFLOW_LOCK_TIMEOUT (seconds, default 60) bounds how long a write
@@ -124,9 +139,12 @@ def open_memory(
         lock_timeout=lock_timeout,
         ingest_pipeline=pipelines.get("ingest_pipeline"),
         ask_pipeline=pipelines.get("ask_pipeline"),
+        collection=collection,
     )
     if documents and memory.stats().documents == 0:
         memory.close()
+        if collection != DEFAULT_COLLECTION:
+            raise MemflowError(f"collection {collection!r} of the store at {store} holds no documents")
         raise MemflowError(f"the store at {store} holds no documents yet: memflow ingest PATH --store {store}")
     return memory
 

@@ -7,19 +7,22 @@ from pathlib import Path
 
 import click
 
-from memflow.cli.common import display_path, echo_json, open_memory, store_options, user_errors
+from memflow.cli.common import collection_option, display_path, echo_json, open_memory, store_options, user_errors
 
 
 @click.command()
 @click.argument("document")
 @click.option("--json", "as_json", is_flag=True)
+@collection_option
 @store_options
 @user_errors
-def summary(document: str, as_json: bool, store: Path, url: str | None, trusted: tuple[str, ...]) -> None:
+def summary(
+    document: str, as_json: bool, collection: str, store: Path, url: str | None, trusted: tuple[str, ...]
+) -> None:
     """Print DOCUMENT's summary state (by path, URI, file name or title)."""
-    with open_memory(store, url, trusted, existing=True) as memory:
+    with open_memory(store, url, trusted, existing=True, collection=collection) as memory:
         state = memory.summary(document)
-        found = memory.store.find_document(state.document)
+        found = memory.store.find_document(state.document, collection=collection)
         written = memory.store.written_summaries([found.id]).get(found.id) if found is not None else None
     if as_json:
         echo_json(
@@ -44,14 +47,30 @@ def summary(document: str, as_json: bool, store: Path, url: str | None, trusted:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True)
+@collection_option
 @store_options
 @user_errors
-def stats(as_json: bool, store: Path, url: str | None, trusted: tuple[str, ...]) -> None:
+def stats(as_json: bool, collection: str, store: Path, url: str | None, trusted: tuple[str, ...]) -> None:
     """Counts and settings of the store."""
-    with open_memory(store, url, trusted, existing=True) as memory:
+    with open_memory(store, url, trusted, existing=True, collection=collection) as memory:
         result = memory.stats()
     if as_json:
         echo_json(result)
         return
     for key, value in asdict(result).items():
         click.echo(f"{key:>10}: {value}")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True)
+@store_options
+@user_errors
+def collections(as_json: bool, store: Path, url: str | None, trusted: tuple[str, ...]) -> None:
+    """The store's collections, each with how many documents it holds."""
+    with open_memory(store, url, trusted, existing=True) as memory:
+        found = memory.collections()
+    if as_json:
+        echo_json(found)
+        return
+    for name, count in found.items():
+        click.echo(f"{name}  ({count} document{'s' if count != 1 else ''})")

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from memflow.cli.common import (
+    collection_option,
     configure_logging,
     display_path,
     format_problem,
@@ -45,6 +46,7 @@ from memflow.engines import ENGINES
     metavar="ADDR",
     help="Ray cluster to run on (--engine ray; default: a running one, else a local instance).",
 )
+@collection_option
 @store_options
 @user_errors
 def ingest(
@@ -56,6 +58,7 @@ def ingest(
     quiet: bool,
     engine: str,
     address: str | None,
+    collection: str,
     store: Path,
     url: str | None,
     trusted: tuple[str, ...],
@@ -64,7 +67,7 @@ def ingest(
     if address is not None and engine != "ray":
         raise click.UsageError("--address needs --engine ray")
     configure_logging(quiet)
-    with open_memory(store, url, trusted, ingest_pipeline=pipeline) as memory:
+    with open_memory(store, url, trusted, ingest_pipeline=pipeline, collection=collection) as memory:
         progress = not quiet and sys.stderr.isatty()
         for message in memory.store.migrations:
             click.echo(message, err=True)
@@ -89,11 +92,12 @@ def ingest(
 
 @click.command()
 @click.argument("documents", nargs=-1, required=True)
+@collection_option
 @store_options
 @user_errors
-def forget(documents: tuple[str, ...], store: Path, url: str | None, trusted: tuple[str, ...]) -> None:
+def forget(documents: tuple[str, ...], collection: str, store: Path, url: str | None, trusted: tuple[str, ...]) -> None:
     """Remove documents and records (by id, path, URI or file name) with their chunks, vectors and summary states."""
-    with open_memory(store, url, trusted, existing=True) as memory:
+    with open_memory(store, url, trusted, existing=True, collection=collection) as memory:
         count = memory.forget(documents)
     click.echo(f"forgot {count} documents")
 

@@ -6,7 +6,7 @@ import click
 
 from memflow import __version__
 from memflow.cli.eval import eval_group
-from memflow.cli.info import stats, summary
+from memflow.cli.info import collections, stats, summary
 from memflow.cli.ingest import doctor, forget, ingest
 from memflow.cli.pipeline import components, pipeline
 from memflow.cli.query import ask, search
@@ -25,7 +25,21 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
-for command in (ingest, add, list_documents, get, forget, doctor, ask, search, summary, stats, pipeline, components):
+for command in (
+    ingest,
+    add,
+    list_documents,
+    get,
+    forget,
+    doctor,
+    ask,
+    search,
+    summary,
+    stats,
+    collections,
+    pipeline,
+    components,
+):
     cli.add_command(command)
 cli.add_command(eval_group)  # memflow eval beir/squad/niah (memflow.cli.eval)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from memflow.cli.common import (
+    collection_option,
     configure_logging,
     display_path,
     echo_json,
@@ -44,6 +45,7 @@ def _cite(citation: Citation) -> str:
 @click.option("--stream", is_flag=True, help="Print the answer as the decoder writes it.")
 @where_option
 @ask_pipeline_option
+@collection_option
 @store_options
 @user_errors
 def ask(
@@ -55,13 +57,14 @@ def ask(
     stream: bool,
     where: Where | None,
     pipeline: Path | None,
+    collection: str,
     store: Path,
     url: str | None,
     trusted: tuple[str, ...],
 ) -> None:
     """Answer QUESTION from the memory, with citations."""
     configure_logging(quiet=True)
-    with open_memory(store, url, trusted, documents=True, ask_pipeline=pipeline) as memory:
+    with open_memory(store, url, trusted, documents=True, ask_pipeline=pipeline, collection=collection) as memory:
         if stream and not as_json:
             for piece in memory.stream(question, k=k, decoder=decoder, where=where):
                 if isinstance(piece, str):
@@ -116,6 +119,7 @@ def _print_answer(answer: Answer, *, explain: bool, streamed: bool = False) -> N
 )
 @where_option
 @ask_pipeline_option
+@collection_option
 @store_options
 @user_errors
 def search(
@@ -125,6 +129,7 @@ def search(
     explain: bool,
     where: Where | None,
     pipeline: Path | None,
+    collection: str,
     store: Path,
     url: str | None,
     trusted: tuple[str, ...],
@@ -132,7 +137,7 @@ def search(
     """The K best chunks for QUERY, best first: the ranking `memflow ask` answers from (reranked, duplicates
     collapsed, as the pipeline does)."""
     configure_logging(quiet=True)
-    with open_memory(store, url, trusted, documents=True, ask_pipeline=pipeline) as memory:
+    with open_memory(store, url, trusted, documents=True, ask_pipeline=pipeline, collection=collection) as memory:
         hits = memory.search(query, k=k, where=where)
     if as_json:
         echo_json(hits)

@@ -10,6 +10,7 @@ from typing import Any, TextIO
 import click
 
 from memflow.cli.common import (
+    collection_option,
     configure_logging,
     display_path,
     echo_json,
@@ -17,9 +18,10 @@ from memflow.cli.common import (
     pipeline_option,
     store_options,
     user_errors,
+    where_option,
 )
 from memflow.errors import MemflowError
-from memflow.filters import cli_value
+from memflow.filters import Where, cli_value
 from memflow.ingest import add_documents
 from memflow.records import RecordInput, record_documents, records_from_jsonl
 
@@ -67,6 +69,7 @@ def _inputs(texts: tuple[str, ...], jsonl: TextIO | None) -> tuple[list[RecordIn
 @pipeline_option("ingest")
 @click.option("--json", "as_json", is_flag=True, help="Print ids and counts as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the ids.")
+@collection_option
 @store_options
 @user_errors
 def add(
@@ -77,6 +80,7 @@ def add(
     pipeline: Path | None,
     as_json: bool,
     quiet: bool,
+    collection: str,
     store: Path,
     url: str | None,
     trusted: tuple[str, ...],
@@ -92,13 +96,14 @@ def add(
     items, source = _inputs(texts, jsonl)
     metadata = parse_meta(meta)
     documents = record_documents(items, ids=list(ids) or None, metadata=metadata or None)
-    with open_memory(store, url, trusted, ingest_pipeline=pipeline) as memory:
+    with open_memory(store, url, trusted, ingest_pipeline=pipeline, collection=collection) as memory:
         report = add_documents(
             memory.store,
             memory.pipeline("ingest"),
             documents,
             progress=not quiet and not as_json and sys.stderr.isatty() and len(documents) > 1,
             lock_timeout=memory.lock_timeout,
+            collection=collection,
         )
     record_ids = [d.uri for d in documents]
     if as_json:
@@ -127,12 +132,22 @@ def add(
 @click.command("list")
 @click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Print the first N documents only.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON array of {id, title, chunks, metadata}.")
+@where_option
+@collection_option
 @store_options
 @user_errors
-def list_documents(limit: int | None, as_json: bool, store: Path, url: str | None, trusted: tuple[str, ...]) -> None:
+def list_documents(
+    limit: int | None,
+    as_json: bool,
+    where: Where | None,
+    collection: str,
+    store: Path,
+    url: str | None,
+    trusted: tuple[str, ...],
+) -> None:
     """List stored documents and records: id, chunk count, title and metadata, oldest first."""
-    with open_memory(store, url, trusted, existing=True) as memory:
-        documents = memory.documents()
+    with open_memory(store, url, trusted, existing=True, collection=collection) as memory:
+        documents = memory.documents(where=where)
     shown = documents[:limit] if limit is not None else documents
     if as_json:
         echo_json([{"id": d.uri, "title": d.title, "chunks": d.chunk_count, "metadata": d.metadata} for d in shown])
@@ -149,14 +164,15 @@ def list_documents(limit: int | None, as_json: bool, store: Path, url: str | Non
 @click.command()
 @click.argument("id")
 @click.option("--json", "as_json", is_flag=True, help="The record as JSON: id, title, chunks, metadata, text.")
+@collection_option
 @store_options
 @user_errors
-def get(id: str, as_json: bool, store: Path, url: str | None, trusted: tuple[str, ...]) -> None:
+def get(id: str, as_json: bool, collection: str, store: Path, url: str | None, trusted: tuple[str, ...]) -> None:
     """Print the text of the record stored under ID (or of a document, by path or file name)."""
-    with open_memory(store, url, trusted, existing=True) as memory:
+    with open_memory(store, url, trusted, existing=True, collection=collection) as memory:
         record = memory.get(id)
         if record is None:  # a file's document by path or file name, as other commands take it
-            found = memory.store.find_document(id)
+            found = memory.store.find_document(id, collection=collection)
             record = memory.get(found.uri) if found is not None else None
     if record is None:
         raise MemflowError(f"no record {id!r} in store {store} (memflow list shows the ids)")

@@ -24,6 +24,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from memflow.types import DEFAULT_COLLECTION
+
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
@@ -82,8 +84,9 @@ class RunContext:
     ``store`` is None when a pipeline runs without one (validation, tests of a single component).
     ``problems`` collects what was skipped or failed, so a run can report it and carry on; ``unchanged``
     the documents an ingest found already stored; ``seen`` every document URI an ingest loaded;
-    ``seconds`` the time spent in each component, by name. ``where`` restricts what a question's run may
-    retrieve to the documents the filter matches: every retriever searches only :meth:`allowed_chunks`.
+    ``seconds`` the time spent in each component, by name. ``collection`` is the collection a run writes
+    to and reads from; ``where`` restricts what a question's run may retrieve to the documents the filter
+    matches: every retriever searches only :meth:`allowed_chunks`.
     """
 
     store: Store | None = None
@@ -93,12 +96,15 @@ class RunContext:
     seen: set[str] = field(default_factory=set)
     seconds: dict[str, float] = field(default_factory=dict)
     where: Where | None = None
+    collection: str = DEFAULT_COLLECTION
 
     def allowed_chunks(self) -> npt.NDArray[np.int64] | None:
-        """The sorted ids of the chunks this run may retrieve, or None when it may retrieve any."""
-        if self.where is None:
+        """The sorted ids of the chunks this run may retrieve (those of ``collection`` that ``where``
+        matches), or None when it may retrieve any: no filter, and nothing stored outside ``collection``."""
+        if self.where is None and (self.store is None or set(self.store.collections()) <= {self.collection}):
             return None
-        return self.require_store("a filtered search").matching_chunk_ids(self.where)
+        store = self.require_store("a filtered search")
+        return store.matching_chunk_ids(self.where, collection=self.collection)
 
     def report(self, path: str, reason: str, *, kind: ProblemKind = "failed", line: int | None = None) -> None:
         problem = Problem(path=str(path), reason=reason, kind=kind, line=line)

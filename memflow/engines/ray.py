@@ -477,7 +477,9 @@ class RayEngine:
         _check_encoder_model(store, self.pipeline, self.plan)
         if not batches:
             return
-        hashes = store.stored_hashes_by_file([path for batch in batches for path in batch])
+        hashes = store.stored_hashes_by_file(
+            [path for batch in batches for path in batch], collection=context.collection
+        )
         rows, offset = [], 0
         for index, batch in enumerate(batches):
             stored: dict[str, str] = {}

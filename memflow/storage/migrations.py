@@ -29,8 +29,29 @@ def _summary_read_until(connection: Connection) -> None:
         connection.execute(text("ALTER TABLE summary_states ADD COLUMN read_until INTEGER NOT NULL DEFAULT 0"))
 
 
+def _collections(connection: Connection) -> None:
+    """v3: documents belong to collections; an id is unique within its collection, not across them."""
+    columns = {c["name"] for c in inspect(connection).get_columns("documents")}
+    if "collection" not in columns:
+        connection.execute(text("ALTER TABLE documents ADD COLUMN collection VARCHAR(128) NOT NULL DEFAULT 'default'"))
+    for index in inspect(connection).get_indexes("documents"):
+        if index["column_names"] == ["uri"] and index["unique"]:
+            connection.execute(text(f"DROP INDEX {index['name']}"))
+    names = {index["name"] for index in inspect(connection).get_indexes("documents")}
+    for name, sql in (
+        ("ix_documents_uri", "CREATE INDEX ix_documents_uri ON documents (uri)"),
+        ("ix_documents_collection", "CREATE INDEX ix_documents_collection ON documents (collection)"),
+        (
+            "uq_documents_collection_uri",
+            "CREATE UNIQUE INDEX uq_documents_collection_uri ON documents (collection, uri)",
+        ),
+    ):
+        if name not in names:
+            connection.execute(text(sql))
+
+
 #: target version -> the step that produces it from the version before
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _summary_read_until}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _summary_read_until, 3: _collections}
 
 
 def migrate(engine: Engine, *, current: int, target: int, database_file: Path | None) -> list[str]:

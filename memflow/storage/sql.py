@@ -16,6 +16,7 @@ from sqlalchemy import (
     DateTime,
     Engine,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -26,6 +27,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from memflow.types import DEFAULT_COLLECTION
+
 __all__ = [
     "Base",
     "DocumentRow",
@@ -35,10 +38,11 @@ __all__ = [
     "SettingRow",
     "make_engine",
     "SCHEMA_VERSION",
+    "DEFAULT_COLLECTION",
 ]
 
 #: Bump with a step in memflow.storage.migrations whenever an existing table changes.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _now() -> datetime:
@@ -50,10 +54,16 @@ class Base(DeclarativeBase):
 
 
 class DocumentRow(Base):
+    """A document, identified by its ``uri`` within its ``collection`` (the same id may be in several)."""
+
     __tablename__ = "documents"
+    __table_args__ = (Index("uq_documents_collection_uri", "collection", "uri", unique=True),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    uri: Mapped[str] = mapped_column(String(2048), unique=True, index=True)
+    uri: Mapped[str] = mapped_column(String(2048), index=True)
+    collection: Mapped[str] = mapped_column(
+        String(128), default=DEFAULT_COLLECTION, server_default=DEFAULT_COLLECTION, index=True
+    )
     content_hash: Mapped[str] = mapped_column(String(64))
     title: Mapped[str] = mapped_column(Text, default="")
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)

@@ -34,6 +34,7 @@ from memflow.storage.index_policy import AUTO
 from memflow.storage.locks import WriterLock
 from memflow.storage.migrations import migrate
 from memflow.storage.sql import (
+    DEFAULT_COLLECTION,
     SCHEMA_VERSION,
     Base,
     ChunkRow,
@@ -78,6 +79,7 @@ class StoredChunk:
     sentences: list[Sentence]
     sentence_vectors: npt.NDArray[np.float16]
     metadata: dict[str, Any] = field(default_factory=dict)
+    collection: str = DEFAULT_COLLECTION
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +90,7 @@ class StoredDocument:
     content_hash: str
     chunk_count: int
     metadata: dict[str, Any]
+    collection: str = DEFAULT_COLLECTION
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +168,7 @@ class Store:
         self._vectors: VectorMemory | None = None
         self._vector_signature: tuple[int, int] | None = None
         self._matching: dict[str, tuple[int, npt.NDArray[np.int64]]] = {}
+        self._collections: tuple[int, dict[str, int]] | None = None
         self._lock = WriterLock(self.directory, self.engine, file_name=LOCK_FILE)
 
     # -- settings -----------------------------------------------------------------------------------------
@@ -395,19 +399,24 @@ class Store:
 
     # -- writes -------------------------------------------------------------------------------------------
 
-    def document_hashes(self, uris: Iterable[str]) -> dict[str, str]:
+    def document_hashes(self, uris: Iterable[str], *, collection: str = DEFAULT_COLLECTION) -> dict[str, str]:
+        """The stored content hash of each of these URIs that ``collection`` holds."""
         uris = list(uris)
         found: dict[str, str] = {}
         with Session(self.engine) as session:
             for start in range(0, len(uris), 500):
                 part = uris[start : start + 500]
-                query = select(DocumentRow.uri, DocumentRow.content_hash).where(DocumentRow.uri.in_(part))
+                query = select(DocumentRow.uri, DocumentRow.content_hash).where(
+                    DocumentRow.collection == collection, DocumentRow.uri.in_(part)
+                )
                 rows = session.execute(query)
                 found.update({uri: h for uri, h in rows})
         return found
 
-    def stored_hashes_by_file(self, files: Sequence[str]) -> list[dict[str, str]]:
-        """For each file, the (URI -> content hash) of the documents the store holds from it: the file's
+    def stored_hashes_by_file(
+        self, files: Sequence[str], *, collection: str = DEFAULT_COLLECTION
+    ) -> list[dict[str, str]]:
+        """For each file, the (URI -> content hash) of the documents ``collection`` holds from it: the file's
         resolved path, or ``path#record`` for files of many documents (JSONL)."""
         keys = [str(Path(f).expanduser().resolve()) for f in files]
         found: dict[str, str] = {}
@@ -416,7 +425,7 @@ class Store:
                 part = keys[start : start + HASH_QUERY_FILES]
                 prefixes = [DocumentRow.uri.like(_like_escape(k) + "#%", escape="\\") for k in part]
                 query = select(DocumentRow.uri, DocumentRow.content_hash).where(
-                    or_(DocumentRow.uri.in_(part), *prefixes)
+                    DocumentRow.collection == collection, or_(DocumentRow.uri.in_(part), *prefixes)
                 )
                 found.update({uri: digest for uri, digest in session.execute(query)})
         by_key: dict[str, dict[str, str]] = {k: {} for k in keys}
@@ -427,10 +436,15 @@ class Store:
                 by_key[owner][uri] = digest
         return [by_key[k] for k in keys]
 
-    def write_documents(self, documents: Sequence[tuple[Document, Sequence[Chunk], SummaryState | None]]) -> None:
-        """Store documents with their encoded chunks and summary states in one transaction, replacing any
-        stored version of the same URI; then update the in-memory vector index to match. A batch is written
-        with a handful of statements whatever its size (each one row-set for the whole batch)."""
+    def write_documents(
+        self,
+        documents: Sequence[tuple[Document, Sequence[Chunk], SummaryState | None]],
+        *,
+        collection: str = DEFAULT_COLLECTION,
+    ) -> None:
+        """Store documents in ``collection`` with their encoded chunks and summary states in one transaction,
+        replacing any stored version of the same URI there; then update the in-memory vector index to match.
+        A batch is written with a handful of statements whatever its size (each one row-set for the batch)."""
         vectors = self.vectors if self.setting("dimension") is not None else None
         # a URI given twice in one batch: the later version replaces the earlier, as two batches would
         last = {document.uri: n for n, (document, _, _) in enumerate(documents)}
@@ -438,7 +452,7 @@ class Store:
         added_ids = np.zeros(0, dtype=np.int64)
         added_vectors: npt.NDArray[np.float32] | None = None
         with Session(self.engine) as session, session.begin():
-            _, removed = self._delete_documents(session, [document.uri for document, _, _ in batch])
+            _, removed = self._delete_documents(session, [document.uri for document, _, _ in batch], collection)
             doc_ids = (
                 list(
                     session.scalars(
@@ -446,6 +460,7 @@ class Store:
                         [
                             {
                                 "uri": document.uri,
+                                "collection": collection,
                                 "content_hash": document.content_hash,
                                 "title": document.title,
                                 "meta": document.metadata,
@@ -525,14 +540,18 @@ class Store:
             centroid_sum=codec.f32_bytes(state.centroid_sum),
         )
 
-    def _delete_documents(self, session: Session, uris: Sequence[str]) -> tuple[int, list[int]]:
-        """Delete these documents (those stored) with their chunks, index rows and summary states; returns
-        how many documents were stored and the deleted chunk ids."""
+    def _delete_documents(self, session: Session, uris: Sequence[str], collection: str) -> tuple[int, list[int]]:
+        """Delete these documents of ``collection`` (those stored) with their chunks, index rows and summary
+        states; returns how many documents were stored and the deleted chunk ids."""
         documents = 0
         chunk_ids: list[int] = []
         for start in range(0, len(uris), 500):
             part = uris[start : start + 500]
-            doc_ids = list(session.scalars(select(DocumentRow.id).where(DocumentRow.uri.in_(part))))
+            doc_ids = list(
+                session.scalars(
+                    select(DocumentRow.id).where(DocumentRow.collection == collection, DocumentRow.uri.in_(part))
+                )
+            )
             if not doc_ids:
                 continue
             found = list(session.scalars(select(ChunkRow.id).where(ChunkRow.document_id.in_(doc_ids))))
@@ -544,10 +563,11 @@ class Store:
             chunk_ids.extend(found)
         return documents, chunk_ids
 
-    def forget(self, uris: Iterable[str]) -> int:
-        """Remove documents completely (rows, vectors, summary states). Returns how many were stored."""
+    def forget(self, uris: Iterable[str], *, collection: str = DEFAULT_COLLECTION) -> int:
+        """Remove documents of ``collection`` completely (rows, vectors, summary states). Returns how many
+        were stored."""
         with Session(self.engine) as session, session.begin():
-            count, removed = self._delete_documents(session, list(dict.fromkeys(uris)))
+            count, removed = self._delete_documents(session, list(dict.fromkeys(uris)), collection)
             generation = self._bump_generation(session)
         if self.setting("dimension") is not None:
             memory = self.vectors
@@ -579,6 +599,7 @@ class Store:
                 DocumentRow.uri,
                 DocumentRow.title,
                 DocumentRow.meta,
+                DocumentRow.collection,
             )
             .join(DocumentRow, DocumentRow.id == ChunkRow.document_id)
             .where(ChunkRow.id.in_(list(ids)))
@@ -607,6 +628,7 @@ class Store:
             sentences=sentences,
             sentence_vectors=vectors,
             metadata=dict(row.metadata or {}),
+            collection=row.collection,
         )
 
     def chunk_ids_all(self) -> list[int]:
@@ -626,17 +648,22 @@ class Store:
             ).all()
         return {(d, o): i for d, o, i in rows if (d, o) in wanted}
 
-    def matching_chunk_ids(self, where: Where) -> npt.NDArray[np.int64]:
-        """The ids (sorted) of the chunks whose document ``where`` matches (its metadata, ``uri`` and
-        ``collection``). Kept per filter until the store next changes, so repeated queries pay once."""
+    def matching_chunk_ids(self, where: Where | None, *, collection: str | None = None) -> npt.NDArray[np.int64]:
+        """The ids (sorted) of the chunks of ``collection`` (None: of any) whose document ``where`` matches
+        (its metadata, ``uri`` and ``collection``; None: every document). Kept per filter until the store
+        next changes, so repeated queries pay once."""
         generation = self.generation
-        key = json.dumps(where.spec, sort_keys=True, default=str)
+        key = json.dumps([collection, where.spec if where is not None else None], sort_keys=True, default=str)
         cached = self._matching.get(key)
         if cached is not None and cached[0] == generation:
             return cached[1]
         with Session(self.engine) as session:
-            rows = session.execute(select(DocumentRow.id, DocumentRow.uri, DocumentRow.meta)).all()
-            documents = where.select((doc_id, {**(meta or {}), "uri": uri}) for doc_id, uri, meta in rows)
+            query = select(DocumentRow.id, DocumentRow.uri, DocumentRow.meta, DocumentRow.collection)
+            if collection is not None:
+                query = query.where(DocumentRow.collection == collection)
+            rows = session.execute(query).all()
+            records = ((doc_id, {**(meta or {}), "uri": uri, "collection": name}) for doc_id, uri, meta, name in rows)
+            documents = where.select(records) if where is not None else [doc_id for doc_id, *_ in rows]
             ids: list[int] = []
             for start in range(0, len(documents), 500):
                 part = documents[start : start + 500]
@@ -688,35 +715,56 @@ class Store:
                 count = session.scalar(select(func.count()).where(ChunkRow.document_id == doc_id))
                 session.execute(update(DocumentRow).where(DocumentRow.id == doc_id).values(chunk_count=count))
 
-    def documents(self) -> list[StoredDocument]:
-        """Every stored document, in the order they were written (their texts are not read)."""
+    def documents(self, *, collection: str | None = None) -> list[StoredDocument]:
+        """The stored documents of ``collection`` (None: of every collection), in the order they were
+        written (their texts are not read)."""
         with Session(self.engine) as session:
             query = select(DocumentRow).options(defer(DocumentRow.text)).order_by(DocumentRow.id)
+            if collection is not None:
+                query = query.where(DocumentRow.collection == collection)
             return [self._stored_document(r) for r in session.scalars(query).all()]
 
-    def document(self, uri: str) -> StoredDocument | None:
-        """The document stored under exactly ``uri`` (a record's id), or None."""
+    def document(self, uri: str, *, collection: str = DEFAULT_COLLECTION) -> StoredDocument | None:
+        """The document ``collection`` holds under exactly ``uri`` (a record's id), or None."""
         with Session(self.engine) as session:
-            query = select(DocumentRow).options(defer(DocumentRow.text)).where(DocumentRow.uri == uri)
+            query = (
+                select(DocumentRow)
+                .options(defer(DocumentRow.text))
+                .where(DocumentRow.collection == collection, DocumentRow.uri == uri)
+            )
             row = session.scalar(query)
             return None if row is None else self._stored_document(row)
 
+    def collections(self) -> dict[str, int]:
+        """Each collection that holds documents, with how many, by name."""
+        generation = self.generation
+        if self._collections is not None and self._collections[0] == generation:
+            return dict(self._collections[1])
+        with Session(self.engine) as session:
+            rows = session.execute(select(DocumentRow.collection, func.count()).group_by(DocumentRow.collection)).all()
+        found = {str(name): int(count) for name, count in sorted(rows)}
+        self._collections = (generation, found)
+        return dict(found)
+
     @staticmethod
     def _stored_document(row: DocumentRow) -> StoredDocument:
-        return StoredDocument(row.id, row.uri, row.title, row.content_hash, row.chunk_count, dict(row.meta or {}))
+        return StoredDocument(
+            row.id, row.uri, row.title, row.content_hash, row.chunk_count, dict(row.meta or {}), row.collection
+        )
 
-    def find_document(self, name: str) -> StoredDocument | None:
-        """A document by exact URI, else by resolved path, else by file-name suffix, else by exact title.
-        A suffix or title that several documents share is an error naming how many match."""
+    def find_document(self, name: str, *, collection: str = DEFAULT_COLLECTION) -> StoredDocument | None:
+        """A document of ``collection`` by exact URI, else by resolved path, else by file-name suffix, else
+        by exact title. A suffix or title that several documents share is an error naming how many match."""
+        within = DocumentRow.collection == collection
         with Session(self.engine) as session:
-            row = session.scalar(select(DocumentRow).where(DocumentRow.uri == name))
+            row = session.scalar(select(DocumentRow).where(within, DocumentRow.uri == name))
             if row is None:
                 resolved = str(Path(name).expanduser().resolve())
-                row = session.scalar(select(DocumentRow).where(DocumentRow.uri == resolved))
+                row = session.scalar(select(DocumentRow).where(within, DocumentRow.uri == resolved))
             for condition in (DocumentRow.uri.endswith("/" + name), DocumentRow.title == name):
                 if row is not None:
                     break
-                matches = session.scalars(select(DocumentRow).where(condition).limit(3)).all()
+                matches = session.scalars(select(DocumentRow).where(within, condition).limit(3)).all()
                 if len(matches) > 1:
                     raise MemflowError(
                         f"{name!r} is ambiguous: {len(matches)}{'+' if len(matches) == 3 else ''} documents "
@@ -794,11 +842,20 @@ class Store:
             )
         return states
 
-    def stats(self) -> StoreStats:
+    def stats(self, *, collection: str | None = None) -> StoreStats:
+        """Counts of the store, or of ``collection``'s documents and chunks (vectors stay the store's)."""
+        in_collection = ChunkRow.document_id.in_(select(DocumentRow.id).where(DocumentRow.collection == collection))
         with Session(self.engine) as session:
-            documents = int(session.scalar(select(func.count()).select_from(DocumentRow)) or 0)
-            chunks = int(session.scalar(select(func.count()).select_from(ChunkRow)) or 0)
-            tokens = int(session.scalar(select(func.coalesce(func.sum(ChunkRow.token_count), 0))) or 0)
+            documents_query = select(func.count()).select_from(DocumentRow)
+            chunks_query = select(func.count()).select_from(ChunkRow)
+            tokens_query = select(func.coalesce(func.sum(ChunkRow.token_count), 0))
+            if collection is not None:
+                documents_query = documents_query.where(DocumentRow.collection == collection)
+                chunks_query = chunks_query.where(in_collection)
+                tokens_query = tokens_query.where(in_collection)
+            documents = int(session.scalar(documents_query) or 0)
+            chunks = int(session.scalar(chunks_query) or 0)
+            tokens = int(session.scalar(tokens_query) or 0)
         dimension = self.setting("dimension")
         return StoreStats(
             directory=str(self.directory),

@@ -27,6 +27,11 @@ def _make_v1_store(directory: Path, url: str | None) -> None:
     with store.engine.begin() as db:
         db.execute(text("DROP TABLE summary_states"))
         db.execute(text(V1_SUMMARY_STATES.format(blob=blob)))
+        # documents as versions 1 and 2 had them: no collection, the uri unique across the store
+        for index in ("uq_documents_collection_uri", "ix_documents_collection", "ix_documents_uri"):
+            db.execute(text(f"DROP INDEX {index}"))
+        db.execute(text("ALTER TABLE documents DROP COLUMN collection"))
+        db.execute(text("CREATE UNIQUE INDEX ix_documents_uri ON documents (uri)"))
         db.execute(text("UPDATE settings SET value = '1' WHERE key = 'schema_version'"))
     store.close()
 
@@ -35,8 +40,9 @@ def test_v1_store_is_migrated_backed_up_and_usable(tmp_path: Path, store_url: st
     directory = tmp_path / "store"
     _make_v1_store(directory, store_url)
     store = Store(directory, url=store_url)
-    assert store.setting("schema_version") == SCHEMA_VERSION == 2
+    assert store.setting("schema_version") == SCHEMA_VERSION == 3
     assert any("schema 1 -> 2" in m for m in store.migrations)
+    assert any("schema 2 -> 3" in m for m in store.migrations)
     # SQLite's file is copied first; a PostgreSQL server is backed up by its operator (pg_dump).
     assert (directory / "memflow.db.schema-1.bak").exists() == (store_url is None)
     store.check_encoder("m", 4, record=True)
@@ -48,6 +54,12 @@ def test_v1_store_is_migrated_backed_up_and_usable(tmp_path: Path, store_url: st
     state = CentralitySummarizer(slots=1).summarize(chunks)
     store.write_documents([(document, chunks, state)])
     assert store.summary_states([1])[1].read_until == 9
+    # after v3 the same uri may be in two collections, each its own document
+    other = make_document("Three. Four.", uri="/d")
+    store.write_documents([(other, make_chunks(other, [(0, 6)], dimension=4), None)], collection="tenant")
+    assert store.collections() == {"default": 1, "tenant": 1}
+    assert store.document("/d") is not None and store.document("/d", collection="tenant") is not None
+    assert store.document_text(store.document("/d", collection="tenant").id) == "Three. Four."  # type: ignore[union-attr]
     assert Store(directory, url=store_url).migrations == []  # nothing left to do on the next open
 
 

@@ -124,6 +124,7 @@ class AttentionDecoder(Component):
                             sentence.start,
                             sentence.end,
                             chunk.metadata,
+                            chunk.collection,
                         ),
                         "retrieved",
                         key,
@@ -131,19 +132,21 @@ class AttentionDecoder(Component):
                 )
             blocks.append(chunk.sentence_vectors[keep])
         if self.summaries and chunks:
-            titles = {c.document_id: (c.document, c.title, c.metadata) for c in chunks}
+            titles = {c.document_id: (c.document, c.title, c.metadata, c.collection) for c in chunks}
             states = store.summary_states(titles)
             wanted = [(doc_id, slot.chunk_ordinal) for doc_id, state in states.items() for slot in state.slots]
             chunk_ids = store.chunk_ids(wanted)
             for doc_id, state in states.items():
-                uri, title, metadata = titles[doc_id]
+                uri, title, metadata, collection = titles[doc_id]
                 for slot in state.slots:
                     key = (doc_id, slot.start, slot.end)
                     if key in seen or (doc_id, slot.chunk_ordinal) not in chunk_ids:
                         continue
                     seen.add(key)
                     chunk_id = chunk_ids[(doc_id, slot.chunk_ordinal)]
-                    cite = Citation(uri, title, chunk_id, slot.chunk_ordinal, slot.start, slot.end, metadata)
+                    cite = Citation(
+                        uri, title, chunk_id, slot.chunk_ordinal, slot.start, slot.end, metadata, collection
+                    )
                     rows.append(_Row(slot.text, cite, "summary", key))
                     blocks.append(slot.vector.reshape(1, -1))
         if not rows:

@@ -454,7 +454,7 @@ def _summary_slots(context: RunContext, document: str) -> list[tuple[str, Citati
     """The extractive summary state of ``document``, in reading order: (sentence, citation) pairs. Read from
     the store, since the attention lists a summary sentence that was also retrieved as retrieved."""
     store = context.store
-    found = store.find_document(document) if store is not None else None
+    found = store.find_document(document, collection=context.collection) if store is not None else None
     if store is None or found is None:
         return []
     state = store.summary_states([found.id]).get(found.id)
@@ -472,6 +472,7 @@ def _summary_slots(context: RunContext, document: str) -> list[tuple[str, Citati
                 slot.start,
                 slot.end,
                 found.metadata,
+                found.collection,
             ),
         )
         for slot in sorted(state.slots, key=lambda s: s.start)
@@ -484,7 +485,7 @@ def _written_summary(context: RunContext, document: str) -> ContextItem | None:
     store = context.store
     if store is None:
         return None
-    found = store.find_document(document)
+    found = store.find_document(document, collection=context.collection)
     if found is None:
         return None
     summary = store.written_summaries([found.id]).get(found.id)
@@ -493,5 +494,5 @@ def _written_summary(context: RunContext, document: str) -> ContextItem | None:
     first = store.chunk_ids([(found.id, 0)]).get((found.id, 0))
     if first is None:
         return None
-    citation = Citation(found.uri, found.title, first, 0, 0, summary.read_until, found.metadata)
+    citation = Citation(found.uri, found.title, first, 0, 0, summary.read_until, found.metadata, found.collection)
     return ContextItem(0, _flat(summary.text), citation, "summary", 1.0, written=True, in_summary=True)

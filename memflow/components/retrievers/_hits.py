@@ -27,6 +27,7 @@ def to_hit(chunk: StoredChunk, score: float, rank: int, scores: Mapping[str, flo
         section=chunk.section,
         scores=dict(scores or {}),
         metadata=chunk.metadata,
+        collection=chunk.collection,
     )
 
 

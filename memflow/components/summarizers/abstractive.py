@@ -232,7 +232,7 @@ class AbstractiveSummarizer(Component):
             groups.setdefault(chunk.document.uri, []).append(chunk)
         summaries: list[WrittenSummary] = []
         for uri, group in groups.items():
-            found = store.find_document(uri)
+            found = store.find_document(uri, collection=self.context.collection)
             if found is None:
                 raise MemflowError(f"summarizers.abstractive: {uri} is not in the store; place it after storage.writer")
             summaries.append(self.summarize(store, found.id, uri, group))

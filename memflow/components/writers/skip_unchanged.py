@@ -18,7 +18,7 @@ class SkipUnchanged(Component):
 
     def run(self, *, documents: list[Document]) -> dict[str, Any]:
         store = self.context.require_store("storage.skip_unchanged")
-        stored = store.document_hashes(d.uri for d in documents)
+        stored = store.document_hashes((d.uri for d in documents), collection=self.context.collection)
         fresh: list[Document] = []
         for document in documents:
             self.context.seen.add(document.uri)

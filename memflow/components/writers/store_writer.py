@@ -40,6 +40,7 @@ class StoreWriter(Component):
             [
                 (document, sorted(group, key=lambda c: c.ordinal), by_uri.get(document.uri))
                 for document, group in groups.values()
-            ]
+            ],
+            collection=self.context.collection,
         )
         return {"chunks": chunks}
