@@ -10,7 +10,8 @@ from typing import Any, TypeVar
 
 import click
 
-from memflow.cli.common import configure_logging, echo_json, pipeline_option, user_errors
+from memflow.cli.common import configure_logging, echo_json, pipeline_option, user_errors, where_option
+from memflow.filters import Where
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -81,10 +82,12 @@ def _progress(quiet: bool) -> bool:
     "max(candidates, chunks) per side, so above its candidates (100 in the shipped pipelines) "
     "this also widens its pools beyond what a plain ask uses.",
 )
+@where_option
 @eval_options
 @user_errors
 def beir(
     directory: Path,
+    where: Where | None,
     split: str,
     limit: int | None,
     chunks: int,
@@ -112,7 +115,7 @@ def beir(
         trusted_modules=trusted,
     ) as memory:
         ready = time.perf_counter()
-        report = evaluate_beir(memory, data, chunks=chunks, limit=limit, progress=_progress(quiet))
+        report = evaluate_beir(memory, data, chunks=chunks, limit=limit, progress=_progress(quiet), where=where)
         store = str(memory.store.directory)
     done = time.perf_counter()
     result = {
@@ -147,10 +150,12 @@ def beir(
     help="Also run ask on N questions spread over the file.",
 )
 @click.option("--chunks", default=50, show_default=True, help="Chunks retrieved per question.")
+@where_option
 @eval_options
 @user_errors
 def squad(
     file: Path,
+    where: Where | None,
     limit: int | None,
     ask_count: int,
     chunks: int,
@@ -178,9 +183,15 @@ def squad(
         trusted_modules=trusted,
     ) as memory:
         ready = time.perf_counter()
-        report = evaluate_squad_retrieval(memory, data, limit=limit, chunks=chunks, progress=_progress(quiet))
+        report = evaluate_squad_retrieval(
+            memory, data, limit=limit, chunks=chunks, progress=_progress(quiet), where=where
+        )
         queried = time.perf_counter()
-        reading = evaluate_squad_ask(memory, data, limit=ask_count, progress=_progress(quiet)) if ask_count else {}
+        reading = (
+            evaluate_squad_ask(memory, data, limit=ask_count, progress=_progress(quiet), where=where)
+            if ask_count
+            else {}
+        )
         store = str(memory.store.directory)
     result: dict[str, Any] = {
         "dataset": data.name,

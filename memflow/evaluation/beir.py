@@ -9,7 +9,7 @@ best chunk's score, and the standard metrics (graded nDCG, recall, MRR) are comp
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 from memflow.errors import MemflowError
 from memflow.evaluation.cache import cache_root, digest_files, open_eval_memory, prepare_corpus
 from memflow.evaluation.retrieval import RetrievalReport, evaluate_rankings, rank_documents
+from memflow.filters import Where
 from memflow.memory import Memory
 from memflow.pipeline import Pipeline
 
@@ -116,10 +117,13 @@ def evaluate_beir(
     chunks: int = 200,
     limit: int | None = None,
     progress: bool = False,
+    where: Mapping[str, Any] | Where | None = None,
 ) -> RetrievalReport:
-    """nDCG@10, recall@10/100 and MRR@10 of the ask pipeline's retrieval over the judged queries."""
+    """nDCG@10, recall@10/100 and MRR@10 of the ask pipeline's retrieval over the judged queries (among the
+    documents ``where`` matches, when given)."""
     ids = sorted(data.queries)[:limit] if limit else sorted(data.queries)
-    rankings = rank_documents(memory, [data.queries[i] for i in ids], depth=depth, chunks=chunks, progress=progress)
+    queries = [data.queries[i] for i in ids]
+    rankings = rank_documents(memory, queries, depth=depth, chunks=chunks, progress=progress, where=where)
     return evaluate_rankings(
         dict(zip(ids, rankings, strict=True)),
         {i: data.qrels[i] for i in ids},

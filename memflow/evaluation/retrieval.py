@@ -11,6 +11,7 @@ from memflow.answering import question_inputs, ranking_output
 from memflow.components.base import RunContext
 from memflow.components.encoders.sentence_transformers import QueryEncoder
 from memflow.evaluation.metrics import mean, mrr_at_k, ndcg_at_k, recall_at_k
+from memflow.filters import Where, parse_where
 from memflow.memory import Memory
 from memflow.pipeline import Pipeline
 from memflow.types import Hit
@@ -30,13 +31,20 @@ class RetrievalReport:
 
 
 def run_queries(
-    memory: Memory, queries: Sequence[str], *, k: int, output: str | None = None, progress: bool = False
+    memory: Memory,
+    queries: Sequence[str],
+    *,
+    k: int,
+    output: str | None = None,
+    progress: bool = False,
+    where: Mapping[str, Any] | Where | None = None,
 ) -> list[list[Hit]]:
-    """The final hits of the ask pipeline (up to ``k``) for each query."""
+    """The final hits of the ask pipeline (up to ``k``) for each query, in the memory's collection and among
+    the documents ``where`` matches (all, without)."""
     pipeline = memory.pipeline("ask")
     output = output or ranking_output(pipeline)
     component, _, socket = output.partition(".")
-    context = RunContext(store=memory.store)
+    context = RunContext(store=memory.store, where=parse_where(where), collection=memory.collection)
     results: list[list[Hit]] = []
     bar = _bar(len(queries), progress)
     with _batched_query_vectors(pipeline, queries, context):
@@ -81,11 +89,17 @@ def document_id(uri: str) -> str:
 
 
 def rank_documents(
-    memory: Memory, queries: Sequence[str], *, depth: int = 100, chunks: int = 200, progress: bool = False
+    memory: Memory,
+    queries: Sequence[str],
+    *,
+    depth: int = 100,
+    chunks: int = 200,
+    progress: bool = False,
+    where: Mapping[str, Any] | Where | None = None,
 ) -> list[list[str]]:
     """Per query, document ids ranked by their best chunk (the chunk ranking collapsed), ``depth`` deep."""
     rankings = []
-    for hits in run_queries(memory, queries, k=chunks, progress=progress):
+    for hits in run_queries(memory, queries, k=chunks, progress=progress, where=where):
         rankings.append(list(dict.fromkeys(document_id(h.document) for h in hits))[:depth])
     return rankings
 

@@ -13,6 +13,7 @@ completeness).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from memflow.errors import MemflowError
 from memflow.evaluation.cache import cache_root, digest_files, open_eval_memory, prepare_corpus
 from memflow.evaluation.metrics import best_over_golds, mean, normalize_answer
 from memflow.evaluation.retrieval import RetrievalReport, document_id, evaluate_rankings, rank_documents
+from memflow.filters import Where
 from memflow.memory import Memory
 from memflow.pipeline import Pipeline
 
@@ -118,10 +120,17 @@ def _sample(questions: list[SquadQuestion], limit: int | None) -> list[SquadQues
 
 
 def evaluate_squad_retrieval(
-    memory: Memory, data: SquadData, *, limit: int | None = None, chunks: int = 50, progress: bool = False
+    memory: Memory,
+    data: SquadData,
+    *,
+    limit: int | None = None,
+    chunks: int = 50,
+    progress: bool = False,
+    where: Mapping[str, Any] | Where | None = None,
 ) -> RetrievalReport:
     questions = _sample(data.questions, limit)
-    rankings = rank_documents(memory, [q.question for q in questions], depth=10, chunks=chunks, progress=progress)
+    texts = [q.question for q in questions]
+    rankings = rank_documents(memory, texts, depth=10, chunks=chunks, progress=progress, where=where)
     report = evaluate_rankings(
         {q.id: r for q, r in zip(questions, rankings, strict=True)},
         {q.id: {q.paragraph: 1} for q in questions},
@@ -131,7 +140,14 @@ def evaluate_squad_retrieval(
     return report
 
 
-def evaluate_squad_ask(memory: Memory, data: SquadData, *, limit: int = 500, progress: bool = False) -> dict[str, Any]:
+def evaluate_squad_ask(
+    memory: Memory,
+    data: SquadData,
+    *,
+    limit: int = 500,
+    progress: bool = False,
+    where: Mapping[str, Any] | Where | None = None,
+) -> dict[str, Any]:
     """Reading on a sample: top cited sentence / answer containing a gold answer, and EM/F1."""
     questions = _sample(data.questions, limit)
     top_sentence, in_answer, em, f1, paragraph_hit = [], [], [], [], []
@@ -141,7 +157,7 @@ def evaluate_squad_ask(memory: Memory, data: SquadData, *, limit: int = 500, pro
 
         bar = tqdm(total=len(questions), unit="question", desc="ask", dynamic_ncols=True)
     for q in questions:
-        answer = memory.ask(q.question)
+        answer = memory.ask(q.question, where=where)
         golds = [normalize_answer(g) for g in q.answers]
         top = answer.evidence[0].text if answer.evidence else ""
         top_norm, answer_norm = normalize_answer(top), normalize_answer(answer.text)

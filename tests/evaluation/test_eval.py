@@ -100,6 +100,14 @@ def test_cli_eval_squad(tmp_path: Path, shared_data: Path, cache: Path) -> None:
     )
     assert data["R@1"] <= data["R@5"] <= data["R@10"] == 1.0 and data["R@5"] > 0.8
     assert data["ask"]["questions"] == 6 and 0.0 <= data["ask"]["top_sentence_has_answer"] <= 1.0
+    # --where: only the first article's four paragraphs (lines 1-4 of the cached corpus) can be found, and
+    # each of their questions still is, so R@10 is exactly their share of the questions
+    filtered = CliRunner().invoke(
+        cli, ["eval", "squad", str(file), "--cache", str(cache), "--where", "line<=4", "--json"]
+    )
+    assert filtered.exit_code == 0, filtered.output
+    first = sum(len(p["qas"]) for p in small["data"][0]["paragraphs"])
+    assert json.loads(filtered.output)["R@10"] == pytest.approx(first / data["questions"])
 
 
 def test_niah_haystack_lengths_and_needle_depths(pg_essays: Path) -> None:
