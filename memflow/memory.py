@@ -67,6 +67,8 @@ class Memory:
         self._trusted = tuple(trusted_modules)
         self._specs: dict[str, PipelineSpec] = {"ingest": ingest_pipeline, "ask": ask_pipeline}
         self._pipelines: dict[str, Pipeline] = {}
+        #: Seconds each stage (pipeline component, by name) took in the last search, ask or stream.
+        self.last_timings: dict[str, float] = {}
 
     # -- pipelines ----------------------------------------------------------------------------------------
 
@@ -238,6 +240,7 @@ class Memory:
         result = self._ask_pipeline_run(query, k=k, outputs=[output], context=context)
         component, _, socket = output.partition(".")
         hits: list[Hit] = result[component][socket]
+        self.last_timings = dict(context.seconds)
         return self._within(hits, context)[:k]
 
     def ask(
@@ -257,6 +260,7 @@ class Memory:
         context = self._context(where, collection)
         result = self._ask_pipeline_run(question, k=k, outputs=None, decoder=decoder, context=context)
         answer = answer_of(result, self.ask_pipeline(decoder))
+        self.last_timings = dict(context.seconds)
         self._within(answer.hits, context)
         return answer
 
@@ -276,6 +280,7 @@ class Memory:
         context = self._context(where, collection)
         stream = stream_answer(pipeline, question_inputs(pipeline, question, k=k), context)
         answer = yield from stream
+        self.last_timings = dict(context.seconds)
         self._within(answer.hits, context)
         yield answer
 

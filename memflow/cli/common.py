@@ -75,6 +75,17 @@ def pipeline_option(role: Role, *flags: str, dest: str = "pipeline", help: str |
     return click.option(*(flags or ("--pipeline",)), dest, metavar="NAME|FILE", callback=resolve, help=text)
 
 
+def verbose_option(func: F) -> F:
+    """``-v/--verbose``: print how long each stage took, on stderr."""
+    return click.option("-v", "--verbose", is_flag=True, help="Print each stage's time on stderr.")(func)
+
+
+def echo_timings(seconds: dict[str, float]) -> None:
+    """``stages: embed 12.1 ms, retrieve 30.2 ms, ...; total 42.3 ms`` on stderr."""
+    parts = ", ".join(f"{name} {value * 1000:.1f} ms" for name, value in seconds.items())
+    click.echo(f"stages: {parts}; total {sum(seconds.values()) * 1000:.1f} ms", err=True)
+
+
 def collection_option(func: F) -> F:
     """``--collection NAME`` (or MEMFLOW_COLLECTION): the collection a command works in."""
     return click.option(

@@ -11,11 +11,14 @@ from memflow.cli.common import (
     collection_option,
     configure_logging,
     display_path,
+    echo_json,
+    echo_timings,
     format_problem,
     open_memory,
     pipeline_option,
     store_options,
     user_errors,
+    verbose_option,
 )
 from memflow.engines import ENGINES
 
@@ -46,6 +49,8 @@ from memflow.engines import ENGINES
     metavar="ADDR",
     help="Ray cluster to run on (--engine ray; default: a running one, else a local instance).",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the ingest report as JSON.")
+@verbose_option
 @collection_option
 @store_options
 @user_errors
@@ -58,6 +63,8 @@ def ingest(
     quiet: bool,
     engine: str,
     address: str | None,
+    as_json: bool,
+    verbose: bool,
     collection: str,
     store: Path,
     url: str | None,
@@ -68,7 +75,7 @@ def ingest(
         raise click.UsageError("--address needs --engine ray")
     configure_logging(quiet)
     with open_memory(store, url, trusted, ingest_pipeline=pipeline, collection=collection) as memory:
-        progress = not quiet and sys.stderr.isatty()
+        progress = not quiet and not as_json and sys.stderr.isatty()
         for message in memory.store.migrations:
             click.echo(message, err=True)
         report = memory.ingest(
@@ -80,41 +87,58 @@ def ingest(
             engine="ray" if engine == "ray" else "local",
             ray_address=address,
         )
-    for problem in report.problems:
-        if problem.kind == "failed" or not quiet:
-            click.echo(format_problem(problem), err=True)
-    for uri in report.pruned:
-        click.echo(f"pruned: {display_path(uri)}", err=True)
-    click.echo(report.summary())
+    if verbose:
+        echo_timings(report.stages)
+    if as_json:
+        echo_json(report)
+    else:
+        for problem in report.problems:
+            if problem.kind == "failed" or not quiet:
+                click.echo(format_problem(problem), err=True)
+        for uri in report.pruned:
+            click.echo(f"pruned: {display_path(uri)}", err=True)
+        click.echo(report.summary())
     if not report.ingested and not report.unchanged and report.failed:
         sys.exit(1)
 
 
 @click.command()
 @click.argument("documents", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print {forgot: N} as JSON.")
 @collection_option
 @store_options
 @user_errors
-def forget(documents: tuple[str, ...], collection: str, store: Path, url: str | None, trusted: tuple[str, ...]) -> None:
+def forget(
+    documents: tuple[str, ...], as_json: bool, collection: str, store: Path, url: str | None, trusted: tuple[str, ...]
+) -> None:
     """Remove documents and records (by id, path, URI or file name) with their chunks, vectors and summary states."""
     with open_memory(store, url, trusted, existing=True, collection=collection) as memory:
         count = memory.forget(documents)
+    if as_json:
+        echo_json({"forgot": count})
+        return
     click.echo(f"forgot {count} documents")
 
 
 @click.command()
 @click.option("--repair", is_flag=True, help="Rebuild the vector memory from SQL and fix recorded counts.")
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
 @pipeline_option(
     "ask", help="Ask pipeline whose encoder the store must match: a shipped one by name or a YAML file (default: ask)."
 )
 @store_options
 @user_errors
-def doctor(repair: bool, pipeline: Path | None, store: Path, url: str | None, trusted: tuple[str, ...]) -> None:
+def doctor(
+    repair: bool, as_json: bool, pipeline: Path | None, store: Path, url: str | None, trusted: tuple[str, ...]
+) -> None:
     """Check the store: schema, encoder, SQL <-> FAISS, chunk spans and order, summary states."""
     configure_logging(quiet=True)
     with open_memory(store, url, trusted, existing=True, ask_pipeline=pipeline) as memory:
         report = memory.doctor(repair=repair)
-    for check in report.checks:
-        click.echo(str(check))
+    if as_json:
+        echo_json({"ok": report.ok, "checks": report.checks})
+    else:
+        for check in report.checks:
+            click.echo(str(check))
     if not report.ok:
         sys.exit(1)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from memflow.cli.common import user_errors
+from memflow.cli.common import echo_json, user_errors
 from memflow.components.registry import available
 from memflow.errors import MemflowError
 from memflow.pipeline import Pipeline
@@ -32,9 +32,18 @@ _trust = click.option(
 
 
 @pipeline.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array of {name, role, file, description}.")
 @user_errors
-def list_pipelines() -> None:
+def list_pipelines(as_json: bool) -> None:
     """Print the shipped pipelines: the name --pipeline takes, the file, and what each does."""
+    if as_json:
+        echo_json(
+            [
+                {"name": p.short_name, "role": p.role, "file": f"{p.stem}.yaml", "description": p.description}
+                for p in shipped_pipelines()
+            ]
+        )
+        return
     commands = {"ingest": "memflow ingest", "ask": "memflow ask / search / eval"}
     for role, command in commands.items():
         click.echo(f"{role} pipelines ({command} --pipeline NAME):")
@@ -65,7 +74,11 @@ def show(file: Path, trusted: tuple[str, ...]) -> None:
 
 
 @click.command()
-def components() -> None:
+@click.option("--json", "as_json", is_flag=True, help="One JSON object of type -> implementation.")
+def components(as_json: bool) -> None:
     """List the registered component types (the memflow.components entry-point group)."""
+    if as_json:
+        echo_json(dict(available()))
+        return
     for name, target in available().items():
         click.echo(f"{name:<32} {target}")

@@ -11,10 +11,12 @@ from memflow.cli.common import (
     configure_logging,
     display_path,
     echo_json,
+    echo_timings,
     open_memory,
     pipeline_option,
     store_options,
     user_errors,
+    verbose_option,
     where_option,
 )
 from memflow.filters import Where
@@ -43,6 +45,7 @@ def _cite(citation: Citation) -> str:
     help="Answer with another registered decoder, e.g. llama_cpp, transformers, openai (default: the pipeline's).",
 )
 @click.option("--stream", is_flag=True, help="Print the answer as the decoder writes it.")
+@verbose_option
 @where_option
 @ask_pipeline_option
 @collection_option
@@ -55,6 +58,7 @@ def ask(
     explain: bool,
     decoder: str | None,
     stream: bool,
+    verbose: bool,
     where: Where | None,
     pipeline: Path | None,
     collection: str,
@@ -72,8 +76,12 @@ def ask(
                     continue
                 click.echo()
                 _print_answer(piece, explain=explain, streamed=True)
+            if verbose:
+                echo_timings(memory.last_timings)
             return
         answer = memory.ask(question, k=k, decoder=decoder, where=where)
+    if verbose:
+        echo_timings(memory.last_timings)
     if as_json:
         echo_json(answer)
         return
@@ -117,6 +125,7 @@ def _print_answer(answer: Answer, *, explain: bool, streamed: bool = False) -> N
 @click.option(
     "--explain", is_flag=True, help="Also print each hit's score at every stage (dense, lexical, fused, reranked)."
 )
+@verbose_option
 @where_option
 @ask_pipeline_option
 @collection_option
@@ -127,6 +136,7 @@ def search(
     k: int,
     as_json: bool,
     explain: bool,
+    verbose: bool,
     where: Where | None,
     pipeline: Path | None,
     collection: str,
@@ -139,6 +149,8 @@ def search(
     configure_logging(quiet=True)
     with open_memory(store, url, trusted, documents=True, ask_pipeline=pipeline, collection=collection) as memory:
         hits = memory.search(query, k=k, where=where)
+    if verbose:
+        echo_timings(memory.last_timings)
     if as_json:
         echo_json(hits)
         return

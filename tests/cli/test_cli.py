@@ -206,3 +206,37 @@ def test_debug_shows_the_traceback_behind_a_user_error(tmp_path: Path) -> None:
     assert debug.output.rstrip().splitlines()[-1].startswith("error: no memflow store at")
     from_env = CliRunner().invoke(cli, ["stats", "--store", str(missing)], env={"MEMFLOW_DEBUG": "1"})
     assert from_env.exit_code == 1 and "Traceback" in from_env.output
+
+
+def test_verbose_prints_each_stages_time(cli_store: Path) -> None:
+    result = CliRunner().invoke(cli, ["search", "founder visa", "--store", str(cli_store), "-v", "-k", "3"])
+    assert result.exit_code == 0, result.output
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("stages: ")]
+    assert all(f"{stage} " in line for stage in ("embed", "retrieve", "rerank")) and "; total " in line
+    result = CliRunner().invoke(cli, ["ask", "Who should get a founder visa?", "--store", str(cli_store), "--verbose"])
+    assert result.exit_code == 0 and "stages: " in result.stderr and "decode " in result.stderr
+
+
+def test_json_on_every_command_that_prints_data(cli_store: Path, corpus: Path) -> None:
+    runner = CliRunner()
+    report = json.loads(runner.invoke(cli, ["ingest", str(corpus), "--store", str(cli_store), "--json"]).stdout)
+    assert report["files"] == 3 and len(report["unchanged"]) == 3 and report["problems"] == []
+    doctor = json.loads(runner.invoke(cli, ["doctor", "--store", str(cli_store), "--json"]).stdout)
+    assert doctor["ok"] is True and {c["name"] for c in doctor["checks"]} >= {"vectors"}
+    shipped = json.loads(runner.invoke(cli, ["pipeline", "list", "--json"]).stdout)
+    assert {"name": "dense", "role": "ask", "file": "ask-dense.yaml"}.items() <= next(
+        p for p in shipped if p["name"] == "dense"
+    ).items()
+    assert "retrievers.hybrid" in json.loads(runner.invoke(cli, ["components", "--json"]).stdout)
+
+
+def test_a_store_built_with_another_encoder_is_refused_naming_both(tmp_path: Path, corpus: Path) -> None:
+    from memflow.storage.store import Store
+
+    with Store(tmp_path / "store") as store:
+        store.check_encoder("acme/other-encoder", 768, record=True)
+    result = CliRunner().invoke(cli, ["ingest", str(corpus / "sun.txt"), "--store", str(tmp_path / "store")])
+    assert result.exit_code == 1
+    message = result.stderr.strip()
+    assert message.startswith("error: ") and "\n" not in message
+    assert "acme/other-encoder (768 dims)" in message and "all-MiniLM-L6-v2 (384 dims)" in message
