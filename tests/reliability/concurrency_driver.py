@@ -1,5 +1,8 @@
 """Run by test_concurrency.py as its own process: one forked writer ingests while forked readers search the
-same store the whole time, each in its own process. Writes a JSON report of searches run and errors seen."""
+same store the whole time, each in its own process. Writes a JSON report of searches run and errors seen.
+
+The writer commits a first few files, then waits until every reader has opened the store and read its size
+before it ingests the rest, so each reader is sure to watch the store grow however fast the machine is."""
 
 from __future__ import annotations
 
@@ -29,18 +32,27 @@ def documents(store: Path) -> int:
         return 0
 
 
-def writer(corpus: Path, store: Path) -> None:
+FIRST_FILES = 8
+
+
+def writer(corpus: Path, store: Path, ready: list[Path]) -> None:
     from memflow import Memory
 
     with Memory(store) as memory:
+        memory.ingest(sorted(corpus.iterdir())[:FIRST_FILES], batch_files=4, save_every=0)
+        deadline = time.monotonic() + 600
+        while not all(path.exists() for path in ready) and time.monotonic() < deadline:
+            time.sleep(0.05)
         memory.ingest([str(corpus)], batch_files=4, save_every=0)
 
 
-def reader(store: Path, writer_pid: int, out: Path) -> None:
+def reader(store: Path, writer_pid: int, out: Path, ready: Path) -> None:
     from memflow import Memory
 
     searches, errors, empty, seen_documents = 0, [], 0, []
     with Memory(store) as memory:
+        seen_documents.append(memory.stats().documents)
+        ready.touch()
         while True:
             alive = os.path.exists(f"/proc/{writer_pid}") and not _zombie(writer_pid)
             for question in QUESTIONS:
@@ -69,13 +81,13 @@ def _zombie(pid: int) -> bool:
 
 def main() -> None:
     corpus, store, readers, out = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
-    from memflow.components.encoders.sentence_transformers import load_encoder
-
-    load_encoder("default")
+    # Nothing runs torch in this process before it forks: a child of a process whose OpenMP pool has run
+    # can hang in its first parallel op. Each child loads the encoder itself.
+    ready = [out.with_name(f"reader{n}.ready") for n in range(readers)]
     writer_pid = os.fork()
     if writer_pid == 0:
         try:
-            writer(corpus, store)
+            writer(corpus, store, ready)
         finally:
             os._exit(0)
     while documents(store) == 0:  # readers of an empty store only learn that it is empty
@@ -86,7 +98,7 @@ def main() -> None:
         if pid == 0:
             code = 0
             try:
-                reader(store, writer_pid, out.with_name(f"reader{n}.json"))
+                reader(store, writer_pid, out.with_name(f"reader{n}.json"), ready[n])
             except BaseException:
                 traceback.print_exc()
                 code = 1
