@@ -4,6 +4,7 @@ Chunk and encode whole corpora into a FAISS + SQL store, keep a recurrent summar
 answer questions with an attention decoder over the retrieved memory, through YAML plugin pipelines.
 """
 
+from memflow.client import AsyncClient, Client, ServerError
 from memflow.components.base import Component, Problem, RunContext, Socket
 from memflow.errors import (
     InputError,
@@ -35,6 +36,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Memory",
+    "Client",
+    "AsyncClient",
     "IngestReport",
     "Record",
     "Pipeline",
@@ -60,5 +63,6 @@ __all__ = [
     "ModelMismatchError",
     "StoreLockedError",
     "MissingDependencyError",
+    "ServerError",
     "__version__",
 ]

@@ -13,7 +13,7 @@ flight, and the FAISS file, a cache of SQL, is caught up on the next open.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,6 +34,7 @@ __all__ = [
     "written_chunks",
     "as_paths",
     "VECTOR_SAVE_INTERVAL_S",
+    "BatchObserver",
 ]
 
 #: How often a long ingest saves the vector memory, so a crash loses at most this much indexing work
@@ -67,6 +68,10 @@ class IngestReport:
             f"skipped {len(self.unchanged)} unchanged, failed {len(self.failed)}{pruned} "
             f"in {self.seconds:.1f} s"
         )
+
+
+#: Told after each committed batch how many of the listed files are done, and the report so far.
+BatchObserver = Callable[[int, IngestReport], None]
 
 
 class IngestEngine(Protocol):
@@ -128,9 +133,10 @@ def ingest(
     save_every: float = VECTOR_SAVE_INTERVAL_S,
     lock_timeout: float = 60.0,
     collection: str = DEFAULT_COLLECTION,
+    on_batch: BatchObserver | None = None,
 ) -> IngestReport:
     """Ingest ``paths`` into ``collection`` of ``store`` with ``pipeline`` run by ``engine`` (see the
-    module's docstring)."""
+    module's docstring). ``on_batch(files_done, report)`` is called after each committed batch."""
     started = time.perf_counter()
     context = RunContext(store=store, progress=progress, collection=collection)
     report = IngestReport()
@@ -143,7 +149,7 @@ def ingest(
     bar = _progress_bar(total=len(files), enabled=progress, unit="file")
     try:
         with store.writer(timeout=lock_timeout):
-            _write_batches(store, batches, engine.run(batches, context), report, bar, save_every)
+            _write_batches(store, batches, engine.run(batches, context), report, bar, save_every, on_batch)
             if prune:
                 report.pruned = prune_missing(store, roots, files, context)
             saving = time.perf_counter()
@@ -205,9 +211,11 @@ def _write_batches(
     report: IngestReport,
     bar: Any,
     save_every: float,
+    on_batch: BatchObserver | None = None,
 ) -> None:
     """Count what each batch wrote into ``report`` and save the vector memory every ``save_every`` seconds."""
     last_save = time.monotonic()
+    done = 0
     try:
         for batch, chunks in zip(batches, written, strict=True):
             report.chunks += len(chunks)
@@ -215,6 +223,9 @@ def _write_batches(
             report.ingested.extend(dict.fromkeys(c.document.uri for c in chunks))
             bar.update(len(batch))
             bar.set_postfix(chunks=report.chunks, refresh=False)
+            done += len(batch)
+            if on_batch is not None:
+                on_batch(done, report)
             if time.monotonic() - last_save >= save_every:
                 store.save_vectors()
                 last_save = time.monotonic()

@@ -21,7 +21,7 @@ from memflow.answering import answer_of, answering_component, question_inputs, r
 from memflow.components.base import RunContext
 from memflow.errors import MemflowError, RecordError
 from memflow.filters import Where, parse_where
-from memflow.ingest import VECTOR_SAVE_INTERVAL_S, IngestEngine, IngestReport, LocalEngine, add_documents
+from memflow.ingest import VECTOR_SAVE_INTERVAL_S, BatchObserver, IngestEngine, IngestReport, LocalEngine, add_documents
 from memflow.ingest import ingest as run_ingest
 from memflow.pipeline import Pipeline, builtin_pipeline, resolve_pipeline
 from memflow.records import MetadataInput, Record, RecordInput, record_documents
@@ -96,6 +96,7 @@ class Memory:
         engine: Literal["local", "ray"] = "local",
         ray_address: str | None = None,
         collection: str | None = None,
+        on_batch: BatchObserver | None = None,
     ) -> IngestReport:
         """Ingest files and folders (streamed in batches of ``batch_files`` files, one transaction each).
         Unchanged documents are skipped, changed ones replaced; unreadable inputs are reported in the
@@ -105,7 +106,8 @@ class Memory:
         a crash in between costs only re-indexing from SQL on the next open, never data.
         ``engine="ray"`` loads, chunks and encodes on Ray Data (Ray as this process already runs it, else the
         cluster at ``ray_address``, else what ``ray.init()`` finds or starts, shut down after) and writes here,
-        in order: the store comes out as a local ingest makes it (the ``ray`` extra; :mod:`memflow.engines.ray`)."""
+        in order: the store comes out as a local ingest makes it (the ``ray`` extra; :mod:`memflow.engines.ray`).
+        ``on_batch(files_done, report)`` is called after each committed batch (a progress display, a job)."""
         pipeline = self.pipeline("ingest")
         runner: IngestEngine
         if engine == "local":
@@ -129,6 +131,7 @@ class Memory:
             save_every=save_every,
             lock_timeout=self.lock_timeout,
             collection=self._in(collection),
+            on_batch=on_batch,
         )
 
     # -- records ------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Helpers for testing memflow and plugins built on it.
 
 A plugin author checks a component against memflow's contract with :func:`check_component`, builds records
-with :func:`make_document` and :func:`make_chunks`, and gets a throwaway store with :func:`temporary_memory`.
+with :func:`make_document` and :func:`make_chunks`, gets a throwaway store with :func:`temporary_memory`, and
+a real ``memflow serve`` process to talk to with :func:`running_server`.
 Nothing here mocks memflow: the helpers build real records and real stores.
 """
 
@@ -10,8 +11,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import inspect
+import os
+import socket as sockets_module
+import subprocess
+import sys
 import tempfile
+import time
 import typing
+import urllib.error
+import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,7 +31,7 @@ from memflow.memory import Memory
 from memflow.pipeline.graph import run_problems
 from memflow.types import Chunk, Document, Sentence
 
-__all__ = ["check_component", "make_document", "make_chunks", "temporary_memory"]
+__all__ = ["check_component", "make_document", "make_chunks", "temporary_memory", "running_server", "free_port"]
 
 
 def make_document(text: str, *, uri: str = "memory://test", title: str = "") -> Document:
@@ -62,6 +70,62 @@ def temporary_memory(**kwargs: Any) -> Iterator[Memory]:
     """A Memory over a fresh store directory that is deleted afterwards."""
     with tempfile.TemporaryDirectory(prefix="memflow-test-") as directory, Memory(Path(directory), **kwargs) as memory:
         yield memory
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with sockets_module.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def running_server(
+    store: str | Path,
+    *args: str,
+    token: str | None = None,
+    port: int | None = None,
+    startup_timeout: float = 180.0,
+    log: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[str]:
+    """A ``memflow serve --store STORE ARGS...`` process on 127.0.0.1, its base URL yielded once /healthz
+    answers (the server is warm then), stopped afterwards. Its output goes to ``log`` (else discarded);
+    a server that exits before it answers raises RuntimeError with the log's end. ``env`` adds environment
+    variables (``MEMFLOW_LOCK_TIMEOUT``, say)."""
+    port = port or free_port()
+    command = [sys.executable, "-m", "memflow.cli.main", "serve", "--store", str(store), "--port", str(port), *args]
+    environment = {key: value for key, value in os.environ.items() if key != "MEMFLOW_TOKEN"}
+    if token is not None:
+        environment["MEMFLOW_TOKEN"] = token
+    environment.update(env or {})
+    with contextlib.ExitStack() as stack:
+        output = stack.enter_context(open(log, "w+b")) if log is not None else subprocess.DEVNULL  # noqa: SIM115
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=environment)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + startup_timeout
+            while True:
+                if process.poll() is not None:
+                    tail = log.read_text(errors="replace")[-2000:] if log is not None else ""
+                    raise RuntimeError(f"memflow serve exited with status {process.returncode}: {tail}")
+                try:
+                    with urllib.request.urlopen(f"{url}/healthz", timeout=2) as answer:
+                        if answer.status == 200:
+                            break
+                except (urllib.error.URLError, ConnectionError, TimeoutError):
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"memflow serve did not answer /healthz within {startup_timeout:.0f} s")
+                time.sleep(0.2)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def check_component(

@@ -9,7 +9,6 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,6 +19,7 @@ from memflow.errors import MemflowError
 from memflow.filters import Where, parse_cli_where
 from memflow.memory import Memory
 from memflow.pipeline.shipped import Role, resolve_pipeline
+from memflow.serialize import to_jsonable
 from memflow.storage.store import DB_FILE
 from memflow.types import DEFAULT_COLLECTION
 
@@ -184,18 +184,6 @@ def user_errors(func: F) -> F:
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
-
-
-def to_jsonable(value: Any) -> Any:
-    if is_dataclass(value) and not isinstance(value, type):
-        return {k: to_jsonable(v) for k, v in asdict(value).items()}
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if hasattr(value, "tolist"):  # numpy arrays and scalars
-        return value.tolist()
-    return value
 
 
 def echo_json(value: Any) -> None:

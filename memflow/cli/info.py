@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from memflow.cli.common import collection_option, display_path, echo_json, open_memory, store_options, user_errors
+from memflow.serialize import summary_json
 
 
 @click.command()
@@ -25,11 +26,7 @@ def summary(
         found = memory.store.find_document(state.document, collection=collection)
         written = memory.store.written_summaries([found.id]).get(found.id) if found is not None else None
     if as_json:
-        echo_json(
-            {k: v for k, v in asdict(state).items() if k != "centroid_sum"}
-            | {"slots": [{k: v for k, v in asdict(s).items() if k != "vector"} for s in state.slots]}
-            | {"written": asdict(written) if written is not None else None}
-        )
+        echo_json(summary_json(state, written))
         return
     click.echo(
         f"{display_path(state.document)}: {len(state.slots)} of {state.capacity} slots after "

@@ -11,6 +11,7 @@ from memflow.cli.ingest import doctor, forget, ingest
 from memflow.cli.pipeline import components, pipeline
 from memflow.cli.query import ask, search
 from memflow.cli.records import add, get, list_documents
+from memflow.cli.serve import serve
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -39,6 +40,7 @@ for command in (
     collections,
     pipeline,
     components,
+    serve,
 ):
     cli.add_command(command)
 cli.add_command(eval_group)  # memflow eval beir/squad/niah (memflow.cli.eval)

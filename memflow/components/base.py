@@ -22,7 +22,7 @@ import logging
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
 from memflow.types import DEFAULT_COLLECTION
 
@@ -77,6 +77,10 @@ class Problem:
         return f"{self.source}: {self.reason}"
 
 
+#: RunContext's allowed set before a component asks for it.
+_UNDECIDED = object()
+
+
 @dataclass(slots=True)
 class RunContext:
     """What a pipeline run shares with its components.
@@ -97,14 +101,22 @@ class RunContext:
     seconds: dict[str, float] = field(default_factory=dict)
     where: Where | None = None
     collection: str = DEFAULT_COLLECTION
+    _allowed: object = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._allowed = _UNDECIDED
 
     def allowed_chunks(self) -> npt.NDArray[np.int64] | None:
         """The sorted ids of the chunks this run may retrieve (those of ``collection`` that ``where``
-        matches), or None when it may retrieve any: no filter, and nothing stored outside ``collection``."""
-        if self.where is None and (self.store is None or set(self.store.collections()) <= {self.collection}):
-            return None
-        store = self.require_store("a filtered search")
-        return store.matching_chunk_ids(self.where, collection=self.collection)
+        matches), or None when it may retrieve any: no filter, and nothing stored outside ``collection``.
+        Decided once per run, so every component of it (and the final check) works from the same set."""
+        if self._allowed is _UNDECIDED:
+            if self.where is None and (self.store is None or set(self.store.collections()) <= {self.collection}):
+                self._allowed = None
+            else:
+                store = self.require_store("a filtered search")
+                self._allowed = store.matching_chunk_ids(self.where, collection=self.collection)
+        return cast("npt.NDArray[np.int64] | None", self._allowed)
 
     def report(self, path: str, reason: str, *, kind: ProblemKind = "failed", line: int | None = None) -> None:
         problem = Problem(path=str(path), reason=reason, kind=kind, line=line)

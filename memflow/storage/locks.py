@@ -9,11 +9,12 @@ One writer at a time, any number of readers. Two locks guard two things:
 
 SQLite needs only the file lock: its database file is in the store directory. Both locks are re-entrant
 within one process (a nested ``with store.writer()`` is free), and both are released when the process
-dies, so a killed writer never leaves a store locked.
+dies, so a killed writer never leaves a store locked. Within a process, one thread at a time holds it.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -38,26 +39,35 @@ class WriterLock:
         self._connection: Any = None
         self._key: int | None = None
         self._depth = 0
+        # Threads of this process take turns too (a served store writes from request threads): the thread
+        # holding the lock may take it again; another waits as another process would.
+        self._threads = threading.RLock()
 
     @property
     def is_locked(self) -> bool:
-        """Whether this process holds the lock."""
+        """Whether this process (any of its threads) holds the lock."""
         return self._depth > 0
 
     def acquire(self, *, timeout: float) -> None:
+        if not self._threads.acquire(timeout=max(timeout, 0.0)):
+            raise self._locked(timeout, f"{self.path} (held by another thread of this process)")
         if self._depth > 0:
             self._depth += 1
             return
         deadline = time.monotonic() + timeout
         try:
-            self._file.acquire(timeout=timeout)
-        except Timeout:
-            raise self._locked(timeout, str(self.path)) from None
-        try:
-            if self.engine.dialect.name == "postgresql":
-                self._acquire_advisory(deadline, timeout)
+            try:
+                self._file.acquire(timeout=timeout)
+            except Timeout:
+                raise self._locked(timeout, str(self.path)) from None
+            try:
+                if self.engine.dialect.name == "postgresql":
+                    self._acquire_advisory(deadline, timeout)
+            except BaseException:
+                self._file.release()
+                raise
         except BaseException:
-            self._file.release()
+            self._threads.release()
             raise
         self._depth = 1
 
@@ -66,6 +76,7 @@ class WriterLock:
             return
         self._depth -= 1
         if self._depth > 0:
+            self._threads.release()
             return
         try:
             if self._connection is not None:
@@ -76,7 +87,10 @@ class WriterLock:
                     self._connection.close()
                     self._connection = None
         finally:
-            self._file.release()
+            try:
+                self._file.release()
+            finally:
+                self._threads.release()
 
     def _acquire_advisory(self, deadline: float, timeout: float) -> None:
         connection = self.engine.connect()

@@ -167,6 +167,9 @@ class Store:
         self._default_index = index
         self._vectors: VectorMemory | None = None
         self._vector_signature: tuple[int, int] | None = None
+        # One thread at a time loads, catches up, changes or searches the vector memory (a served store is
+        # shared by request threads; FAISS indexes are not safe to change while another thread reads them).
+        self._vectors_mutex = threading.RLock()
         self._matching: dict[str, tuple[int, npt.NDArray[np.int64]]] = {}
         self._collections: tuple[int, dict[str, int]] | None = None
         self._lock = WriterLock(self.directory, self.engine, file_name=LOCK_FILE)
@@ -283,6 +286,10 @@ class Store:
     @property
     def vectors(self) -> VectorMemory:
         """The vector memory, loaded on first use and reloaded when another process saved a newer one."""
+        with self._vectors_mutex:
+            return self._current_vectors()
+
+    def _current_vectors(self) -> VectorMemory:
         dimension = self.setting("dimension")
         if dimension is None:
             raise StoreError(f"store {self.directory} is empty: ingest something first")
@@ -350,6 +357,10 @@ class Store:
     def save_vectors(self) -> None:
         """Write the vector memory to its file (atomically). With ``index: auto``, first rebuild it from SQL
         when the memory has grown (or shrunk) across what its index was chosen for."""
+        with self._vectors_mutex:
+            self._save_vectors()
+
+    def _save_vectors(self) -> None:
         if self._vectors is None:
             return
         if self._vectors.needs_rebuild():
@@ -372,29 +383,31 @@ class Store:
         dimension = self.setting("dimension")
         if dimension is None:
             return 0
-        self._vectors = None
-        memory = index_build.build_from_sql(self.engine, dimension=int(dimension), factory=self.index_factory)
-        memory.save(self.directory, generation=memory.generation)
-        self._vector_signature = None  # the next use loads the rebuilt file
-        return memory.ntotal
+        with self._vectors_mutex:
+            self._vectors = None
+            memory = index_build.build_from_sql(self.engine, dimension=int(dimension), factory=self.index_factory)
+            memory.save(self.directory, generation=memory.generation)
+            self._vector_signature = None  # the next use loads the rebuilt file
+            return memory.ntotal
 
     def search(
         self, query: npt.NDArray[np.float32], k: int, *, allowed: npt.NDArray[np.int64] | None = None
     ) -> list[tuple[int, float]]:
         """(chunk id, inner product) of the ``k`` chunks nearest to ``query``, best first; with ``allowed``
         (sorted chunk ids, e.g. :meth:`matching_chunk_ids`), only among those."""
-        memory = self.vectors
-        # One query over a small memory is microseconds of work: FAISS's OpenMP team costs more than it
-        # saves there, and far more when another process holds a core (its threads wait for each other).
-        small = memory.ntotal < SINGLE_THREAD_SEARCH_BELOW
-        threads = faiss.omp_get_max_threads()
-        if small:
-            faiss.omp_set_num_threads(1)
-        try:
-            scores, ids = memory.search(query, k, allowed=allowed)
-        finally:
+        with self._vectors_mutex:
+            memory = self._current_vectors()
+            # One query over a small memory is microseconds of work: FAISS's OpenMP team costs more than it
+            # saves there, and far more when another process holds a core (its threads wait for each other).
+            small = memory.ntotal < SINGLE_THREAD_SEARCH_BELOW
+            threads = faiss.omp_get_max_threads()
             if small:
-                faiss.omp_set_num_threads(threads)
+                faiss.omp_set_num_threads(1)
+            try:
+                scores, ids = memory.search(query, k, allowed=allowed)
+            finally:
+                if small:
+                    faiss.omp_set_num_threads(threads)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
     # -- writes -------------------------------------------------------------------------------------------
@@ -496,13 +509,14 @@ class Store:
                 ]
             )
             generation = self._bump_generation(session)
-        if vectors is None:
-            vectors = self.vectors
-        if vectors.generation != generation:
-            vectors.remove(np.asarray(removed, dtype=np.int64))
-            if added_vectors is not None:
-                vectors.add(added_ids, added_vectors)
-            vectors.generation = generation
+        with self._vectors_mutex:
+            if vectors is None or vectors is not self._vectors:
+                vectors = self._current_vectors()
+            if vectors.generation != generation:  # else another thread caught it up from SQL already
+                vectors.remove(np.asarray(removed, dtype=np.int64))
+                if added_vectors is not None:
+                    vectors.add(added_ids, added_vectors)
+                vectors.generation = generation
 
     @staticmethod
     def _chunk_row(doc_id: int, chunk: Chunk) -> dict[str, Any]:
@@ -570,11 +584,12 @@ class Store:
             count, removed = self._delete_documents(session, list(dict.fromkeys(uris)), collection)
             generation = self._bump_generation(session)
         if self.setting("dimension") is not None:
-            memory = self.vectors
-            if memory.generation != generation:  # else it was just loaded or caught up from SQL
-                memory.remove(np.asarray(removed, dtype=np.int64))
-                memory.generation = generation
-            self.save_vectors()
+            with self._vectors_mutex:
+                memory = self._current_vectors()
+                if memory.generation != generation:  # else it was just loaded or caught up from SQL
+                    memory.remove(np.asarray(removed, dtype=np.int64))
+                    memory.generation = generation
+                self._save_vectors()
         return count
 
     # -- reads --------------------------------------------------------------------------------------------
@@ -669,9 +684,10 @@ class Store:
                 part = documents[start : start + 500]
                 ids.extend(session.scalars(select(ChunkRow.id).where(ChunkRow.document_id.in_(part))))
         found = np.unique(np.asarray(ids, dtype=np.int64))
-        if len(self._matching) >= MATCHING_CACHE:
-            self._matching.pop(next(iter(self._matching)))
-        self._matching[key] = (generation, found)
+        with self._generation_mutex:  # request threads of a served store share this cache
+            if len(self._matching) >= MATCHING_CACHE:
+                self._matching.pop(next(iter(self._matching)))
+            self._matching[key] = (generation, found)
         return found
 
     def chunk_vectors(self, ids: Sequence[int]) -> npt.NDArray[np.float32]:

@@ -76,7 +76,7 @@ class IterativeDecoder(AttentionDecoder):
             lexical = store.lexical.search(f"{query} {focus}", depth, allowed=allowed)
             scored = fuse(scored, lexical, fusion="minmax")
         new = [(i, s) for i, s in scored if i not in have][: self.retrieve_k]
-        found = to_hits(store, new, stage="iterative")
+        found = to_hits(store, new, stage="iterative", collection=self.context.collection)
         # ranked after the hits already read, scored below them, so rank and score order agree
         floor = min((h.score for h in hits), default=0.0)
         return [replace(h, score=min(h.score, floor) - 1e-6 * h.rank, rank=len(hits) + h.rank) for h in found]

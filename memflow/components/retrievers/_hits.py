@@ -37,11 +37,16 @@ def to_hits(
     *,
     stage: str,
     earlier: Mapping[int, Mapping[str, float]] | None = None,
+    collection: str | None = None,
 ) -> list[Hit]:
-    """Hits for ``scored`` (best first), read from the store; ids no longer stored are left out. Each hit's
-    ``scores`` are its ``earlier`` stages' scores and ``stage``'s."""
+    """Hits for ``scored`` (best first), read from the store; ids no longer stored are left out, and with
+    ``collection`` those of another collection's documents. Each hit's ``scores`` are its ``earlier``
+    stages' scores and ``stage``'s.
+
+    The collection check is on the rows read here, so it holds even when a search ran unfiltered (a store
+    of one collection) and another thread or process wrote a second collection in the meantime."""
     chunks = {c.id: c for c in store.chunks([chunk_id for chunk_id, _ in scored])}
-    present = [(i, s) for i, s in scored if i in chunks]
+    present = [(i, s) for i, s in scored if i in chunks and collection in (None, chunks[i].collection)]
     earlier = earlier or {}
     return [
         to_hit(chunks[i], s, rank, {**earlier.get(i, {}), stage: s}) for rank, (i, s) in enumerate(present, start=1)

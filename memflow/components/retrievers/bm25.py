@@ -37,4 +37,4 @@ class BM25Retriever(Component):
     def run(self, *, query: str, k: int | None = None) -> dict[str, Any]:
         store = self.context.require_store("retrievers.bm25")
         found = store.lexical.search(query, k or self.k, k1=self.k1, b=self.b, allowed=self.context.allowed_chunks())
-        return {"hits": to_hits(store, found, stage="lexical")}
+        return {"hits": to_hits(store, found, stage="lexical", collection=self.context.collection)}

@@ -28,4 +28,4 @@ class DenseRetriever(Component):
     def run(self, *, query_vector: Vector, k: int | None = None) -> dict[str, Any]:
         store = self.context.require_store("retrievers.dense")
         found = store.search(query_vector, k or self.k, allowed=self.context.allowed_chunks())
-        return {"hits": to_hits(store, found, stage="dense")}
+        return {"hits": to_hits(store, found, stage="dense", collection=self.context.collection)}

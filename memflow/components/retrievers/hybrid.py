@@ -107,12 +107,16 @@ class HybridRetriever(Component):
             for chunk_id, score in ranked:
                 earlier.setdefault(chunk_id, {})[stage] = score
         if not self.dedupe:
-            return {"hits": to_hits(store, fused[:want], stage="fused", earlier=earlier)}
+            return {
+                "hits": to_hits(store, fused[:want], stage="fused", earlier=earlier, collection=self.context.collection)
+            }
         seen: set[str] = set()
         unique: list[Hit] = []
         # Read the fused list a window at a time, only as far as it takes to find ``want`` distinct texts.
         for at in range(0, len(fused), want):
-            for hit in to_hits(store, fused[at : at + want], stage="fused", earlier=earlier):
+            for hit in to_hits(
+                store, fused[at : at + want], stage="fused", earlier=earlier, collection=self.context.collection
+            ):
                 if hit.text not in seen:
                     seen.add(hit.text)
                     unique.append(hit)

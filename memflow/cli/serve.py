@@ -1,0 +1,95 @@
+"""memflow serve: the memory over HTTP (FastAPI on uvicorn), warm from the first request."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from memflow.cli.common import (
+    collection_option,
+    configure_logging,
+    open_memory,
+    pipeline_option,
+    store_options,
+    user_errors,
+)
+from memflow.errors import MemflowError, MissingDependencyError
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option(
+    "--token",
+    envvar="MEMFLOW_TOKEN",
+    default=None,
+    help="Bearer token every request but /healthz must carry (or MEMFLOW_TOKEN); needed off loopback.",
+)
+@click.option(
+    "--ingest-root",
+    "ingest_roots",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, resolve_path=True, path_type=Path),
+    metavar="DIR",
+    help="A server-side directory POST /ingest may read under (repeatable; none: no server-side paths).",
+)
+@click.option(
+    "--max-body",
+    "max_body",
+    type=click.IntRange(min=1024),
+    default=32 * 1024 * 1024,
+    show_default=True,
+    metavar="BYTES",
+    help="The largest request body accepted (413 beyond).",
+)
+@pipeline_option("ask")
+@pipeline_option("ingest", "--ingest-pipeline", dest="ingest_pipeline", help="The pipeline records are added with.")
+@collection_option
+@store_options
+@user_errors
+def serve(
+    host: str,
+    port: int,
+    token: str | None,
+    ingest_roots: tuple[Path, ...],
+    max_body: int,
+    pipeline: Path | None,
+    ingest_pipeline: Path | None,
+    collection: str,
+    store: Path,
+    url: str | None,
+    trusted: tuple[str, ...],
+) -> None:
+    """Serve the memory over HTTP: POST /search, /ask, /documents; GET /documents, /stats; docs at /docs.
+
+    Loads the encoder and pipelines before it listens, so the first request is as fast as the hundredth.
+    Without --token it listens on loopback only."""
+    try:
+        import uvicorn
+
+        from memflow.server.app import ServerSettings, create_app, warm
+        from memflow.server.security import is_loopback
+    except ImportError as exc:
+        raise MissingDependencyError(exc.name or "fastapi", extra="server", purpose="memflow serve") from exc
+    if not is_loopback(host) and not token:
+        raise MemflowError(f"refusing to serve on {host} without a token: give --token (or MEMFLOW_TOKEN)")
+    if token is not None and len(token) < 16:
+        raise MemflowError(
+            "--token must be at least 16 characters (e.g. python -c 'import secrets; print(secrets.token_urlsafe())')"
+        )
+    configure_logging(quiet=False)
+    memory = open_memory(
+        store, url, trusted, collection=collection, ask_pipeline=pipeline, ingest_pipeline=ingest_pipeline
+    )
+    try:
+        warm(memory)
+        settings = ServerSettings(token=token, max_body_bytes=max_body, ingest_roots=ingest_roots)
+        app = create_app(memory, settings)
+        guard = "bearer token required" if token else "no token: this machine only"
+        click.echo(f"memflow: serving {store} on http://{host}:{port} ({guard}); API docs at /docs", err=True)
+        sys.stderr.flush()
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        memory.close()
