@@ -13,6 +13,7 @@ from memflow.errors import (
     ModelMismatchError,
     PipelineError,
     RecordError,
+    StorageFullError,
     StoreError,
     StoreLockedError,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "StoreError",
     "ModelMismatchError",
     "StoreLockedError",
+    "StorageFullError",
     "MissingDependencyError",
     "ServerError",
     "__version__",

@@ -7,9 +7,9 @@ mem.add(["Alice prefers tea."], ids=["pref-1"], metadata={"user": "alice"})
 hits = mem.search("what does alice drink?", where={"user": "alice"})
 
 Results are the same dataclasses (:class:`~memflow.Hit`, :class:`~memflow.Answer`, :class:`~memflow.Record`)
-and errors the same exceptions (RecordError, FilterError, StoreError, StoreLockedError) as in-process; an
-error only a server has (a wrong token, a body over its limit) is a :class:`ServerError`. Records are checked
-here before they are sent, as ``Memory.add`` checks them. Needs httpx (the ``server`` extra).
+and errors the same exceptions (RecordError, FilterError, StoreError, StoreLockedError, StorageFullError)
+as in-process; an error only a server has (a wrong token, a body over its limit) is a :class:`ServerError`.
+Records are checked here before they are sent, as ``Memory.add`` checks them. Needs httpx (the ``server`` extra).
 """
 
 from __future__ import annotations
@@ -20,7 +20,14 @@ import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from memflow.errors import MemflowError, MissingDependencyError, RecordError, StoreError, StoreLockedError
+from memflow.errors import (
+    MemflowError,
+    MissingDependencyError,
+    RecordError,
+    StorageFullError,
+    StoreError,
+    StoreLockedError,
+)
 from memflow.filters import FilterError, Where, parse_where
 from memflow.ingest import IngestReport
 from memflow.records import MetadataInput, Record, RecordInput, record_documents
@@ -79,7 +86,9 @@ def _raise_for(response: httpx.Response) -> None:
         error = RecordError(message)
     elif status == 503 and response.headers.get("retry-after"):
         error = StoreLockedError(message)
-    elif status in (503, 507):
+    elif status == 507:
+        error = StorageFullError(message)
+    elif status == 503:
         error = StoreError(message)
     else:
         error = ServerError(f"{response.request.method} {response.request.url.path}: {status} {message}", status=status)

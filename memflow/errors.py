@@ -85,6 +85,11 @@ class StoreLockedError(StoreError):
     """Another process holds the store's writer lock."""
 
 
+class StorageFullError(StoreError):
+    """The disk (or quota) under the store is full. The write that hit it was not kept; what was committed
+    before it is intact and readable."""
+
+
 class MissingDependencyError(MemflowError, ImportError):
     """An optional dependency is not installed; the message says what to install."""
 

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from memflow.components.base import Problem, RunContext
-from memflow.errors import PipelineError
+from memflow.errors import PipelineError, StorageFullError
 from memflow.pipeline import Pipeline
 from memflow.storage.store import Store
+from memflow.storage.vectors import INDEX_FILE
 from memflow.types import DEFAULT_COLLECTION, Chunk, Document
 
 __all__ = [
@@ -149,11 +150,11 @@ def ingest(
     bar = _progress_bar(total=len(files), enabled=progress, unit="file")
     try:
         with store.writer(timeout=lock_timeout):
-            _write_batches(store, batches, engine.run(batches, context), report, bar, save_every, on_batch)
+            _write_batches(store, batches, engine.run(batches, context), report, bar, save_every, context, on_batch)
             if prune:
                 report.pruned = prune_missing(store, roots, files, context)
             saving = time.perf_counter()
-            store.save_vectors()
+            _save_vectors(store, context)
             context.seconds["save"] = time.perf_counter() - saving
     finally:
         bar.close()
@@ -184,9 +185,9 @@ def add_documents(
     bar = _progress_bar(total=len(documents), enabled=progress, unit="text")
     try:
         with store.writer(timeout=lock_timeout):
-            _write_batches(store, batches, written, report, bar, save_every)
+            _write_batches(store, batches, written, report, bar, save_every, context)
             saving = time.perf_counter()
-            store.save_vectors()
+            _save_vectors(store, context)
             context.seconds["save"] = time.perf_counter() - saving
     finally:
         bar.close()
@@ -211,6 +212,7 @@ def _write_batches(
     report: IngestReport,
     bar: Any,
     save_every: float,
+    context: RunContext,
     on_batch: BatchObserver | None = None,
 ) -> None:
     """Count what each batch wrote into ``report`` and save the vector memory every ``save_every`` seconds."""
@@ -227,13 +229,27 @@ def _write_batches(
             if on_batch is not None:
                 on_batch(done, report)
             if time.monotonic() - last_save >= save_every:
-                store.save_vectors()
+                _save_vectors(store, context)
                 last_save = time.monotonic()
     finally:
         # An engine's generator releases what it holds (a Ray instance it started) when closed.
         close = getattr(written, "close", None)
         if close is not None:
             close()
+
+
+def _save_vectors(store: Store, context: RunContext) -> None:
+    """Save the vector file. A full disk leaves the file behind SQL, where every committed chunk and vector
+    is: the batches stand, the next open catches the file up, and the report says so."""
+    try:
+        store.save_vectors()
+    except StorageFullError:
+        reason = (
+            "the vector file could not be saved: the disk is full; the committed chunks are safe in SQL and "
+            "the file is rebuilt from it when the store is next opened"
+        )
+        if not any(p.reason == reason for p in context.problems):
+            context.report(str(store.directory / INDEX_FILE), reason, kind="skipped")
 
 
 def _finish(report: IngestReport, context: RunContext, started: float, stages: dict[str, float]) -> IngestReport:

@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from memflow.errors import MemflowError, RecordError, StoreError, StoreLockedError
+from memflow.errors import MemflowError, RecordError, StorageFullError, StoreError, StoreLockedError
 from memflow.filters import FilterError
 
 __all__ = ["NotFound", "FieldError", "bad_field", "add_error_handlers"]
@@ -76,6 +76,8 @@ def _memflow(_: Request, exc: Exception) -> Any:
         return _error(422, f"where: {exc}", field="where")
     if isinstance(exc, RecordError):
         return _error(422, str(exc))
+    if isinstance(exc, StorageFullError):
+        return _error(507, str(exc))
     if isinstance(exc, StoreLockedError):
         return _error(503, str(exc), headers={"Retry-After": "1"})
     if isinstance(exc, StoreError):

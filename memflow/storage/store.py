@@ -30,6 +30,7 @@ from memflow.errors import MemflowError, ModelMismatchError, StoreError
 from memflow.filters import Where
 from memflow.storage import codec, index_build, vector_rows
 from memflow.storage import lexical as lexical_index
+from memflow.storage.faults import storage_faults
 from memflow.storage.index_policy import AUTO
 from memflow.storage.locks import WriterLock
 from memflow.storage.migrations import migrate
@@ -357,7 +358,7 @@ class Store:
     def save_vectors(self) -> None:
         """Write the vector memory to its file (atomically). With ``index: auto``, first rebuild it from SQL
         when the memory has grown (or shrunk) across what its index was chosen for."""
-        with self._vectors_mutex:
+        with self._vectors_mutex, storage_faults(self.directory, "saving the vector file"):
             self._save_vectors()
 
     def _save_vectors(self) -> None:
@@ -383,7 +384,7 @@ class Store:
         dimension = self.setting("dimension")
         if dimension is None:
             return 0
-        with self._vectors_mutex:
+        with self._vectors_mutex, storage_faults(self.directory, "rebuilding the vector file"):
             self._vectors = None
             memory = index_build.build_from_sql(self.engine, dimension=int(dimension), factory=self.index_factory)
             memory.save(self.directory, generation=memory.generation)
@@ -457,7 +458,17 @@ class Store:
     ) -> None:
         """Store documents in ``collection`` with their encoded chunks and summary states in one transaction,
         replacing any stored version of the same URI there; then update the in-memory vector index to match.
-        A batch is written with a handful of statements whatever its size (each one row-set for the batch)."""
+        A batch is written with a handful of statements whatever its size (each one row-set for the batch).
+        A storage fault raises StoreError (StorageFullError when the disk is full), the batch not kept."""
+        with storage_faults(self.directory, f"writing a batch of {len(documents)} documents"):
+            self._write_documents(documents, collection=collection)
+
+    def _write_documents(
+        self,
+        documents: Sequence[tuple[Document, Sequence[Chunk], SummaryState | None]],
+        *,
+        collection: str,
+    ) -> None:
         vectors = self.vectors if self.setting("dimension") is not None else None
         # a URI given twice in one batch: the later version replaces the earlier, as two batches would
         last = {document.uri: n for n, (document, _, _) in enumerate(documents)}
@@ -580,6 +591,10 @@ class Store:
     def forget(self, uris: Iterable[str], *, collection: str = DEFAULT_COLLECTION) -> int:
         """Remove documents of ``collection`` completely (rows, vectors, summary states). Returns how many
         were stored."""
+        with storage_faults(self.directory, "removing documents"):
+            return self._forget(uris, collection=collection)
+
+    def _forget(self, uris: Iterable[str], *, collection: str) -> int:
         with Session(self.engine) as session, session.begin():
             count, removed = self._delete_documents(session, list(dict.fromkeys(uris)), collection)
             generation = self._bump_generation(session)

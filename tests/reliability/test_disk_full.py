@@ -1,0 +1,58 @@
+"""A disk that fills up during an ingest (a real 4 MB tmpfs): one line on stderr naming the store, exit 1,
+and the store keeps every committed batch: it opens, doctor passes, search works, a re-run on a roomier
+disk completes it."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.reliability.support import MEMFLOW, sql_counts, squad_paragraphs, write_corpus
+
+FILES = 400
+
+
+@pytest.fixture()
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*MEMFLOW, *args], capture_output=True, text=True, timeout=600)
+
+
+def test_an_ingest_that_fills_the_disk(small_disk: Path, tmp_path: Path, shared_data: Path) -> None:
+    corpus = tmp_path / "corpus"
+    write_corpus(corpus, squad_paragraphs(shared_data)[:FILES])
+    store = small_disk / "store"
+    failed = run("ingest", str(corpus), "--store", str(store), "--batch-files", "8", "-q")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    lines = failed.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in failed.stderr, failed.stderr
+    assert lines[0].startswith(f"error: the disk under store {store} is full"), lines[0]
+    documents, chunks = sql_counts(store)
+    assert 0 < documents < FILES and chunks >= documents
+
+    roomy = tmp_path / "roomy"
+    shutil.copytree(store, roomy)  # the store as the fault left it, on a disk with space
+    doctor = run("doctor", "--store", str(roomy))
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    assert sql_counts(roomy) == (documents, chunks)
+    search = run("search", "Which NFL team won Super Bowl 50?", "--store", str(roomy), "-k", "3")
+    assert search.returncode == 0 and "chunk" in search.stdout, search.stderr
+    again = run("ingest", str(corpus), "--store", str(roomy), "-q")
+    assert again.returncode == 0, again.stderr
+    assert f"skipped {documents} unchanged" in again.stdout
+    assert sql_counts(roomy)[0] == FILES
