@@ -150,21 +150,49 @@ class Client(_Base):
         _raise_for(response)
         return response.json()
 
-    def search(self, query: str, *, k: int = 10, where: WhereSpec = None, collection: str | None = None) -> list[Hit]:
-        body = _body(query=query, k=k, where=_where(where), collection=self._in(collection))
+    def search(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        where: WhereSpec = None,
+        collection: str | None = None,
+        pipeline: str | None = None,
+    ) -> list[Hit]:
+        """As ``Memory.search``; ``pipeline`` names one the server offers (``memflow serve --offer dense``)."""
+        body = _body(query=query, k=k, where=_where(where), collection=self._in(collection), pipeline=pipeline)
         return [hit_from_json(h) for h in self._send("POST", "/search", json=body)["hits"]]
 
     def ask(
-        self, question: str, *, k: int | None = None, where: WhereSpec = None, collection: str | None = None
+        self,
+        question: str,
+        *,
+        k: int | None = None,
+        where: WhereSpec = None,
+        collection: str | None = None,
+        pipeline: str | None = None,
     ) -> Answer:
-        body = _body(question=question, k=k, where=_where(where), collection=self._in(collection))
+        body = _body(question=question, k=k, where=_where(where), collection=self._in(collection), pipeline=pipeline)
         return answer_from_json(self._send("POST", "/ask", json=body))
 
     def stream(
-        self, question: str, *, k: int | None = None, where: WhereSpec = None, collection: str | None = None
+        self,
+        question: str,
+        *,
+        k: int | None = None,
+        where: WhereSpec = None,
+        collection: str | None = None,
+        pipeline: str | None = None,
     ) -> Iterator[str | Answer]:
         """The answer's text piece by piece as the server's decoder writes it, then the whole Answer."""
-        body = _body(question=question, k=k, where=_where(where), collection=self._in(collection), stream=True)
+        body = _body(
+            question=question,
+            k=k,
+            where=_where(where),
+            collection=self._in(collection),
+            pipeline=pipeline,
+            stream=True,
+        )
         with self._http.stream("POST", "/ask", json=body) as response:
             if response.status_code >= 400:
                 response.read()
@@ -270,21 +298,46 @@ class AsyncClient(_Base):
         return response.json()
 
     async def search(
-        self, query: str, *, k: int = 10, where: WhereSpec = None, collection: str | None = None
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        where: WhereSpec = None,
+        collection: str | None = None,
+        pipeline: str | None = None,
     ) -> list[Hit]:
-        body = _body(query=query, k=k, where=_where(where), collection=self._in(collection))
+        body = _body(query=query, k=k, where=_where(where), collection=self._in(collection), pipeline=pipeline)
         return [hit_from_json(h) for h in (await self._send("POST", "/search", json=body))["hits"]]
 
     async def ask(
-        self, question: str, *, k: int | None = None, where: WhereSpec = None, collection: str | None = None
+        self,
+        question: str,
+        *,
+        k: int | None = None,
+        where: WhereSpec = None,
+        collection: str | None = None,
+        pipeline: str | None = None,
     ) -> Answer:
-        body = _body(question=question, k=k, where=_where(where), collection=self._in(collection))
+        body = _body(question=question, k=k, where=_where(where), collection=self._in(collection), pipeline=pipeline)
         return answer_from_json(await self._send("POST", "/ask", json=body))
 
     async def stream(
-        self, question: str, *, k: int | None = None, where: WhereSpec = None, collection: str | None = None
+        self,
+        question: str,
+        *,
+        k: int | None = None,
+        where: WhereSpec = None,
+        collection: str | None = None,
+        pipeline: str | None = None,
     ) -> AsyncIterator[str | Answer]:
-        body = _body(question=question, k=k, where=_where(where), collection=self._in(collection), stream=True)
+        body = _body(
+            question=question,
+            k=k,
+            where=_where(where),
+            collection=self._in(collection),
+            pipeline=pipeline,
+            stream=True,
+        )
         async with self._http.stream("POST", "/ask", json=body) as response:
             if response.status_code >= 400:
                 await response.aread()

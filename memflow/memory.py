@@ -230,17 +230,27 @@ class Memory:
 
     # -- questions ----------------------------------------------------------------------------------------
 
-    def search(self, query: str, *, k: int = 10, where: WhereSpec = None, collection: str | None = None) -> list[Hit]:
+    def search(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        where: WhereSpec = None,
+        collection: str | None = None,
+        pipeline: str | Path | None = None,
+    ) -> list[Hit]:
         """The ``k`` best stored chunks for ``query``, best first: the ask pipeline run up to its decoder, so
         these are the hits ``ask`` attends to (reranked, duplicates collapsed, as the pipeline does), in order.
 
         ``where`` restricts the search to the documents it matches, inside retrieval (see
         :mod:`memflow.filters`: ``{"user": "alice"}``, ``{"date": {"$gte": "2024-01-01"}}``): k hits come
-        back whenever k matching chunks are stored. Only the collection's documents are searched."""
-        pipeline = self.ask_pipeline()
-        output = ranking_output(pipeline)
+        back whenever k matching chunks are stored. Only the collection's documents are searched.
+        ``pipeline`` runs another ask pipeline for this call: a shipped one by name (``"dense"``, the
+        fastest) or a YAML file, loaded once and kept."""
+        chosen = self.ask_pipeline(pipeline=pipeline)
+        output = ranking_output(chosen)
         context = self._context(where, collection)
-        result = self._ask_pipeline_run(query, k=k, outputs=[output], context=context)
+        result = self._ask_pipeline_run(query, k=k, outputs=[output], context=context, pipeline=pipeline)
         component, _, socket = output.partition(".")
         hits: list[Hit] = result[component][socket]
         self.last_timings = dict(context.seconds)
@@ -254,15 +264,19 @@ class Memory:
         decoder: str | None = None,
         where: WhereSpec = None,
         collection: str | None = None,
+        pipeline: str | Path | None = None,
     ) -> Answer:
         """An answer composed of the memory's own sentences, with citations and the attention behind it.
 
         ``decoder`` names another registered decoder type to answer with, e.g. ``"llama_cpp"`` (short for
         ``decoders.llama_cpp``), in place of the ask pipeline's own, with its default params. ``where``
-        answers from the documents it matches only (as in :meth:`search`)."""
+        answers from the documents it matches only, ``pipeline`` through another ask pipeline (as in
+        :meth:`search`)."""
         context = self._context(where, collection)
-        result = self._ask_pipeline_run(question, k=k, outputs=None, decoder=decoder, context=context)
-        answer = answer_of(result, self.ask_pipeline(decoder))
+        result = self._ask_pipeline_run(
+            question, k=k, outputs=None, decoder=decoder, context=context, pipeline=pipeline
+        )
+        answer = answer_of(result, self.ask_pipeline(decoder, pipeline=pipeline))
         self.last_timings = dict(context.seconds)
         self._within(answer.hits, context)
         return answer
@@ -275,13 +289,14 @@ class Memory:
         decoder: str | None = None,
         where: WhereSpec = None,
         collection: str | None = None,
+        pipeline: str | Path | None = None,
     ) -> Iterator[str | Answer]:
         """``ask``, streamed: yields the answer's text piece by piece as the decoder writes it, then the whole
         :class:`Answer` (citations included) as the last item. A decoder that cannot stream (the built-in
         attention decoder) yields its text as one piece."""
-        pipeline = self.ask_pipeline(decoder)
+        chosen = self.ask_pipeline(decoder, pipeline=pipeline)
         context = self._context(where, collection)
-        stream = stream_answer(pipeline, question_inputs(pipeline, question, k=k), context)
+        stream = stream_answer(chosen, question_inputs(chosen, question, k=k), context)
         answer = yield from stream
         self.last_timings = dict(context.seconds)
         self._within(answer.hits, context)
@@ -303,14 +318,15 @@ class Memory:
             raise MemflowError(f"a component of the ask pipeline returned chunks outside the filter: {outside[:5]}")
         return hits
 
-    def ask_pipeline(self, decoder: str | None = None) -> Pipeline:
-        """The ask pipeline; with ``decoder``, a copy whose decoder (the component with an Answer output) is
-        that registered type (``"llama_cpp"`` or ``"decoders.llama_cpp"``), built with its default params."""
-        base = self.pipeline("ask")
+    def ask_pipeline(self, decoder: str | None = None, *, pipeline: str | Path | None = None) -> Pipeline:
+        """The ask pipeline, or ``pipeline`` (a shipped ask pipeline's name or a YAML file; loaded once);
+        with ``decoder``, a copy whose decoder (the component with an Answer output) is that registered type
+        (``"llama_cpp"`` or ``"decoders.llama_cpp"``), built with its default params."""
+        base = self.pipeline("ask") if pipeline is None else self._named_pipeline(pipeline)
         if decoder is None:
             return base
         kind = decoder if "." in decoder or ":" in decoder else f"decoders.{decoder}"
-        key = f"ask with {kind}"
+        key = f"ask with {kind}" + (f" in {pipeline}" if pipeline is not None else "")
         if key not in self._pipelines:
             name = answering_component(base)
             components = [
@@ -321,6 +337,13 @@ class Memory:
             self._pipelines[key] = Pipeline(spec, trusted_modules=self._trusted)
         return self._pipelines[key]
 
+    def _named_pipeline(self, spec: str | Path) -> Pipeline:
+        key = f"ask pipeline {spec}"
+        if key not in self._pipelines:
+            path = resolve_pipeline(spec, role="ask")
+            self._pipelines[key] = Pipeline.from_yaml(path, trusted_modules=self._trusted)
+        return self._pipelines[key]
+
     def _ask_pipeline_run(
         self,
         query: str,
@@ -329,11 +352,12 @@ class Memory:
         outputs: list[str] | None,
         context: RunContext,
         decoder: str | None = None,
+        pipeline: str | Path | None = None,
     ) -> dict[str, dict[str, Any]]:
         if not query.strip():
             raise MemflowError("the question is empty")
-        pipeline = self.ask_pipeline(decoder)
-        return pipeline.run(question_inputs(pipeline, query, k=k), context=context, outputs=outputs)
+        chosen = self.ask_pipeline(decoder, pipeline=pipeline)
+        return chosen.run(question_inputs(chosen, query, k=k), context=context, outputs=outputs)
 
     def summary(self, document: str, *, collection: str | None = None) -> SummaryState:
         """A document's recurrent summary state, by id, URI, path, file name or title."""

@@ -140,6 +140,17 @@ def test_a_shipped_pipeline_by_name(tmp_path: Path, essay_memory: Memory) -> Non
         Memory(tmp_path, ask_pipeline="nosuch").ask_pipeline()
 
 
+def test_one_call_runs_another_pipeline(essay_memory: Memory) -> None:
+    hits = essay_memory.search("startup founders visa", k=3, pipeline="dense")
+    assert hits[0].document.endswith("foundervisa.txt")
+    assert [set(h.scores) for h in hits] == [{"dense"}] * 3
+    assert "reranked" in essay_memory.search("startup founders visa", k=3)[0].scores  # its own is unchanged
+    answer = essay_memory.ask("What visa should founders get?", pipeline="dense")
+    assert answer.citations[0].document.endswith("foundervisa.txt")
+    with pytest.raises(MemflowError, match="unknown ask pipeline 'nosuch'"):
+        essay_memory.search("x", pipeline="nosuch")
+
+
 def test_ingesting_again_changes_nothing(essay_memory: Memory, essay_paths: list[Path]) -> None:
     before = essay_memory.stats()
     report = essay_memory.ingest([str(p) for p in essay_paths])

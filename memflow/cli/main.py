@@ -8,6 +8,7 @@ from memflow import __version__
 from memflow.cli.eval import eval_group
 from memflow.cli.info import collections, stats, summary
 from memflow.cli.ingest import doctor, forget, ingest
+from memflow.cli.mcp_command import mcp_command
 from memflow.cli.pipeline import components, pipeline
 from memflow.cli.query import ask, search
 from memflow.cli.records import add, get, list_documents
@@ -41,6 +42,7 @@ for command in (
     pipeline,
     components,
     serve,
+    mcp_command,
 ):
     cli.add_command(command)
 cli.add_command(eval_group)  # memflow eval beir/squad/niah (memflow.cli.eval)

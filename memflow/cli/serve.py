@@ -16,6 +16,7 @@ from memflow.cli.common import (
     user_errors,
 )
 from memflow.errors import MemflowError, MissingDependencyError
+from memflow.pipeline.shipped import looks_like_path, resolve_pipeline
 
 
 @click.command()
@@ -45,6 +46,13 @@ from memflow.errors import MemflowError, MissingDependencyError
     help="The largest request body accepted (413 beyond).",
 )
 @pipeline_option("ask")
+@click.option(
+    "--offer",
+    "offered",
+    multiple=True,
+    metavar="NAME|FILE",
+    help='Another ask pipeline a request may choose by name ("pipeline": "dense"); repeatable.',
+)
 @pipeline_option("ingest", "--ingest-pipeline", dest="ingest_pipeline", help="The pipeline records are added with.")
 @collection_option
 @store_options
@@ -56,6 +64,7 @@ def serve(
     ingest_roots: tuple[Path, ...],
     max_body: int,
     pipeline: Path | None,
+    offered: tuple[str, ...],
     ingest_pipeline: Path | None,
     collection: str,
     store: Path,
@@ -69,8 +78,9 @@ def serve(
     try:
         import uvicorn
 
-        from memflow.server.app import ServerSettings, create_app, warm
+        from memflow.server.app import ServerSettings, create_app
         from memflow.server.security import is_loopback
+        from memflow.server.warm import warm
     except ImportError as exc:
         raise MissingDependencyError(exc.name or "fastapi", extra="server", purpose="memflow serve") from exc
     if not is_loopback(host) and not token:
@@ -79,13 +89,19 @@ def serve(
         raise MemflowError(
             "--token must be at least 16 characters (e.g. python -c 'import secrets; print(secrets.token_urlsafe())')"
         )
+    pipelines = {}
+    for spec in offered:
+        try:
+            pipelines[Path(spec).stem if looks_like_path(spec) else spec] = resolve_pipeline(spec, role="ask")
+        except MemflowError as exc:
+            raise click.BadParameter(str(exc), param_hint="--offer") from None
     configure_logging(quiet=False)
     memory = open_memory(
         store, url, trusted, collection=collection, ask_pipeline=pipeline, ingest_pipeline=ingest_pipeline
     )
     try:
-        warm(memory)
-        settings = ServerSettings(token=token, max_body_bytes=max_body, ingest_roots=ingest_roots)
+        settings = ServerSettings(token=token, max_body_bytes=max_body, ingest_roots=ingest_roots, pipelines=pipelines)
+        warm(memory, settings.pipelines.values())
         app = create_app(memory, settings)
         guard = "bearer token required" if token else "no token: this machine only"
         click.echo(f"memflow: serving {store} on http://{host}:{port} ({guard}); API docs at /docs", err=True)

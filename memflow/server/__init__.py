@@ -1,6 +1,3 @@
-"""``memflow serve``: one memory over HTTP for programs in other processes and languages (the ``server`` extra:
-FastAPI and uvicorn). :func:`create_app` builds the ASGI app around a :class:`~memflow.Memory`."""
-
-from memflow.server.app import ServerSettings, create_app, warm
-
-__all__ = ["ServerSettings", "create_app", "warm"]
+"""The memory served to other programs: ``memflow serve`` over HTTP (:mod:`memflow.server.app`, the
+``server`` extra: FastAPI and uvicorn) and ``memflow mcp`` to LLM agents (:mod:`memflow.server.mcp_server`,
+the ``mcp`` extra). Nothing is imported here, so each needs only its own extra."""

@@ -25,7 +25,6 @@ from sqlalchemy.engine import make_url
 from starlette.datastructures import UploadFile
 from starlette.types import ASGIApp
 
-from memflow.components.encoders.sentence_transformers import QueryEncoder
 from memflow.errors import RecordError
 from memflow.memory import Memory, checked_collection
 from memflow.serialize import summary_json, to_jsonable
@@ -33,9 +32,10 @@ from memflow.server.errors import FieldError, NotFound, add_error_handlers, bad_
 from memflow.server.jobs import Jobs, confined_paths, save_upload
 from memflow.server.schemas import MAX_K, AddRequest, AskRequest, DeleteRequest, IngestRequest, SearchRequest
 from memflow.server.security import BodyLimit, TokenGuard
+from memflow.server.warm import has_vectors as _has_vectors
 from memflow.types import Answer
 
-__all__ = ["ServerSettings", "create_app", "warm"]
+__all__ = ["ServerSettings", "create_app"]
 
 log = logging.getLogger("memflow.server")
 
@@ -47,25 +47,23 @@ MAX_BODY_BYTES = 32 * 1024 * 1024
 class ServerSettings:
     """``token``: the bearer token every route but /healthz needs (None: none, loopback only).
     ``max_body_bytes``: the largest request body accepted. ``ingest_roots``: the server-side directories
-    POST /ingest may read under."""
+    POST /ingest may read under. ``pipelines``: the other ask pipelines a request may choose by name
+    (``"pipeline": "dense"``), each the YAML file it names; ``"default"`` is always the memory's own."""
 
     token: str | None = None
     max_body_bytes: int = MAX_BODY_BYTES
     ingest_roots: tuple[Path, ...] = field(default_factory=tuple)
+    pipelines: dict[str, Path] = field(default_factory=dict)
 
-
-def warm(memory: Memory) -> None:
-    """Load the pipelines and the encoder now, so the first request is as fast as the hundredth."""
-    memory.pipeline("ingest")
-    pipeline = memory.ask_pipeline()
-    for _, encoder in pipeline.find(QueryEncoder):
-        encoder.run(query="warm up")
-    if _has_vectors(memory):
-        memory.search("warm up", k=1)
-
-
-def _has_vectors(memory: Memory) -> bool:
-    return memory.store.setting("dimension") is not None
+    def pipeline(self, name: str | None) -> Path | None:
+        """The pipeline file a request's ``pipeline`` names (None: the memory's own); FieldError if this
+        server offers none of that name."""
+        if name is None or name == "default":
+            return None
+        if name not in self.pipelines:
+            offered = ", ".join(["default", *self.pipelines])
+            raise FieldError("pipeline", f"this server offers no pipeline {name!r}; it offers: {offered}")
+        return self.pipelines[name]
 
 
 def _empty_answer(question: str) -> Answer:
@@ -109,9 +107,12 @@ def create_app(memory: Memory, settings: ServerSettings | None = None) -> ASGIAp
     @api.post("/search", response_model=None)
     def search(request: SearchRequest) -> JSONResponse:
         """The k best chunks for ``query`` (as ``memflow search --json``), within ``where`` and ``collection``."""
+        chosen = settings.pipeline(request.pipeline)
         if not _has_vectors(memory):
             return JSONResponse({"hits": []})
-        hits = memory.search(request.query, k=request.k, where=request.where, collection=request.collection)
+        hits = memory.search(
+            request.query, k=request.k, where=request.where, collection=request.collection, pipeline=chosen
+        )
         # JSON already: a JSONResponse skips FastAPI's re-encoding of every field, the most of a fast search
         return JSONResponse({"hits": to_jsonable(hits)})
 
@@ -119,15 +120,20 @@ def create_app(memory: Memory, settings: ServerSettings | None = None) -> ASGIAp
     def ask(request: AskRequest) -> dict[str, Any] | JSONResponse | StreamingResponse:
         """An answer with citations (as ``memflow ask --json``). With ``"stream": true``, server-sent events:
         ``token`` events carry the text as the decoder writes it, the last ``answer`` event the whole answer."""
+        chosen = settings.pipeline(request.pipeline)
         if not _has_vectors(memory):
             empty = _empty_answer(request.question)
             if request.stream:
                 return StreamingResponse(iter([_sse("answer", to_jsonable(empty))]), media_type="text/event-stream")
             return dict(to_jsonable(empty))
         if not request.stream:
-            answer = memory.ask(request.question, k=request.k, where=request.where, collection=request.collection)
+            answer = memory.ask(
+                request.question, k=request.k, where=request.where, collection=request.collection, pipeline=chosen
+            )
             return JSONResponse(to_jsonable(answer))
-        pieces = memory.stream(request.question, k=request.k, where=request.where, collection=request.collection)
+        pieces = memory.stream(
+            request.question, k=request.k, where=request.where, collection=request.collection, pipeline=chosen
+        )
         return StreamingResponse(_answer_events(pieces), media_type="text/event-stream")
 
     @api.post("/documents")

@@ -34,6 +34,7 @@ class SearchRequest(_Strict):
     k: int = Field(default=10, ge=1, le=MAX_K)
     where: dict[str, Any] | None = None
     collection: str | None = Field(default=None, min_length=1, max_length=128)
+    pipeline: str | None = Field(default=None, min_length=1, max_length=200)
 
 
 class AskRequest(_Strict):
@@ -41,6 +42,7 @@ class AskRequest(_Strict):
     k: int | None = Field(default=None, ge=1, le=MAX_K)
     where: dict[str, Any] | None = None
     collection: str | None = Field(default=None, min_length=1, max_length=128)
+    pipeline: str | None = Field(default=None, min_length=1, max_length=200)
     stream: bool = False
 
 

@@ -47,7 +47,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, records: list[dict[str, Any
     store = tmp_path_factory.mktemp("served-store")
     log = tmp_path_factory.mktemp("served-log") / "serve.log"
     with (
-        running_server(store, "--max-body", "200000", token=TOKEN, log=log) as url,
+        running_server(store, "--max-body", "200000", "--offer", "dense", token=TOKEN, log=log) as url,
         httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120) as client,
     ):
         added = client.post("/documents", json={"records": records})
@@ -186,3 +186,17 @@ def test_searches_never_fail_while_records_are_added(server: httpx.Client, share
     assert seen[-1] == sum(len(b) for b in batches)
     grown = server.post("/search", json={"query": "university", "k": 3, "collection": "growing"}).json()["hits"]
     assert len(grown) == 3
+
+
+def test_a_request_chooses_among_the_pipelines_the_server_offers(server: httpx.Client) -> None:
+    question = {"query": "Which NFL team represented the AFC at Super Bowl 50?", "k": 3}
+    dense = server.post("/search", json=question | {"pipeline": "dense"}).json()["hits"]
+    assert [set(h["scores"]) for h in dense] == [{"dense"}] * 3  # dense retrieval alone, no reranking
+    default = server.post("/search", json=question | {"pipeline": "default"}).json()["hits"]
+    assert "reranked" in default[0]["scores"]
+    assert server.post("/ask", json={"question": question["query"], "pipeline": "dense"}).json()["citations"]
+    refused = server.post("/search", json=question | {"pipeline": "multihop"})
+    assert refused.status_code == 422 and refused.json()["field"] == "pipeline"
+    assert "it offers: default, dense" in refused.json()["error"]
+    file = server.post("/search", json=question | {"pipeline": "/etc/passwd"})
+    assert file.status_code == 422  # a pipeline file is never read because a request names it
