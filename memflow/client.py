@@ -15,6 +15,7 @@ Records are checked here before they are sent, as ``Memory.add`` checks them. Ne
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
@@ -29,7 +30,6 @@ from memflow.errors import (
     StoreLockedError,
 )
 from memflow.filters import FilterError, Where, parse_where
-from memflow.ingest import IngestReport
 from memflow.records import MetadataInput, Record, RecordInput, record_documents
 from memflow.serialize import (
     answer_from_json,
@@ -40,11 +40,13 @@ from memflow.serialize import (
     stats_from_json,
     summary_from_json,
 )
-from memflow.storage.store import StoredDocument, StoreStats
 from memflow.types import Answer, Hit, SummaryState
 
 if TYPE_CHECKING:
     import httpx
+
+    from memflow.ingest import IngestReport
+    from memflow.storage.store import StoredDocument, StoreStats
 
 __all__ = ["Client", "AsyncClient", "ServerError"]
 
@@ -145,8 +147,13 @@ class Client(_Base):
         httpx = _httpx()
         self._http = httpx.Client(base_url=self.url, headers=self._headers, timeout=timeout, transport=transport)
 
+    def _request(self, method: str, path: str, **options: Any) -> httpx.Response:
+        with _reaching(self.url):
+            response: httpx.Response = self._http.request(method, path, **options)
+        return response
+
     def _send(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None) -> Any:
-        response = self._http.request(method, path, params=params, json=json)
+        response = self._request(method, path, params=params, json=json)
         _raise_for(response)
         return response.json()
 
@@ -193,7 +200,7 @@ class Client(_Base):
             pipeline=pipeline,
             stream=True,
         )
-        with self._http.stream("POST", "/ask", json=body) as response:
+        with _reaching(self.url), self._http.stream("POST", "/ask", json=body) as response:
             if response.status_code >= 400:
                 response.read()
                 _raise_for(response)
@@ -225,7 +232,7 @@ class Client(_Base):
         return _job_report(job)
 
     def get(self, id: str, *, collection: str | None = None) -> Record | None:
-        response = self._http.get(f"/documents/{_quoted(id)}", params=self._params(collection))
+        response = self._request("GET", f"/documents/{_quoted(id)}", params=self._params(collection))
         if response.status_code == 404:
             return None
         _raise_for(response)
@@ -254,7 +261,7 @@ class Client(_Base):
 
     def summary(self, document: str, *, collection: str | None = None) -> SummaryState:
         params = self._params(collection, vectors="true")
-        response = self._http.get(f"/documents/{_quoted(document)}/summary", params=params)
+        response = self._request("GET", f"/documents/{_quoted(document)}/summary", params=params)
         if response.status_code == 404:
             raise MemflowError(response.json().get("error", f"no document {document!r}"))
         _raise_for(response)
@@ -292,8 +299,13 @@ class AsyncClient(_Base):
         httpx = _httpx()
         self._http = httpx.AsyncClient(base_url=self.url, headers=self._headers, timeout=timeout, transport=transport)
 
+    async def _request(self, method: str, path: str, **options: Any) -> httpx.Response:
+        with _reaching(self.url):
+            response: httpx.Response = await self._http.request(method, path, **options)
+        return response
+
     async def _send(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None) -> Any:
-        response = await self._http.request(method, path, params=params, json=json)
+        response = await self._request(method, path, params=params, json=json)
         _raise_for(response)
         return response.json()
 
@@ -338,15 +350,16 @@ class AsyncClient(_Base):
             pipeline=pipeline,
             stream=True,
         )
-        async with self._http.stream("POST", "/ask", json=body) as response:
-            if response.status_code >= 400:
-                await response.aread()
-                _raise_for(response)
-            events = _EventStream()
-            async for line in response.aiter_lines():
-                piece = events.feed(line)
-                if piece is not None:
-                    yield piece
+        with _reaching(self.url):
+            async with self._http.stream("POST", "/ask", json=body) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    _raise_for(response)
+                events = _EventStream()
+                async for line in response.aiter_lines():
+                    piece = events.feed(line)
+                    if piece is not None:
+                        yield piece
 
     async def add(
         self,
@@ -370,7 +383,7 @@ class AsyncClient(_Base):
         return _job_report(job)
 
     async def get(self, id: str, *, collection: str | None = None) -> Record | None:
-        response = await self._http.get(f"/documents/{_quoted(id)}", params=self._params(collection))
+        response = await self._request("GET", f"/documents/{_quoted(id)}", params=self._params(collection))
         if response.status_code == 404:
             return None
         _raise_for(response)
@@ -399,6 +412,17 @@ class AsyncClient(_Base):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+@contextlib.contextmanager
+def _reaching(url: str) -> Iterator[None]:
+    """A server that cannot be reached (refused, timed out, gone mid-answer) is a one-line ServerError."""
+    httpx = _httpx()
+    try:
+        yield
+    except httpx.TransportError as exc:
+        reason = str(exc) or type(exc).__name__
+        raise ServerError(f"cannot reach the memflow server at {url}: {reason}", status=0) from None
 
 
 def _path_list(paths: str | Iterable[str]) -> list[str]:

@@ -24,7 +24,7 @@ from memflow.filters import Where, parse_where
 from memflow.ingest import VECTOR_SAVE_INTERVAL_S, BatchObserver, IngestEngine, IngestReport, LocalEngine, add_documents
 from memflow.ingest import ingest as run_ingest
 from memflow.pipeline import Pipeline, builtin_pipeline, resolve_pipeline
-from memflow.records import MetadataInput, Record, RecordInput, record_documents
+from memflow.records import MetadataInput, Record, RecordInput, checked_collection, record_documents
 from memflow.storage.doctor import DoctorReport, diagnose
 from memflow.storage.store import Store, StoredDocument, StoreStats
 from memflow.types import DEFAULT_COLLECTION, Answer, Hit, SummaryState
@@ -186,7 +186,7 @@ class Memory:
         if ids is None and matching is None:
             raise RecordError("delete needs ids or where= (nothing was deleted)")
         if matching is not None:
-            wanted += [d.uri for d in self.store.documents(collection=name) if matching.matches(_fields(d))]
+            wanted += [d.uri for d in self.store.documents(collection=name) if matching.matches(d.fields())]
         if not wanted:
             return 0
         with self.store.writer(timeout=self.lock_timeout):
@@ -373,7 +373,7 @@ class Memory:
         """The collection's documents and records (oldest first), those ``where`` matches when given."""
         documents = self.store.documents(collection=self._in(collection))
         matching = parse_where(where)
-        return documents if matching is None else [d for d in documents if matching.matches(_fields(d))]
+        return documents if matching is None else [d for d in documents if matching.matches(d.fields())]
 
     def stats(self, *, collection: str | None = None) -> StoreStats:
         """Counts of the collection's documents, chunks and tokens, and of the store's vectors."""
@@ -387,15 +387,3 @@ class Memory:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _fields(document: StoredDocument) -> dict[str, Any]:
-    """What a where-filter reads of a stored document: its metadata, ``uri`` and ``collection``."""
-    return {**document.metadata, "uri": document.uri, "collection": document.collection}
-
-
-def checked_collection(name: str) -> str:
-    """``name`` if it can name a collection (a non-empty string of at most 128 characters)."""
-    if not isinstance(name, str) or not name.strip() or len(name) > 128:
-        raise RecordError(f"collection must be a non-empty string of at most 128 characters, got {name!r}")
-    return name

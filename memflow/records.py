@@ -164,3 +164,10 @@ def records_from_jsonl(lines: Iterable[str], *, source: str) -> list[dict[str, A
             raise InputError(source, str(error).replace("texts[0]", "the record"), line=number) from None
         records.append(record)
     return records
+
+
+def checked_collection(name: str) -> str:
+    """``name`` if it can name a collection (a non-empty string of at most 128 characters)."""
+    if not isinstance(name, str) or not name.strip() or len(name) > 128:
+        raise RecordError(f"collection must be a non-empty string of at most 128 characters, got {name!r}")
+    return name

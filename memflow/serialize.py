@@ -4,15 +4,17 @@ objects of their fields, numpy arrays and scalars as lists and numbers."""
 from __future__ import annotations
 
 from dataclasses import asdict, is_dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from memflow.components.base import Problem
-from memflow.ingest import IngestReport
 from memflow.records import Record
-from memflow.storage.store import StoredDocument, StoreStats
 from memflow.types import Answer, Citation, Evidence, Hit, SummarySlot, SummaryState, WrittenSummary
+
+if TYPE_CHECKING:  # imported where used: a client reading search results needs neither the store nor ingest
+    from memflow.ingest import IngestReport
+    from memflow.storage.store import StoredDocument, StoreStats
 
 __all__ = [
     "to_jsonable",
@@ -86,6 +88,8 @@ def record_from_json(data: dict[str, Any]) -> Record:
 
 def document_from_json(data: dict[str, Any]) -> StoredDocument:
     """A stored document as GET /documents lists it (``id`` is its record id, ``row`` the store's number)."""
+    from memflow.storage.store import StoredDocument
+
     return StoredDocument(
         id=data["row"],
         uri=data["id"],
@@ -98,6 +102,8 @@ def document_from_json(data: dict[str, Any]) -> StoredDocument:
 
 
 def stats_from_json(data: dict[str, Any]) -> StoreStats:
+    from memflow.storage.store import StoreStats
+
     return StoreStats(**data)
 
 
@@ -118,6 +124,8 @@ def summary_from_json(data: dict[str, Any]) -> SummaryState:
 
 def report_from_json(data: dict[str, Any]) -> IngestReport:
     """An ingest report as ``memflow ingest --json`` prints it (and a finished ingest job holds it)."""
+    from memflow.ingest import IngestReport
+
     return IngestReport(
         files=data["files"],
         ingested=list(data["ingested"]),

@@ -15,6 +15,8 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from memflow.defaults import DEFAULT_COLLECTION
+
 __all__ = [
     "Section",
     "Document",
@@ -35,7 +37,6 @@ __all__ = [
 Vector = npt.NDArray[np.float32]
 
 #: The collection a document is in unless it is given another (collections keep users or sources apart).
-DEFAULT_COLLECTION = "default"
 
 
 def informative_title(uri: str, title: str) -> str:

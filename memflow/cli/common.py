@@ -1,4 +1,7 @@
-"""What every command shares: store options, opening a Memory, and printing errors as one line."""
+"""What every command shares: store options, opening a Memory, and printing errors as one line.
+
+Only light modules are imported here at module level: ``memflow --help`` and the commands that only read the
+SQL store (stats, list, get, collections, pipeline) never load torch, the encoder or the pipeline graph."""
 
 from __future__ import annotations
 
@@ -10,22 +13,21 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from memflow.components.base import Problem
+from memflow.defaults import DB_FILE, DEFAULT_COLLECTION, DEFAULT_STORE
 from memflow.errors import MemflowError
 from memflow.filters import Where, parse_cli_where
-from memflow.memory import Memory
 from memflow.pipeline.shipped import Role, resolve_pipeline
-from memflow.serialize import to_jsonable
-from memflow.storage.store import DB_FILE
-from memflow.types import DEFAULT_COLLECTION
+
+if TYPE_CHECKING:
+    from memflow.components.base import Problem
+    from memflow.memory import Memory
+    from memflow.storage.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-DEFAULT_STORE = "./storage"
 
 
 def store_options(func: F) -> F:
@@ -137,8 +139,10 @@ def open_memory(
     creates nothing there, so a mistyped ``--store`` is an error instead of a new empty store (with ``--db``
     the SQL side lives elsewhere and is not checked here). ``documents``: it also refuses a store with no
     documents, before any model is loaded."""
-    if (existing or documents) and url is None and not (store / DB_FILE).is_file():
-        raise MemflowError(f"no memflow store at {store} (memflow ingest PATH --store {store} makes one)")
+    from memflow.memory import Memory
+
+    if existing or documents:
+        _check_exists(store, url)
     try:
         lock_timeout = float(os.environ.get("MEMFLOW_LOCK_TIMEOUT", "60"))
     except ValueError:
@@ -158,6 +162,20 @@ def open_memory(
             raise MemflowError(f"collection {collection!r} of the store at {store} holds no documents")
         raise MemflowError(f"the store at {store} holds no documents yet: memflow ingest PATH --store {store}")
     return memory
+
+
+def _check_exists(store: Path, url: str | None) -> None:
+    if url is None and not (store / DB_FILE).is_file():
+        raise MemflowError(f"no memflow store at {store} (memflow ingest PATH --store {store} makes one)")
+
+
+def open_store(store: Path, url: str | None) -> Store:
+    """The existing store a read-only command reads (stats, list, get, collections), without the pipelines or
+    any model: a missing store is an error, and nothing is created."""
+    from memflow.storage.store import Store
+
+    _check_exists(store, url)
+    return Store(store, url=url)
 
 
 def debugging() -> bool:
@@ -187,6 +205,8 @@ def user_errors(func: F) -> F:
 
 
 def echo_json(value: Any) -> None:
+    from memflow.serialize import to_jsonable
+
     click.echo(json.dumps(to_jsonable(value), indent=2, ensure_ascii=False))
 
 
@@ -210,10 +230,12 @@ def configure_logging(quiet: bool) -> None:
     for name in ("sentence_transformers", "transformers", "huggingface_hub", "faiss"):
         logging.getLogger(name).setLevel(logging.ERROR)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    try:
+    # Read by transformers and huggingface_hub when (and if) the command loads them: importing transformers
+    # here to quiet it would cost the commands that never need it a second.
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if "transformers" in sys.modules:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
         hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
-    except ImportError:
-        pass

@@ -7,8 +7,15 @@ from pathlib import Path
 
 import click
 
-from memflow.cli.common import collection_option, display_path, echo_json, open_memory, store_options, user_errors
-from memflow.serialize import summary_json
+from memflow.cli.common import (
+    collection_option,
+    display_path,
+    echo_json,
+    open_memory,
+    open_store,
+    store_options,
+    user_errors,
+)
 
 
 @click.command()
@@ -21,6 +28,8 @@ def summary(
     document: str, as_json: bool, collection: str, store: Path, url: str | None, trusted: tuple[str, ...]
 ) -> None:
     """Print DOCUMENT's summary state (by path, URI, file name or title)."""
+    from memflow.serialize import summary_json
+
     with open_memory(store, url, trusted, existing=True, collection=collection) as memory:
         state = memory.summary(document)
         found = memory.store.find_document(state.document, collection=collection)
@@ -49,8 +58,10 @@ def summary(
 @user_errors
 def stats(as_json: bool, collection: str, store: Path, url: str | None, trusted: tuple[str, ...]) -> None:
     """Counts and settings of the store."""
-    with open_memory(store, url, trusted, existing=True, collection=collection) as memory:
-        result = memory.stats()
+    from memflow.records import checked_collection
+
+    with open_store(store, url) as opened:
+        result = opened.stats(collection=checked_collection(collection))
     if as_json:
         echo_json(result)
         return
@@ -64,8 +75,8 @@ def stats(as_json: bool, collection: str, store: Path, url: str | None, trusted:
 @user_errors
 def collections(as_json: bool, store: Path, url: str | None, trusted: tuple[str, ...]) -> None:
     """The store's collections, each with how many documents it holds."""
-    with open_memory(store, url, trusted, existing=True) as memory:
-        found = memory.collections()
+    with open_store(store, url) as opened:
+        found = opened.collections()
     if as_json:
         echo_json(found)
         return

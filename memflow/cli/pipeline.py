@@ -7,9 +7,7 @@ from pathlib import Path
 import click
 
 from memflow.cli.common import echo_json, user_errors
-from memflow.components.registry import available
 from memflow.errors import MemflowError
-from memflow.pipeline import Pipeline
 from memflow.pipeline.shipped import resolve_pipeline, shipped_pipelines
 
 
@@ -60,6 +58,8 @@ def list_pipelines(as_json: bool) -> None:
 def validate(file: Path, trusted: tuple[str, ...]) -> None:
     """Check a pipeline (a shipped one's stem, e.g. ask-dense, or a YAML file): components, parameters,
     sockets, types and cycles, without running it."""
+    from memflow.pipeline.pipeline import Pipeline
+
     loaded = Pipeline.from_yaml(file, trusted_modules=trusted)
     click.echo(f"{file}: ok ({len(loaded.components)} components, {loaded.graph.number_of_edges()} connections)")
 
@@ -70,6 +70,8 @@ def validate(file: Path, trusted: tuple[str, ...]) -> None:
 @user_errors
 def show(file: Path, trusted: tuple[str, ...]) -> None:
     """Print a pipeline's graph (a shipped one's stem or a YAML file): components in run order and their connections."""
+    from memflow.pipeline.pipeline import Pipeline
+
     click.echo(Pipeline.from_yaml(file, trusted_modules=trusted).show())
 
 
@@ -77,6 +79,8 @@ def show(file: Path, trusted: tuple[str, ...]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object of type -> implementation.")
 def components(as_json: bool) -> None:
     """List the registered component types (the memflow.components entry-point group)."""
+    from memflow.components.registry import available
+
     if as_json:
         echo_json(dict(available()))
         return

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -20,9 +22,32 @@ from memflow.cli.common import (
     where_option,
 )
 from memflow.filters import Where
-from memflow.types import Answer, Citation
+
+if TYPE_CHECKING:
+    from memflow.client import Client
+    from memflow.types import Answer, Citation
 
 ask_pipeline_option = pipeline_option("ask")
+server_option = click.option(
+    "--server",
+    "server",
+    envvar="MEMFLOW_SERVER",
+    metavar="URL",
+    default=None,
+    help="Ask a running `memflow serve` at URL (or MEMFLOW_SERVER; its token from MEMFLOW_TOKEN) instead of "
+    "opening the store here: no model loads in this process.",
+)
+
+
+def _client(server: str, *, pipeline: Path | None, decoder: str | None = None) -> Client:
+    """The served memory at ``server``, for a command whose local-only options are not given."""
+    if pipeline is not None:
+        raise click.UsageError("--pipeline picks a pipeline here; a server runs its own (memflow serve --offer)")
+    if decoder is not None:
+        raise click.UsageError("--decoder picks a decoder here; a server answers with its own pipeline's")
+    from memflow.client import Client
+
+    return Client(server, token=os.environ.get("MEMFLOW_TOKEN") or None)
 
 
 def _cite(citation: Citation) -> str:
@@ -45,6 +70,7 @@ def _cite(citation: Citation) -> str:
     help="Answer with another registered decoder, e.g. llama_cpp, transformers, openai (default: the pipeline's).",
 )
 @click.option("--stream", is_flag=True, help="Print the answer as the decoder writes it.")
+@server_option
 @verbose_option
 @where_option
 @ask_pipeline_option
@@ -58,6 +84,7 @@ def ask(
     explain: bool,
     decoder: str | None,
     stream: bool,
+    server: str | None,
     verbose: bool,
     where: Where | None,
     pipeline: Path | None,
@@ -68,6 +95,22 @@ def ask(
 ) -> None:
     """Answer QUESTION from the memory, with citations."""
     configure_logging(quiet=True)
+    if server is not None:
+        with _client(server, pipeline=pipeline, decoder=decoder) as client:
+            if stream and not as_json:
+                for piece in client.stream(question, k=k, where=where, collection=collection):
+                    if isinstance(piece, str):
+                        click.echo(piece, nl=False)
+                        continue
+                    click.echo()
+                    _print_answer(piece, explain=explain, streamed=True)
+                return
+            answer = client.ask(question, k=k, where=where, collection=collection)
+        if as_json:
+            echo_json(answer)
+            return
+        _print_answer(answer, explain=explain)
+        return
     with open_memory(store, url, trusted, documents=True, ask_pipeline=pipeline, collection=collection) as memory:
         if stream and not as_json:
             for piece in memory.stream(question, k=k, decoder=decoder, where=where):
@@ -125,6 +168,7 @@ def _print_answer(answer: Answer, *, explain: bool, streamed: bool = False) -> N
 @click.option(
     "--explain", is_flag=True, help="Also print each hit's score at every stage (dense, lexical, fused, reranked)."
 )
+@server_option
 @verbose_option
 @where_option
 @ask_pipeline_option
@@ -136,6 +180,7 @@ def search(
     k: int,
     as_json: bool,
     explain: bool,
+    server: str | None,
     verbose: bool,
     where: Where | None,
     pipeline: Path | None,
@@ -147,10 +192,14 @@ def search(
     """The K best chunks for QUERY, best first: the ranking `memflow ask` answers from (reranked, duplicates
     collapsed, as the pipeline does)."""
     configure_logging(quiet=True)
-    with open_memory(store, url, trusted, documents=True, ask_pipeline=pipeline, collection=collection) as memory:
-        hits = memory.search(query, k=k, where=where)
-    if verbose:
-        echo_timings(memory.last_timings)
+    if server is not None:
+        with _client(server, pipeline=pipeline) as client:
+            hits = client.search(query, k=k, where=where, collection=collection)
+    else:
+        with open_memory(store, url, trusted, documents=True, ask_pipeline=pipeline, collection=collection) as memory:
+            hits = memory.search(query, k=k, where=where)
+        if verbose:
+            echo_timings(memory.last_timings)
     if as_json:
         echo_json(hits)
         return

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
@@ -15,6 +15,7 @@ from memflow.cli.common import (
     display_path,
     echo_json,
     open_memory,
+    open_store,
     pipeline_option,
     store_options,
     user_errors,
@@ -22,8 +23,9 @@ from memflow.cli.common import (
 )
 from memflow.errors import MemflowError
 from memflow.filters import Where, cli_value
-from memflow.ingest import add_documents
-from memflow.records import RecordInput, record_documents, records_from_jsonl
+
+if TYPE_CHECKING:
+    from memflow.records import RecordInput
 
 
 def parse_meta(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -39,6 +41,8 @@ def parse_meta(pairs: tuple[str, ...]) -> dict[str, Any]:
 
 def _inputs(texts: tuple[str, ...], jsonl: TextIO | None) -> tuple[list[RecordInput], str]:
     """What to add and where it came from: JSONL records, TEXT arguments, or all of stdin as one text."""
+    from memflow.records import records_from_jsonl
+
     if jsonl is not None:
         if texts:
             raise click.UsageError("give TEXT arguments or --jsonl, not both")
@@ -93,6 +97,9 @@ def add(
     configure_logging(quiet)
     if ids and jsonl is not None:
         raise click.UsageError("--id is for TEXT or stdin; JSONL records carry their own id")
+    from memflow.ingest import add_documents
+    from memflow.records import record_documents
+
     items, source = _inputs(texts, jsonl)
     metadata = parse_meta(meta)
     documents = record_documents(items, ids=list(ids) or None, metadata=metadata or None)
@@ -146,8 +153,12 @@ def list_documents(
     trusted: tuple[str, ...],
 ) -> None:
     """List stored documents and records: id, chunk count, title and metadata, oldest first."""
-    with open_memory(store, url, trusted, existing=True, collection=collection) as memory:
-        documents = memory.documents(where=where)
+    from memflow.records import checked_collection
+
+    with open_store(store, url) as opened:
+        documents = opened.documents(collection=checked_collection(collection))
+    if where is not None:
+        documents = [d for d in documents if where.matches(d.fields())]
     shown = documents[:limit] if limit is not None else documents
     if as_json:
         echo_json([{"id": d.uri, "title": d.title, "chunks": d.chunk_count, "metadata": d.metadata} for d in shown])
@@ -169,11 +180,17 @@ def list_documents(
 @user_errors
 def get(id: str, as_json: bool, collection: str, store: Path, url: str | None, trusted: tuple[str, ...]) -> None:
     """Print the text of the record stored under ID (or of a document, by path or file name)."""
-    with open_memory(store, url, trusted, existing=True, collection=collection) as memory:
-        record = memory.get(id)
-        if record is None:  # a file's document by path or file name, as other commands take it
-            found = memory.store.find_document(id, collection=collection)
-            record = memory.get(found.uri) if found is not None else None
+    from memflow.records import Record, checked_collection
+
+    with open_store(store, url) as opened:
+        name = checked_collection(collection)
+        # the record stored under exactly ID, else a file's document by path or file name
+        found = opened.document(id, collection=name) or opened.find_document(id, collection=name)
+        record = (
+            Record(found.uri, opened.document_text(found.id), found.title, found.metadata, found.chunk_count, name)
+            if found is not None
+            else None
+        )
     if record is None:
         raise MemflowError(f"no record {id!r} in store {store} (memflow list shows the ids)")
     if as_json:

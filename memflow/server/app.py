@@ -26,7 +26,8 @@ from starlette.datastructures import UploadFile
 from starlette.types import ASGIApp
 
 from memflow.errors import RecordError
-from memflow.memory import Memory, checked_collection
+from memflow.memory import Memory
+from memflow.records import checked_collection
 from memflow.serialize import summary_json, to_jsonable
 from memflow.server.errors import FieldError, NotFound, add_error_handlers, bad_field
 from memflow.server.jobs import Jobs, confined_paths, save_upload

@@ -26,6 +26,7 @@ from sqlalchemy import delete, func, insert, inspect, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, defer
 
+from memflow.defaults import DB_FILE
 from memflow.errors import MemflowError, ModelMismatchError, StoreError
 from memflow.filters import Where
 from memflow.storage import codec, index_build, vector_rows
@@ -52,7 +53,6 @@ RowT = TypeVar("RowT", WrittenSummaryRow, SummaryStateRow)
 
 __all__ = ["Store", "StoredChunk", "StoredDocument", "StoreStats", "ChunkPlace", "DocumentLayout"]
 
-DB_FILE = "memflow.db"
 #: Below this many vectors a single query is searched on one thread (see Store.search).
 SINGLE_THREAD_SEARCH_BELOW = 200_000
 #: Settings a store records once and never changes afterwards (a different encoder is refused, not switched).
@@ -92,6 +92,10 @@ class StoredDocument:
     chunk_count: int
     metadata: dict[str, Any]
     collection: str = DEFAULT_COLLECTION
+
+    def fields(self) -> dict[str, Any]:
+        """What a where-filter reads of the document: its metadata, ``uri`` and ``collection``."""
+        return {**self.metadata, "uri": self.uri, "collection": self.collection}
 
 
 @dataclass(frozen=True, slots=True)
