@@ -3,7 +3,7 @@ them without loading the rest."""
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_COLLECTION", "DEFAULT_STORE", "DB_FILE"]
+__all__ = ["DEFAULT_COLLECTION", "DEFAULT_STORE", "DB_FILE", "INDEX_FILE", "META_FILE"]
 
 #: The collection a document belongs to unless it is given one.
 DEFAULT_COLLECTION = "default"
@@ -11,3 +11,6 @@ DEFAULT_COLLECTION = "default"
 DEFAULT_STORE = "./storage"
 #: The SQLite database file inside a store directory.
 DB_FILE = "memflow.db"
+#: The FAISS index file inside a store directory, and the JSON file that says what it holds.
+INDEX_FILE = "vectors.faiss"
+META_FILE = "vectors.json"

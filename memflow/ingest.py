@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from memflow.components.base import Problem, RunContext
+from memflow.defaults import INDEX_FILE
 from memflow.errors import PipelineError, StorageFullError
 from memflow.pipeline import Pipeline
 from memflow.storage.store import Store
-from memflow.storage.vectors import INDEX_FILE
 from memflow.types import DEFAULT_COLLECTION, Chunk, Document
 
 __all__ = [

@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from memflow.errors import MemflowError, StorageFullError, StoreError
 
-__all__ = ["storage_faults", "is_disk_full"]
+__all__ = ["storage_faults", "is_disk_full", "open_fault"]
 
 _FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 #: How SQLite ("database or disk is full"), PostgreSQL (SQLSTATE 53100 "could not extend file") and FAISS
@@ -53,3 +53,27 @@ def storage_faults(directory: Path, doing: str) -> Iterator[None]:
         if isinstance(exc, RuntimeError) and "faiss" not in repr(exc).lower() and "Error in" not in str(exc):
             raise  # not a storage fault: a bug to see as it is
         raise StoreError(f"store {directory}: {doing} failed: {_first_line(exc)}") from exc
+
+
+def open_fault(exc: BaseException, *, directory: Path, url: str) -> StoreError:
+    """The one-line error for a store whose database cannot be opened, saying what to do about it."""
+    from sqlalchemy.engine import make_url
+
+    shown = make_url(url).render_as_string(hide_password=True)
+    reason = _first_line(exc)
+    lowered = reason.lower()
+    if "file is not a database" in lowered or "database disk image is malformed" in lowered:
+        return StoreError(
+            f"store {directory}: its database {shown} is damaged or not a SQLite file ({reason}); "
+            "restore it from a backup, or move it aside to start an empty store there"
+        )
+    if "readonly" in lowered or "read-only" in lowered or "unable to open database file" in lowered:
+        return StoreError(
+            f"store {directory}: cannot open {shown} for writing ({reason}); "
+            "check that the directory and its files are writable by this user"
+        )
+    if is_disk_full(exc):
+        return StorageFullError(f"the disk under store {directory} is full: the store cannot be opened; free space")
+    if "connection refused" in lowered or "could not connect" in lowered or "connection to server" in lowered:
+        return StoreError(f"cannot reach the database {shown}: {reason} (is the server running and the URL right?)")
+    return StoreError(f"cannot open the store database {shown}: {reason}")

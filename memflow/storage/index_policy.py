@@ -34,10 +34,12 @@ import math
 import os
 import re
 from dataclasses import dataclass
-
-import faiss
+from typing import TYPE_CHECKING
 
 from memflow.errors import StoreError
+
+if TYPE_CHECKING:
+    import faiss
 
 __all__ = [
     "AUTO",
@@ -167,6 +169,8 @@ def search_parameters(kind: str, tuned: dict[str, int] | None = None) -> dict[st
 def apply_search_parameters(index: faiss.Index, kind: str, tuned: dict[str, int] | None = None) -> dict[str, int]:
     """Set the search parameters of ``index`` (an ``IndexIDMap2`` or a bare index); returns those set.
     Parameters the index does not have (nprobe of a Flat index) are left out."""
+    import faiss
+
     inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap2) else index
     space = faiss.ParameterSpace()
     applied: dict[str, int] = {}

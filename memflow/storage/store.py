@@ -17,21 +17,20 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import faiss
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import delete, func, insert, inspect, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, defer
 
-from memflow.defaults import DB_FILE
+from memflow.defaults import DB_FILE, META_FILE
 from memflow.errors import MemflowError, ModelMismatchError, StoreError
 from memflow.filters import Where
-from memflow.storage import codec, index_build, vector_rows
+from memflow.storage import codec, vector_rows
 from memflow.storage import lexical as lexical_index
-from memflow.storage.faults import storage_faults
+from memflow.storage.faults import open_fault, storage_faults
 from memflow.storage.index_policy import AUTO
 from memflow.storage.locks import WriterLock
 from memflow.storage.migrations import migrate
@@ -46,10 +45,12 @@ from memflow.storage.sql import (
     WrittenSummaryRow,
     make_engine,
 )
-from memflow.storage.vectors import VectorMemory
 from memflow.types import Chunk, Document, Section, Sentence, SummarySlot, SummaryState, WrittenSummary
 
 RowT = TypeVar("RowT", WrittenSummaryRow, SummaryStateRow)
+
+if TYPE_CHECKING:  # FAISS loads when vectors are first touched: a store opened to list or count needs none
+    from memflow.storage.vectors import VectorMemory
 
 __all__ = ["Store", "StoredChunk", "StoredDocument", "StoreStats", "ChunkPlace", "DocumentLayout"]
 
@@ -168,7 +169,8 @@ class Store:
             Base.metadata.create_all(self.engine)
             self._init_settings()
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot open the store database {self.url}: {exc.__class__.__name__}: {exc}") from exc
+            self.engine.dispose()
+            raise open_fault(exc, directory=self.directory, url=self.url) from exc
         self._default_index = index
         self._vectors: VectorMemory | None = None
         self._vector_signature: tuple[int, int] | None = None
@@ -232,6 +234,8 @@ class Store:
             largest = int(session.scalar(select(func.max(ChunkRow.id))) or 0)
             dimension = self.setting("dimension")
             if dimension is not None:
+                from memflow.storage.vectors import VectorMemory
+
                 on_disk = VectorMemory.load(
                     self.directory, dimension=int(dimension), factory=self.index_factory, mmap=True
                 ).ids()
@@ -295,6 +299,8 @@ class Store:
             return self._current_vectors()
 
     def _current_vectors(self) -> VectorMemory:
+        from memflow.storage.vectors import VectorMemory
+
         dimension = self.setting("dimension")
         if dimension is None:
             raise StoreError(f"store {self.directory} is empty: ingest something first")
@@ -366,6 +372,9 @@ class Store:
             self._save_vectors()
 
     def _save_vectors(self) -> None:
+        from memflow.storage import index_build
+        from memflow.storage.vectors import VectorMemory
+
         if self._vectors is None:
             return
         if self._vectors.needs_rebuild():
@@ -382,12 +391,27 @@ class Store:
         self._vectors.save(self.directory, generation=self._vectors.generation)
         self._vector_signature = VectorMemory.file_signature(self.directory)
 
+    def vector_count(self) -> int:
+        """How many vectors the vector memory holds: from its file's record when that is current (no index
+        loaded), else from the memory itself."""
+        if self._vectors is None:
+            try:
+                meta = json.loads((self.directory / META_FILE).read_text())
+                if int(meta["generation"]) == self.generation:
+                    return int(meta["ntotal"])
+            except (OSError, ValueError, KeyError, TypeError):
+                pass
+        with self._vectors_mutex:
+            return self._current_vectors().ntotal
+
     def rebuild_vectors(self) -> int:
         """Replace the FAISS file with one built from every chunk vector in SQL (for ``auto``, of the type the
         stored count calls for; trained on a random sample); returns the vector count."""
         dimension = self.setting("dimension")
         if dimension is None:
             return 0
+        from memflow.storage import index_build
+
         with self._vectors_mutex, storage_faults(self.directory, "rebuilding the vector file"):
             self._vectors = None
             memory = index_build.build_from_sql(self.engine, dimension=int(dimension), factory=self.index_factory)
@@ -400,6 +424,8 @@ class Store:
     ) -> list[tuple[int, float]]:
         """(chunk id, inner product) of the ``k`` chunks nearest to ``query``, best first; with ``allowed``
         (sorted chunk ids, e.g. :meth:`matching_chunk_ids`), only among those."""
+        import faiss
+
         with self._vectors_mutex:
             memory = self._current_vectors()
             # One query over a small memory is microseconds of work: FAISS's OpenMP team costs more than it
@@ -897,7 +923,7 @@ class Store:
             url=self.engine.url.render_as_string(hide_password=True),
             documents=documents,
             chunks=chunks,
-            vectors=self.vectors.ntotal if dimension is not None else 0,
+            vectors=self.vector_count() if dimension is not None else 0,
             tokens=tokens,
             encoder=self.setting("encoder"),
             dimension=dimension,

@@ -28,14 +28,13 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
+from memflow.defaults import INDEX_FILE, META_FILE
 from memflow.errors import StoreError
 from memflow.storage import index_policy
 from memflow.storage.index_policy import AUTO, REFINE, IndexPolicy
 
-__all__ = ["VectorMemory"]
+__all__ = ["VectorMemory", "INDEX_FILE", "META_FILE"]
 
-INDEX_FILE = "vectors.faiss"
-META_FILE = "vectors.json"
 
 #: Adds of fewer vectors than this run on one thread: an IVF add of one document's chunks is microseconds of
 #: work, and FAISS's OpenMP team costs milliseconds more per call, far more when another process holds a core.
