@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -48,7 +47,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from memflow.errors import MemflowError
+from memflow.storage.analyzer import MAX_TERM, TOKENIZER, tokenize
 from memflow.storage.sql import Base, ChunkRow, DocumentRow, SettingRow
 
 if TYPE_CHECKING:
@@ -67,51 +66,8 @@ __all__ = [
 log = logging.getLogger("memflow")
 
 #: Names the analysis; a store records it, and one indexed with another is re-indexed on first use.
-TOKENIZER = "lower-possessive-lucene33-snowball_en/1"
 SETTING = "lexical_tokenizer"
-MAX_TERM = 64
 _BATCH = 5000
-
-# Lucene's EnglishAnalyzer.ENGLISH_STOP_WORDS_SET (what BEIR's Anserini/Pyserini BM25 runs drop).
-STOP_WORDS = frozenset(
-    {
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "but",
-        "by",
-        "for",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "no",
-        "not",
-        "of",
-        "on",
-        "or",
-        "such",
-        "that",
-        "the",
-        "their",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "to",
-        "was",
-        "will",
-        "with",
-    }
-)
-_POSSESSIVE = re.compile(r"['\u2019]s\b")
-_WORD = re.compile(r"[^\W_]+")
 
 
 class LexicalPostingRow(Base):
@@ -128,29 +84,6 @@ class LexicalChunkRow(Base):
 
     chunk_id: Mapped[int] = mapped_column(ForeignKey("chunks.id", ondelete="CASCADE"), primary_key=True)
     length: Mapped[int] = mapped_column(Integer)
-
-
-_local = threading.local()
-
-
-def _stemmer() -> Any:
-    stemmer = getattr(_local, "stemmer", None)
-    if stemmer is None:  # PyStemmer objects are not thread-safe: one per thread
-        try:
-            import Stemmer
-        except ImportError as exc:
-            raise MemflowError(
-                "the lexical (BM25) index needs PyStemmer, a memflow dependency: "
-                "pip install PyStemmer (or reinstall memflow)"
-            ) from exc
-        stemmer = _local.stemmer = Stemmer.Stemmer("english")
-    return stemmer
-
-
-def tokenize(text: str) -> list[str]:
-    """Index terms of ``text``: lower-cased words, no possessives, no stop words, stemmed."""
-    words = [w for w in _WORD.findall(_POSSESSIVE.sub("", text.lower())) if w not in STOP_WORDS]
-    return [t for t in _stemmer().stemWords(words) if len(t) <= MAX_TERM]
 
 
 def field_text(text: str, *, title: str = "", section: str | None = None, document_id: str | None = None) -> str:

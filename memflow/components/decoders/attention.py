@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from memflow.components.base import Component, Socket
 from memflow.types import Answer, Citation, Evidence, Hit, Vector
@@ -90,6 +89,8 @@ class AttentionDecoder(Component):
 
     def attend(self, query: np.ndarray, memory: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         """Final weights (mean over hops) and each hop's attention over the memory rows."""
+        import torch  # here, not at import: checking a pipeline that names this decoder loads no torch
+
         m = torch.from_numpy(memory)
         u = torch.nn.functional.normalize(torch.from_numpy(query), dim=0)
         hops: list[np.ndarray] = []

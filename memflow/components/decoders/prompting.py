@@ -83,7 +83,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 def attribute(text: str, items: Sequence[ContextItem]) -> list[int]:
     """The labels of the items ``text``'s sentences repeat, in order of first use, without repeats: each
     sentence goes to the item sharing the most of its terms, if that is enough (see ATTRIBUTION_MIN_*)."""
-    from memflow.storage.lexical import tokenize
+    from memflow.storage.analyzer import tokenize
 
     item_terms = [(item.label, set(tokenize(item.text))) for item in items]
     labels: list[int] = []

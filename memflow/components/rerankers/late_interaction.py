@@ -53,7 +53,7 @@ loaded instance as the default query encoder's); a store encoded with another mo
 from __future__ import annotations
 
 import functools
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -63,9 +63,11 @@ from memflow.components.rerankers.title_similarity import TitleScorer
 from memflow.components.rerankers.token_maxsim import TokenScorer, weighted_mean
 from memflow.components.retrievers._hits import minmax, rehit, zscore
 from memflow.models import DEFAULT_MODEL, resolve_model_path
-from memflow.storage.lexical import tokenize
-from memflow.storage.store import Store
+from memflow.storage.analyzer import tokenize
 from memflow.types import Hit, Vector, informative_title
+
+if TYPE_CHECKING:
+    from memflow.storage.store import Store
 
 __all__ = ["LateInteractionReranker", "FEATURES", "candidate_features"]
 

@@ -21,13 +21,16 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from memflow.components.encoders.sentence_transformers import EncoderModel
-from memflow.storage.lexical import tokenize
-from memflow.storage.store import Store
+from memflow.storage.analyzer import tokenize
+
+if TYPE_CHECKING:
+    from memflow.storage.store import Store
 
 __all__ = [
     "TokenVectorCache",

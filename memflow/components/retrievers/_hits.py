@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from memflow.storage.store import Store, StoredChunk
 from memflow.types import Hit
+
+if TYPE_CHECKING:
+    from memflow.storage.store import Store, StoredChunk
 
 __all__ = ["to_hit", "to_hits", "rehit", "minmax", "zscore"]
 

@@ -11,14 +11,16 @@ that pulled them in, so the decoder reads them as context and the retrieval rank
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
 from memflow.components.base import Component, Socket
 from memflow.components.retrievers._hits import to_hit
-from memflow.storage.store import Store
 from memflow.types import Hit
+
+if TYPE_CHECKING:
+    from memflow.storage.store import Store
 
 __all__ = ["ContextExpander", "chunk_graph"]
 

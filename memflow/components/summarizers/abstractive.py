@@ -20,14 +20,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from memflow.components.base import Component, Socket
 from memflow.components.decoders.prompting import ChatMessage, ChatModel, truncate_to_tokens
 from memflow.errors import MemflowError
 from memflow.models import DeviceName
-from memflow.storage.store import Store
 from memflow.types import Chunk, WrittenSummary
+
+if TYPE_CHECKING:
+    from memflow.storage.store import Store
 
 __all__ = ["AbstractiveSummarizer", "Backend", "load_chat_model"]
 
