@@ -1,11 +1,14 @@
 """A store that cannot be opened says why in one line and what to do, exit status 1, and is left as it was:
-a database file that is not SQLite (random bytes, a truncated copy), a PostgreSQL server that is not there."""
+a database file that is not SQLite (random bytes, a truncated copy), a PostgreSQL server that is not there,
+a store on a read-only mount."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 from pathlib import Path
+
+import pytest
 
 from tests.reliability.support import MEMFLOW
 
@@ -50,3 +53,31 @@ def test_a_postgresql_server_that_is_not_there(tmp_path: Path) -> None:
     line = one_line(run("stats", "--db", url, "--store", str(tmp_path / "store")))
     assert line.startswith("error: cannot reach the database postgresql+psycopg://memflow:***@127.0.0.1:1/test")
     assert "secret" not in line
+
+
+def test_a_read_only_store(tmp_path: Path) -> None:
+    """The store's directory mounted read-only (root ignores file modes, so a read-only bind mount)."""
+    store = tmp_path / "store"
+    added = run("add", "The Eiffel Tower is in Paris.", "--id", "tower", "--store", str(store), "-q")
+    assert added.returncode == 0, added.stderr
+    view = tmp_path / "read-only"
+    view.mkdir()
+    mounted = subprocess.run(["mount", "--bind", str(store), str(view)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot bind-mount here: {mounted.stderr.decode().strip()}")
+    try:
+        remounted = subprocess.run(["mount", "-o", "remount,bind,ro", str(view)], capture_output=True)
+        if remounted.returncode != 0:
+            pytest.skip(f"cannot remount read-only here: {remounted.stderr.decode().strip()}")
+        before = {p.name: p.read_bytes() for p in store.iterdir() if p.is_file()}
+        line = one_line(run("add", "Another note.", "--id", "note", "--store", str(view)))
+        assert str(view) in line and ("writable" in line or "read-only" in line or "readonly" in line), line
+        listed = run("list", "--store", str(view))
+        if listed.returncode == 0:
+            assert "tower" in listed.stdout
+        else:
+            assert "writable" in one_line(listed) or "read-only" in one_line(listed)
+        after = {p.name: p.read_bytes() for p in store.iterdir() if p.is_file() and p.name in before}
+        assert after["memflow.db"] == before["memflow.db"]
+    finally:
+        subprocess.run(["umount", "-l", str(view)], check=False)
