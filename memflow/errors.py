@@ -7,6 +7,7 @@ file (and line, for YAML) it is about, so the CLI can print it as is.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "MemflowError",
@@ -74,7 +75,10 @@ class RecordError(MemflowError, ValueError):
 
 
 class StoreError(MemflowError):
-    """The store cannot be opened, read or written."""
+    """The store cannot be opened, read or written. An ingest stopped by one sets ``report``: the
+    :class:`~memflow.ingest.IngestReport` of what it committed before (None otherwise)."""
+
+    report: Any = None
 
 
 class ModelMismatchError(StoreError):

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from memflow.components.base import Problem, RunContext
 from memflow.defaults import INDEX_FILE
-from memflow.errors import PipelineError, StorageFullError
+from memflow.errors import PipelineError, StorageFullError, StoreError
 from memflow.pipeline import Pipeline
 from memflow.storage.store import Store
 from memflow.types import DEFAULT_COLLECTION, Chunk, Document
@@ -48,6 +48,8 @@ class IngestReport:
     """What one ingest did: documents written, skipped as unchanged, and what failed, with reasons."""
 
     files: int = 0
+    #: Files whose batches were committed (all of them, unless a storage fault stopped the run).
+    files_done: int = 0
     ingested: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
@@ -150,7 +152,10 @@ def ingest(
     bar = _progress_bar(total=len(files), enabled=progress, unit="file")
     try:
         with store.writer(timeout=lock_timeout):
-            _write_batches(store, batches, engine.run(batches, context), report, bar, save_every, context, on_batch)
+            try:
+                _write_batches(store, batches, engine.run(batches, context), report, bar, save_every, context, on_batch)
+            except StoreError as exc:
+                raise _stopped(exc, report, files, context, started) from exc.__cause__
             if prune:
                 report.pruned = prune_missing(store, roots, files, context)
             saving = time.perf_counter()
@@ -226,6 +231,7 @@ def _write_batches(
             bar.update(len(batch))
             bar.set_postfix(chunks=report.chunks, refresh=False)
             done += len(batch)
+            report.files_done = done
             if on_batch is not None:
                 on_batch(done, report)
             if time.monotonic() - last_save >= save_every:
@@ -236,6 +242,20 @@ def _write_batches(
         close = getattr(written, "close", None)
         if close is not None:
             close()
+
+
+def _stopped(
+    exc: StoreError, report: IngestReport, files: Sequence[str], context: RunContext, started: float
+) -> StoreError:
+    """``exc`` (the same kind) saying how far the ingest got, with the report of what it committed."""
+    first = files[report.files_done] if report.files_done < len(files) else None
+    where = f"; the first file not stored: {first}" if first is not None else ""
+    stopped = type(exc)(
+        f"{exc} (the ingest stopped after committing {len(report.ingested)} documents from "
+        f"{report.files_done} of {len(files)} files{where})"
+    )
+    stopped.report = _finish(report, context, started, {})
+    return stopped
 
 
 def _save_vectors(store: Store, context: RunContext) -> None:

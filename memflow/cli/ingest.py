@@ -21,6 +21,7 @@ from memflow.cli.common import (
     verbose_option,
 )
 from memflow.engines import ENGINES
+from memflow.errors import StoreError
 
 
 @click.command()
@@ -78,15 +79,22 @@ def ingest(
         progress = not quiet and not as_json and sys.stderr.isatty()
         for message in memory.store.migrations:
             click.echo(message, err=True)
-        report = memory.ingest(
-            [str(p) for p in paths],
-            progress=progress,
-            batch_files=batch_files,
-            prune=prune,
-            save_every=save_every,
-            engine="ray" if engine == "ray" else "local",
-            ray_address=address,
-        )
+        try:
+            report = memory.ingest(
+                [str(p) for p in paths],
+                progress=progress,
+                batch_files=batch_files,
+                prune=prune,
+                save_every=save_every,
+                engine="ray" if engine == "ray" else "local",
+                ray_address=address,
+            )
+        except StoreError as exc:
+            if as_json and exc.report is not None:  # what was committed before the fault, and the fault
+                from memflow.serialize import to_jsonable
+
+                echo_json(to_jsonable(exc.report) | {"error": str(exc)})
+            raise
     if verbose:
         echo_timings(report.stages)
     if as_json:

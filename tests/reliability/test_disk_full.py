@@ -4,6 +4,7 @@ disk completes it."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -29,6 +30,20 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
+def test_the_json_report_of_an_ingest_stopped_by_a_full_disk(
+    small_disk: Path, tmp_path: Path, shared_data: Path
+) -> None:
+    corpus = tmp_path / "corpus"
+    write_corpus(corpus, squad_paragraphs(shared_data)[:FILES])
+    store = small_disk / "store"
+    failed = run("ingest", str(corpus), "--store", str(store), "--batch-files", "8", "--json")
+    assert failed.returncode == 1
+    report = json.loads(failed.stdout)
+    documents, _ = sql_counts(store)
+    assert len(report["ingested"]) == documents == report["files_done"] and report["files"] == FILES
+    assert "is full" in report["error"] and len(failed.stderr.strip().splitlines()) == 1
+
+
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*MEMFLOW, *args], capture_output=True, text=True, timeout=600)
 
@@ -44,6 +59,9 @@ def test_an_ingest_that_fills_the_disk(small_disk: Path, tmp_path: Path, shared_
     assert lines[0].startswith(f"error: the disk under store {store} is full"), lines[0]
     documents, chunks = sql_counts(store)
     assert 0 < documents < FILES and chunks >= documents
+    # how far it got: the committed documents (8 files a batch) and the first file not stored
+    assert f"the ingest stopped after committing {documents} documents from {documents} of {FILES} files" in lines[0]
+    assert lines[0].endswith(f"the first file not stored: {corpus / f'p{documents:04d}.txt'})"), lines[0]
 
     roomy = tmp_path / "roomy"
     shutil.copytree(store, roomy)  # the store as the fault left it, on a disk with space
