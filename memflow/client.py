@@ -129,6 +129,46 @@ class _Base:
     def _params(self, collection: str | None, **more: Any) -> dict[str, Any]:
         return _body(collection=self._in(collection), **more)
 
+    # The request bodies, one place for Client and AsyncClient alike.
+
+    def _search_body(
+        self, query: str, k: int, where: WhereSpec, collection: str | None, pipeline: str | None
+    ) -> dict[str, Any]:
+        return _body(query=query, k=k, where=_where(where), collection=self._in(collection), pipeline=pipeline)
+
+    def _ask_body(
+        self,
+        question: str,
+        k: int | None,
+        where: WhereSpec,
+        collection: str | None,
+        pipeline: str | None,
+        *,
+        stream: bool = False,
+    ) -> dict[str, Any]:
+        return _body(
+            question=question,
+            k=k,
+            where=_where(where),
+            collection=self._in(collection),
+            pipeline=pipeline,
+            stream=True if stream else None,
+        )
+
+    def _add_body(
+        self, texts: RecordInput | Iterable[RecordInput], ids: Any, metadata: MetadataInput, collection: str | None
+    ) -> dict[str, Any]:
+        return _body(records=_records(texts, ids, metadata), collection=self._in(collection))
+
+    def _ingest_body(self, paths: str | Iterable[str], prune: bool, collection: str | None) -> dict[str, Any]:
+        return _body(paths=_path_list(paths), prune=prune, collection=self._in(collection))
+
+    def _delete_body(self, ids: str | Iterable[str] | None, where: WhereSpec, collection: str | None) -> dict[str, Any]:
+        wanted = None if ids is None else [ids] if isinstance(ids, str) else list(ids)
+        if wanted is None and where is None:
+            raise RecordError("delete needs ids or where= (nothing was deleted)")
+        return _body(ids=wanted, where=_where(where), collection=self._in(collection))
+
 
 class Client(_Base):
     """A served memory at ``url`` (``token``: the server's bearer token). ``collection`` is the collection
@@ -167,7 +207,7 @@ class Client(_Base):
         pipeline: str | None = None,
     ) -> list[Hit]:
         """As ``Memory.search``; ``pipeline`` names one the server offers (``memflow serve --offer dense``)."""
-        body = _body(query=query, k=k, where=_where(where), collection=self._in(collection), pipeline=pipeline)
+        body = self._search_body(query, k, where, collection, pipeline)
         return [hit_from_json(h) for h in self._send("POST", "/search", json=body)["hits"]]
 
     def ask(
@@ -179,7 +219,7 @@ class Client(_Base):
         collection: str | None = None,
         pipeline: str | None = None,
     ) -> Answer:
-        body = _body(question=question, k=k, where=_where(where), collection=self._in(collection), pipeline=pipeline)
+        body = self._ask_body(question, k, where, collection, pipeline)
         return answer_from_json(self._send("POST", "/ask", json=body))
 
     def stream(
@@ -192,14 +232,7 @@ class Client(_Base):
         pipeline: str | None = None,
     ) -> Iterator[str | Answer]:
         """The answer's text piece by piece as the server's decoder writes it, then the whole Answer."""
-        body = _body(
-            question=question,
-            k=k,
-            where=_where(where),
-            collection=self._in(collection),
-            pipeline=pipeline,
-            stream=True,
-        )
+        body = self._ask_body(question, k, where, collection, pipeline, stream=True)
         with _reaching(self.url), self._http.stream("POST", "/ask", json=body) as response:
             if response.status_code >= 400:
                 response.read()
@@ -218,13 +251,13 @@ class Client(_Base):
         metadata: MetadataInput = None,
         collection: str | None = None,
     ) -> list[str]:
-        body = _body(records=_records(texts, ids, metadata), collection=self._in(collection))
+        body = self._add_body(texts, ids, metadata, collection)
         return list(self._send("POST", "/documents", json=body)["ids"])
 
     def ingest(self, paths: str | Iterable[str], *, prune: bool = False, collection: str | None = None) -> IngestReport:
         """Ingest files and folders on the server's side (under its ``--ingest-root`` directories, relative
         to one or absolute) as one job, and wait for its report."""
-        body = _body(paths=_path_list(paths), prune=prune, collection=self._in(collection))
+        body = self._ingest_body(paths, prune, collection)
         job = self._send("POST", "/ingest", json=body)
         while job["state"] in ("queued", "running"):
             time.sleep(JOB_POLL_S)
@@ -241,10 +274,7 @@ class Client(_Base):
     def delete(
         self, ids: str | Iterable[str] | None = None, *, where: WhereSpec = None, collection: str | None = None
     ) -> int:
-        wanted = None if ids is None else [ids] if isinstance(ids, str) else list(ids)
-        if wanted is None and where is None:
-            raise RecordError("delete needs ids or where= (nothing was deleted)")
-        body = _body(ids=wanted, where=_where(where), collection=self._in(collection))
+        body = self._delete_body(ids, where, collection)
         return int(self._send("POST", "/documents/delete", json=body)["deleted"])
 
     def documents(self, *, collection: str | None = None, where: WhereSpec = None) -> list[StoredDocument]:
@@ -318,7 +348,7 @@ class AsyncClient(_Base):
         collection: str | None = None,
         pipeline: str | None = None,
     ) -> list[Hit]:
-        body = _body(query=query, k=k, where=_where(where), collection=self._in(collection), pipeline=pipeline)
+        body = self._search_body(query, k, where, collection, pipeline)
         return [hit_from_json(h) for h in (await self._send("POST", "/search", json=body))["hits"]]
 
     async def ask(
@@ -330,7 +360,7 @@ class AsyncClient(_Base):
         collection: str | None = None,
         pipeline: str | None = None,
     ) -> Answer:
-        body = _body(question=question, k=k, where=_where(where), collection=self._in(collection), pipeline=pipeline)
+        body = self._ask_body(question, k, where, collection, pipeline)
         return answer_from_json(await self._send("POST", "/ask", json=body))
 
     async def stream(
@@ -342,14 +372,7 @@ class AsyncClient(_Base):
         collection: str | None = None,
         pipeline: str | None = None,
     ) -> AsyncIterator[str | Answer]:
-        body = _body(
-            question=question,
-            k=k,
-            where=_where(where),
-            collection=self._in(collection),
-            pipeline=pipeline,
-            stream=True,
-        )
+        body = self._ask_body(question, k, where, collection, pipeline, stream=True)
         with _reaching(self.url):
             async with self._http.stream("POST", "/ask", json=body) as response:
                 if response.status_code >= 400:
@@ -369,13 +392,13 @@ class AsyncClient(_Base):
         metadata: MetadataInput = None,
         collection: str | None = None,
     ) -> list[str]:
-        body = _body(records=_records(texts, ids, metadata), collection=self._in(collection))
+        body = self._add_body(texts, ids, metadata, collection)
         return list((await self._send("POST", "/documents", json=body))["ids"])
 
     async def ingest(
         self, paths: str | Iterable[str], *, prune: bool = False, collection: str | None = None
     ) -> IngestReport:
-        body = _body(paths=_path_list(paths), prune=prune, collection=self._in(collection))
+        body = self._ingest_body(paths, prune, collection)
         job = await self._send("POST", "/ingest", json=body)
         while job["state"] in ("queued", "running"):
             await asyncio.sleep(JOB_POLL_S)
@@ -392,10 +415,7 @@ class AsyncClient(_Base):
     async def delete(
         self, ids: str | Iterable[str] | None = None, *, where: WhereSpec = None, collection: str | None = None
     ) -> int:
-        wanted = None if ids is None else [ids] if isinstance(ids, str) else list(ids)
-        if wanted is None and where is None:
-            raise RecordError("delete needs ids or where= (nothing was deleted)")
-        body = _body(ids=wanted, where=_where(where), collection=self._in(collection))
+        body = self._delete_body(ids, where, collection)
         return int((await self._send("POST", "/documents/delete", json=body))["deleted"])
 
     async def collections(self) -> dict[str, int]:

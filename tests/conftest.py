@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,25 @@ def store_url(request: pytest.FixtureRequest) -> str | None:
         return None
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+@pytest.fixture()
+def mount_small_disk(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
+    """``mount_small_disk("4m")``: a real tmpfs of that size, the disk a store fills up; unmounted afterwards
+    (root only: the test is skipped where mounting is not allowed)."""
+    mounts: list[Path] = []
+
+    def mount(size: str) -> Path:
+        target = tmp_path / f"disk{len(mounts)}"
+        target.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(target)], capture_output=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
+        mounts.append(target)
+        return target
+
+    try:
+        yield mount
+    finally:
+        for target in mounts:
+            subprocess.run(["umount", "-l", str(target)], check=False)

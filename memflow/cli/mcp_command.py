@@ -14,7 +14,7 @@ from memflow.cli.common import (
     store_options,
     user_errors,
 )
-from memflow.errors import MemflowError, MissingDependencyError
+from memflow.errors import MissingDependencyError
 
 
 @click.command("mcp")
@@ -55,14 +55,11 @@ def mcp_command(
     streamable HTTP at /mcp (loopback only without --token)."""
     try:
         from memflow.server.mcp_server import build_mcp
-        from memflow.server.security import BodyLimit, TokenGuard, is_loopback
+        from memflow.server.security import BodyLimit, TokenGuard, check_exposure
         from memflow.server.warm import warm
     except ImportError as exc:
         raise MissingDependencyError(exc.name or "mcp", extra="mcp", purpose="memflow mcp") from exc
-    if http and not is_loopback(host) and not token:
-        raise MemflowError(f"refusing to serve on {host} without a token: give --token (or MEMFLOW_TOKEN)")
-    if token is not None and len(token) < 16:
-        raise MemflowError("--token must be at least 16 characters (make one: openssl rand -hex 24)")
+    check_exposure(host if http else "127.0.0.1", token)  # stdio listens on nothing
     configure_logging(quiet=True)  # on stdio, stdout is the protocol's: nothing else may be written there
     memory = open_memory(
         store, url, trusted, collection=collection, ask_pipeline=pipeline, ingest_pipeline=ingest_pipeline

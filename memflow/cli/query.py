@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -98,37 +99,33 @@ def ask(
     if server is not None:
         with _client(server, pipeline=pipeline, decoder=decoder) as client:
             if stream and not as_json:
-                for piece in client.stream(question, k=k, where=where, collection=collection):
-                    if isinstance(piece, str):
-                        click.echo(piece, nl=False)
-                        continue
-                    click.echo()
-                    _print_answer(piece, explain=explain, streamed=True)
+                _print_stream(client.stream(question, k=k, where=where, collection=collection), explain=explain)
                 return
             answer = client.ask(question, k=k, where=where, collection=collection)
-        if as_json:
-            echo_json(answer)
-            return
-        _print_answer(answer, explain=explain)
-        return
-    with open_memory(store, url, trusted, documents=True, ask_pipeline=pipeline, collection=collection) as memory:
-        if stream and not as_json:
-            for piece in memory.stream(question, k=k, decoder=decoder, where=where):
-                if isinstance(piece, str):
-                    click.echo(piece, nl=False)
-                    continue
-                click.echo()
-                _print_answer(piece, explain=explain, streamed=True)
-            if verbose:
-                echo_timings(memory.last_timings)
-            return
-        answer = memory.ask(question, k=k, decoder=decoder, where=where)
-    if verbose:
-        echo_timings(memory.last_timings)
+    else:
+        with open_memory(store, url, trusted, documents=True, ask_pipeline=pipeline, collection=collection) as memory:
+            if stream and not as_json:
+                _print_stream(memory.stream(question, k=k, decoder=decoder, where=where), explain=explain)
+                if verbose:
+                    echo_timings(memory.last_timings)
+                return
+            answer = memory.ask(question, k=k, decoder=decoder, where=where)
+        if verbose:
+            echo_timings(memory.last_timings)
     if as_json:
         echo_json(answer)
         return
     _print_answer(answer, explain=explain)
+
+
+def _print_stream(pieces: Iterable[str | Answer], *, explain: bool) -> None:
+    """The answer's text as it comes, then its citations (and evidence) once the whole Answer is in."""
+    for piece in pieces:
+        if isinstance(piece, str):
+            click.echo(piece, nl=False)
+            continue
+        click.echo()
+        _print_answer(piece, explain=explain, streamed=True)
 
 
 def _print_answer(answer: Answer, *, explain: bool, streamed: bool = False) -> None:

@@ -79,16 +79,11 @@ def serve(
         import uvicorn
 
         from memflow.server.app import ServerSettings, create_app
-        from memflow.server.security import is_loopback
+        from memflow.server.security import check_exposure
         from memflow.server.warm import warm
     except ImportError as exc:
         raise MissingDependencyError(exc.name or "fastapi", extra="server", purpose="memflow serve") from exc
-    if not is_loopback(host) and not token:
-        raise MemflowError(f"refusing to serve on {host} without a token: give --token (or MEMFLOW_TOKEN)")
-    if token is not None and len(token) < 16:
-        raise MemflowError(
-            "--token must be at least 16 characters (e.g. python -c 'import secrets; print(secrets.token_urlsafe())')"
-        )
+    check_exposure(host, token)
     pipelines = {}
     for spec in offered:
         try:

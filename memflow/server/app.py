@@ -21,7 +21,6 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
-from sqlalchemy.engine import make_url
 from starlette.datastructures import UploadFile
 from starlette.types import ASGIApp
 
@@ -266,10 +265,9 @@ def create_app(memory: Memory, settings: ServerSettings | None = None) -> ASGIAp
 
     @api.get("/stats")
     def stats(collection: Annotated[str | None, Query(min_length=1, max_length=128)] = None) -> Any:
-        """Counts of the collection's documents, chunks and tokens and of the store's vectors, and its settings."""
-        shape = to_jsonable(memory.stats(collection=collection))
-        shape["url"] = make_url(shape["url"]).render_as_string(hide_password=True)
-        return shape
+        """Counts of the collection's documents, chunks and tokens and of the store's vectors, and its settings
+        (the database URL without its password)."""
+        return to_jsonable(memory.stats(collection=collection))
 
     app: ASGIApp = api
     if settings.token is not None:

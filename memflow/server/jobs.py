@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from memflow.components.base import RunContext
+from memflow.components.loaders.auto import is_within
 from memflow.ingest import IngestReport, list_files
 from memflow.memory import Memory
 from memflow.serialize import to_jsonable
@@ -131,7 +132,7 @@ class Jobs:
 
 
 def _inside(path: str, roots: tuple[Path, ...]) -> bool:
-    return any(path == str(root) or path.startswith(str(root).rstrip(os.sep) + os.sep) for root in roots)
+    return any(is_within(path, str(root)) for root in roots)
 
 
 def confined_paths(memory: Memory, given: list[str], roots: tuple[Path, ...]) -> tuple[list[str], int]:

@@ -10,7 +10,10 @@ import secrets
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["TokenGuard", "BodyLimit", "is_loopback", "OPEN_PATHS"]
+__all__ = ["TokenGuard", "BodyLimit", "is_loopback", "check_exposure", "OPEN_PATHS", "MIN_TOKEN"]
+
+#: The shortest bearer token a server accepts.
+MIN_TOKEN = 16
 
 #: Paths served without a token: a load balancer's liveness probe learns nothing else.
 OPEN_PATHS = frozenset({"/healthz"})
@@ -100,3 +103,16 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def check_exposure(host: str, token: str | None) -> None:
+    """Refuse, before anything is opened, to listen off loopback without a token, or with a short one."""
+    from memflow.errors import MemflowError
+
+    if not is_loopback(host) and not token:
+        raise MemflowError(f"refusing to serve on {host} without a token: give --token (or MEMFLOW_TOKEN)")
+    if token is not None and len(token) < MIN_TOKEN:
+        raise MemflowError(
+            f"--token must be at least {MIN_TOKEN} characters "
+            "(e.g. python -c 'import secrets; print(secrets.token_urlsafe())')"
+        )

@@ -5,8 +5,7 @@ and keeps serving it."""
 from __future__ import annotations
 
 import json
-import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,17 +42,9 @@ def test_writes_to_a_locked_store_are_503_and_reads_go_on(tmp_path: Path, shared
 
 
 @pytest.fixture()
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 3 MB tmpfs: the disk a store fills up (root only; skipped elsewhere)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+def small_disk(mount_small_disk: Callable[[str], Path]) -> Path:
+    """A 3 MB tmpfs: the disk a store fills up."""
+    return mount_small_disk("3m")
 
 
 def test_a_full_disk_is_507_and_what_was_stored_is_kept_and_served(small_disk: Path, shared_data: Path) -> None:

@@ -35,7 +35,7 @@ from memflow.components.loaders.text import TextLoader
 from memflow.errors import InputError, MissingDependencyError
 from memflow.types import Document
 
-__all__ = ["AutoLoader", "LOADERS_BY_EXTENSION"]
+__all__ = ["AutoLoader", "LOADERS_BY_EXTENSION", "is_within"]
 
 log = logging.getLogger("memflow")
 
@@ -51,7 +51,8 @@ LOADERS_BY_EXTENSION: dict[str, type[Loader]] = {
 }
 
 
-def _inside(path: str, directory: str) -> bool:
+def is_within(path: str, directory: str) -> bool:
+    """Whether ``path`` is ``directory`` or lies under it (both as given: resolve them first)."""
     return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
 
 
@@ -204,7 +205,7 @@ class AutoLoader(Loader):
                 elif entry.is_file():
                     if self.loader_for(entry.name) is None:
                         continue
-                    if is_link and not self.follow_symlinks and not _inside(os.path.realpath(entry.path), root_real):
+                    if is_link and not self.follow_symlinks and not is_within(os.path.realpath(entry.path), root_real):
                         # A link must not smuggle in a file from outside the folder the user named.
                         ctx.report(
                             entry.path,
