@@ -50,6 +50,11 @@ def storage_faults(directory: Path, doing: str) -> Iterator[None]:
                 f"the disk under store {directory} is full while {doing}: nothing of it was kept; "
                 "free space and run it again"
             ) from exc
+        if getattr(exc, "connection_invalidated", False):  # SQLAlchemy: the dialect saw a disconnect
+            raise StoreError(
+                f"store {directory}: lost the connection to its database while {doing} ({_first_line(exc)}): "
+                "that write was not kept; run it again once the database is reachable"
+            ) from exc
         if isinstance(exc, RuntimeError) and "faiss" not in repr(exc).lower() and "Error in" not in str(exc):
             raise  # not a storage fault: a bug to see as it is
         raise StoreError(f"store {directory}: {doing} failed: {_first_line(exc)}") from exc

@@ -10,6 +10,10 @@ One writer at a time, any number of readers. Two locks guard two things:
 SQLite needs only the file lock: its database file is in the store directory. Both locks are re-entrant
 within one process (a nested ``with store.writer()`` is free), and both are released when the process
 dies, so a killed writer never leaves a store locked. Within a process, one thread at a time holds it.
+
+The advisory lock lives as long as its connection: a connection lost mid-ingest (a server restart, an
+operator's ``pg_terminate_backend``) is a lost lock, so each write transaction calls :meth:`confirm` before
+it commits, and a writer that no longer holds the lock stops instead of writing beside another one.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
-from memflow.errors import StoreLockedError
+from memflow.errors import StoreError, StoreLockedError
 
 __all__ = ["WriterLock"]
 
@@ -83,6 +88,8 @@ class WriterLock:
                 try:
                     self._connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self._key})
                     self._connection.commit()
+                except SQLAlchemyError:
+                    pass  # the connection is gone, and the session-level lock went with it
                 finally:
                     self._connection.close()
                     self._connection = None
@@ -91,6 +98,21 @@ class WriterLock:
                 self._file.release()
             finally:
                 self._threads.release()
+
+    def confirm(self) -> None:
+        """Raise StoreError if this process held the PostgreSQL advisory lock and its connection is lost
+        (then so is the lock). Nothing to check on SQLite, or while the lock is not held."""
+        if self._connection is None:
+            return
+        try:
+            self._connection.execute(text("SELECT 1"))
+            self._connection.commit()
+        except SQLAlchemyError as exc:
+            reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise StoreError(
+                f"store {self.directory}: lost the connection to its database that held the writer lock "
+                f"({reason}): that write was not kept; run it again once the database is reachable"
+            ) from exc
 
     def _acquire_advisory(self, deadline: float, timeout: float) -> None:
         connection = self.engine.connect()

@@ -8,6 +8,7 @@ both smaller and a single read.
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timezone
 from typing import Any
 
@@ -24,6 +25,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    make_url,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -141,4 +143,7 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # Each process's connections carry its pid, so an operator (or a test) can tell memflow's backends apart
+    # in pg_stat_activity; an application_name in the URL wins.
+    connect_args = {} if "application_name" in make_url(url).query else {"application_name": f"memflow/{os.getpid()}"}
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)

@@ -217,7 +217,9 @@ class Store:
             row.value = value
 
     def _bump_generation(self, session: Session) -> int:
-        """Increment the generation in this transaction; returns the value it will have once committed."""
+        """Increment the generation in this transaction; returns the value it will have once committed.
+        Every write transaction ends here, so it is where a writer confirms it still holds the lock."""
+        self._lock.confirm()
         row = session.get(SettingRow, "generation")
         if row is None:
             session.add(SettingRow(key="generation", value=1))
