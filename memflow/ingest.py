@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from memflow.components.base import Problem, RunContext
 from memflow.defaults import INDEX_FILE
-from memflow.errors import PipelineError, StorageFullError, StoreError
+from memflow.errors import PipelineError, StoreError
 from memflow.pipeline import Pipeline
 from memflow.storage.store import Store
 from memflow.types import DEFAULT_COLLECTION, Chunk, Document
@@ -159,7 +159,10 @@ def ingest(
             if prune:
                 report.pruned = prune_missing(store, roots, files, context)
             saving = time.perf_counter()
-            _save_vectors(store, context)
+            try:
+                store.save_vectors(catch_up=True)
+            except StoreError as exc:
+                raise _stopped(exc, report, files, context, started, unsaved=True) from exc.__cause__
             context.seconds["save"] = time.perf_counter() - saving
     finally:
         bar.close()
@@ -192,7 +195,11 @@ def add_documents(
         with store.writer(timeout=lock_timeout):
             _write_batches(store, batches, written, report, bar, save_every, context)
             saving = time.perf_counter()
-            _save_vectors(store, context)
+            try:
+                store.save_vectors(catch_up=True)
+            except StoreError as exc:
+                uris = [document.uri for document in documents]
+                raise _stopped(exc, report, uris, context, started, unsaved=True, unit="texts") from exc.__cause__
             context.seconds["save"] = time.perf_counter() - saving
     finally:
         bar.close()
@@ -245,28 +252,45 @@ def _write_batches(
 
 
 def _stopped(
-    exc: StoreError, report: IngestReport, files: Sequence[str], context: RunContext, started: float
+    exc: StoreError,
+    report: IngestReport,
+    files: Sequence[str],
+    context: RunContext,
+    started: float,
+    *,
+    unsaved: bool = False,
+    unit: str = "files",
 ) -> StoreError:
-    """``exc`` (the same kind) saying how far the ingest got, with the report of what it committed."""
-    first = files[report.files_done] if report.files_done < len(files) else None
-    where = f"; the first file not stored: {first}" if first is not None else ""
-    stopped = type(exc)(
-        f"{exc} (the ingest stopped after committing {len(report.ingested)} documents from "
-        f"{report.files_done} of {len(files)} files{where})"
-    )
+    """``exc`` (the same kind) saying how far the ingest got, with the report of what it committed.
+    ``unsaved``: every batch was committed and only the final save of the vector file failed."""
+    if unsaved:
+        message = (
+            f"{exc} (the ingest committed {len(report.ingested)} documents from {report.files_done} of "
+            f"{len(files)} {unit}: they stand in SQL; the vector file is caught up from it when the store is next "
+            "opened, and the next ingest saves it once it can be written)"
+        )
+    else:
+        first = files[report.files_done] if report.files_done < len(files) else None
+        where = f"; the first {unit[:-1]} not stored: {first}" if first is not None else ""
+        message = (
+            f"{exc} (the ingest stopped after committing {len(report.ingested)} documents from "
+            f"{report.files_done} of {len(files)} {unit}{where})"
+        )
+    stopped = type(exc)(message)
     stopped.report = _finish(report, context, started, {})
     return stopped
 
 
 def _save_vectors(store: Store, context: RunContext) -> None:
-    """Save the vector file. A full disk leaves the file behind SQL, where every committed chunk and vector
-    is: the batches stand, the next open catches the file up, and the report says so."""
+    """Save the vector file between batches. A failed save (a full disk, a file that cannot be written)
+    leaves the file behind SQL, where every committed chunk and vector is: the batches stand, the ingest goes
+    on, the next open catches the file up, and the report says so."""
     try:
         store.save_vectors()
-    except StorageFullError:
+    except StoreError as exc:
         reason = (
-            "the vector file could not be saved: the disk is full; the committed chunks are safe in SQL and "
-            "the file is rebuilt from it when the store is next opened"
+            f"the vector file could not be saved ({exc}); the committed chunks are safe in SQL and the file "
+            "is caught up from it when the store is next opened"
         )
         if not any(p.reason == reason for p in context.problems):
             context.report(str(store.directory / INDEX_FILE), reason, kind="skipped")

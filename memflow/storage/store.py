@@ -367,10 +367,14 @@ class Store:
                 memory.add(ids, vectors)
         memory.generation = generation
 
-    def save_vectors(self) -> None:
+    def save_vectors(self, *, catch_up: bool = False) -> None:
         """Write the vector memory to its file (atomically). With ``index: auto``, first rebuild it from SQL
-        when the memory has grown (or shrunk) across what its index was chosen for."""
+        when the memory has grown (or shrunk) across what its index was chosen for. ``catch_up``: also when
+        nothing loaded the memory, if the file is behind SQL (an earlier save failed), so it is current again."""
         with self._vectors_mutex, storage_faults(self.directory, "saving the vector file"):
+            behind = catch_up and self._vectors is None and self._vector_file_generation() != self.generation
+            if behind and self.setting("dimension") is not None:
+                self._current_vectors()
             self._save_vectors()
 
     def _save_vectors(self) -> None:
@@ -405,6 +409,13 @@ class Store:
                 pass
         with self._vectors_mutex:
             return self._current_vectors().ntotal
+
+    def _vector_file_generation(self) -> int | None:
+        """The generation the saved vector file claims, None when there is no readable one."""
+        try:
+            return int(json.loads((self.directory / META_FILE).read_text())["generation"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     def rebuild_vectors(self) -> int:
         """Replace the FAISS file with one built from every chunk vector in SQL (for ``auto``, of the type the
@@ -624,7 +635,16 @@ class Store:
         """Remove documents of ``collection`` completely (rows, vectors, summary states). Returns how many
         were stored."""
         with storage_faults(self.directory, "removing documents"):
-            return self._forget(uris, collection=collection)
+            count = self._forget(uris, collection=collection)
+        if self.setting("dimension") is not None:
+            try:
+                self.save_vectors()
+            except StoreError as exc:
+                raise type(exc)(
+                    f"{exc} (the {count} documents were removed from SQL, and readers drop their vectors when "
+                    "they catch the file up from it)"
+                ) from exc.__cause__
+        return count
 
     def _forget(self, uris: Iterable[str], *, collection: str) -> int:
         with Session(self.engine) as session, session.begin():
@@ -636,7 +656,6 @@ class Store:
                 if memory.generation != generation:  # else it was just loaded or caught up from SQL
                     memory.remove(np.asarray(removed, dtype=np.int64))
                     memory.generation = generation
-                self._save_vectors()
         return count
 
     # -- reads --------------------------------------------------------------------------------------------

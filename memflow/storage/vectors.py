@@ -55,10 +55,10 @@ def _atomic_write(path: Path, write: Any) -> None:
         write(tmp)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)  # a half-written file would hold the space a retry needs
+        tmp.unlink(missing_ok=True)  # a half-written or unplaced file would hold the space a retry needs
         raise
-    os.replace(tmp, path)
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
