@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         MissingDependencyError,
         ModelMismatchError,
         PipelineError,
+        ReadOnlyStoreError,
         RecordError,
         StorageFullError,
         StoreError,
@@ -82,6 +83,7 @@ _HOMES = {
             "StoreError",
             "ModelMismatchError",
             "StoreLockedError",
+            "ReadOnlyStoreError",
             "StorageFullError",
             "MissingDependencyError",
         )
@@ -117,6 +119,7 @@ __all__ = [
     "StoreError",
     "ModelMismatchError",
     "StoreLockedError",
+    "ReadOnlyStoreError",
     "StorageFullError",
     "MissingDependencyError",
     "__version__",

@@ -7,8 +7,9 @@ mem.add(["Alice prefers tea."], ids=["pref-1"], metadata={"user": "alice"})
 hits = mem.search("what does alice drink?", where={"user": "alice"})
 
 Results are the same dataclasses (:class:`~memflow.Hit`, :class:`~memflow.Answer`, :class:`~memflow.Record`)
-and errors the same exceptions (RecordError, FilterError, StoreError, StoreLockedError, StorageFullError)
-as in-process; an error only a server has (a wrong token, a body over its limit) is a :class:`ServerError`.
+and errors the same exceptions (RecordError, FilterError, StoreError, StoreLockedError, ReadOnlyStoreError,
+StorageFullError) as in-process; an error only a server has (a wrong token, a body over its limit) is a
+:class:`ServerError`.
 Records are checked here before they are sent, as ``Memory.add`` checks them. Needs httpx (the ``server`` extra).
 """
 
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from memflow.errors import (
     MemflowError,
     MissingDependencyError,
+    ReadOnlyStoreError,
     RecordError,
     StorageFullError,
     StoreError,
@@ -88,6 +90,8 @@ def _raise_for(response: httpx.Response) -> None:
         error = RecordError(message)
     elif status == 503 and response.headers.get("retry-after"):
         error = StoreLockedError(message)
+    elif status == 403:
+        error = ReadOnlyStoreError(message)
     elif status == 507:
         error = StorageFullError(message)
     elif status == 503:

@@ -89,6 +89,11 @@ class StoreLockedError(StoreError):
     """Another process holds the store's writer lock."""
 
 
+class ReadOnlyStoreError(StoreError):
+    """The store cannot be written by this process (a read-only mount, another user's files); it can still
+    be searched and read."""
+
+
 class StorageFullError(StoreError):
     """The disk (or quota) under the store is full. The write that hit it was not kept; what was committed
     before it is intact and readable."""

@@ -195,11 +195,8 @@ def add_documents(
         with store.writer(timeout=lock_timeout):
             _write_batches(store, batches, written, report, bar, save_every, context)
             saving = time.perf_counter()
-            try:
-                store.save_vectors(catch_up=True)
-            except StoreError as exc:
-                uris = [document.uri for document in documents]
-                raise _stopped(exc, report, uris, context, started, unsaved=True, unit="texts") from exc.__cause__
+            # The records are stored once committed: a vector file that cannot be saved is reported, not raised.
+            _save_vectors(store, context, catch_up=True)
             context.seconds["save"] = time.perf_counter() - saving
     finally:
         bar.close()
@@ -259,34 +256,33 @@ def _stopped(
     started: float,
     *,
     unsaved: bool = False,
-    unit: str = "files",
 ) -> StoreError:
     """``exc`` (the same kind) saying how far the ingest got, with the report of what it committed.
     ``unsaved``: every batch was committed and only the final save of the vector file failed."""
     if unsaved:
         message = (
             f"{exc} (the ingest committed {len(report.ingested)} documents from {report.files_done} of "
-            f"{len(files)} {unit}: they stand in SQL; the vector file is caught up from it when the store is next "
+            f"{len(files)} files: they stand in SQL; the vector file is caught up from it when the store is next "
             "opened, and the next ingest saves it once it can be written)"
         )
     else:
         first = files[report.files_done] if report.files_done < len(files) else None
-        where = f"; the first {unit[:-1]} not stored: {first}" if first is not None else ""
+        where = f"; the first file not stored: {first}" if first is not None else ""
         message = (
             f"{exc} (the ingest stopped after committing {len(report.ingested)} documents from "
-            f"{report.files_done} of {len(files)} {unit}{where})"
+            f"{report.files_done} of {len(files)} files{where})"
         )
     stopped = type(exc)(message)
     stopped.report = _finish(report, context, started, {})
     return stopped
 
 
-def _save_vectors(store: Store, context: RunContext) -> None:
-    """Save the vector file between batches. A failed save (a full disk, a file that cannot be written)
-    leaves the file behind SQL, where every committed chunk and vector is: the batches stand, the ingest goes
-    on, the next open catches the file up, and the report says so."""
+def _save_vectors(store: Store, context: RunContext, *, catch_up: bool = False) -> None:
+    """Save the vector file (``catch_up``: see :meth:`Store.save_vectors`). A failed save (a full disk, a file
+    that cannot be written) leaves the file behind SQL, where every committed chunk and vector is: the
+    batches stand, the ingest goes on, the next open catches the file up, and the report says so."""
     try:
-        store.save_vectors()
+        store.save_vectors(catch_up=catch_up)
     except StoreError as exc:
         reason = (
             f"the vector file could not be saved ({exc}); the committed chunks are safe in SQL and the file "

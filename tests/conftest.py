@@ -101,3 +101,40 @@ def mount_small_disk(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
     finally:
         for target in mounts:
             subprocess.run(["umount", "-l", str(target)], check=False)
+
+
+class ReadOnlyMounts:
+    """Read-only bind mounts, as a read-only disk is seen (root ignores file modes, not mounts)."""
+
+    def __init__(self) -> None:
+        self.mounted: list[Path] = []
+
+    def __call__(self, source: Path, target: Path | None = None) -> Path:
+        """``source`` (a directory or a file) mounted read-only at ``target`` (default: over itself)."""
+        target = target or source
+        if source.is_dir():
+            target.mkdir(exist_ok=True)
+        done = subprocess.run(["mount", "--bind", str(source), str(target)], capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot bind-mount here: {done.stderr.strip()}")
+        self.mounted.append(target)
+        done = subprocess.run(["mount", "-o", "remount,bind,ro", str(target)], capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot remount read-only here: {done.stderr.strip()}")
+        return target
+
+    def unmount(self, target: Path) -> None:
+        subprocess.run(["umount", str(target)], check=True)
+        self.mounted.remove(target)
+
+
+@pytest.fixture()
+def mount_read_only() -> Iterator[ReadOnlyMounts]:
+    """``mount_read_only(source, target=None)``, unmounted afterwards (root only: the test is skipped where
+    mounting is not allowed)."""
+    mounts = ReadOnlyMounts()
+    try:
+        yield mounts
+    finally:
+        for target in reversed(mounts.mounted):
+            subprocess.run(["umount", "-l", str(target)], check=False)

@@ -14,6 +14,7 @@ from memflow.cli.common import (
     configure_logging,
     display_path,
     echo_json,
+    format_problem,
     open_memory,
     open_store,
     pipeline_option,
@@ -122,11 +123,20 @@ def add(
                 "chunks": report.chunks,
                 "tokens": report.tokens,
                 "seconds": round(report.seconds, 3),
+                "problems": [{"path": p.path, "reason": p.reason, "kind": p.kind} for p in report.problems],
             }
         )
+    else:
+        for record_id in record_ids:
+            click.echo(record_id)
+    # The records are stored; a problem is about the store (its vector file could not be saved): say so,
+    # and exit 1 so that a script notices.
+    for problem in report.problems:
+        click.echo(format_problem(problem), err=True)
+    if report.problems:
+        sys.exit(1)
+    if as_json:
         return
-    for record_id in record_ids:
-        click.echo(record_id)
     if not quiet:
         added = len(report.ingested)
         click.echo(

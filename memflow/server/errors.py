@@ -1,6 +1,7 @@
 """memflow's errors as HTTP answers: one JSON body ``{"error": "...", "field"?: "..."}`` with a status that
 says whose fault it is. Bad input is a 4xx naming the field; a store that cannot be written is a 503 (locked,
-unreadable) or 507 (disk full); anything unforeseen is a 500 whose details stay in the server's log."""
+unreadable), 403 (read-only: reads are served) or 507 (disk full); anything unforeseen is a 500 whose details
+stay in the server's log."""
 
 from __future__ import annotations
 
@@ -13,7 +14,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from memflow.errors import MemflowError, RecordError, StorageFullError, StoreError, StoreLockedError
+from memflow.errors import (
+    MemflowError,
+    ReadOnlyStoreError,
+    RecordError,
+    StorageFullError,
+    StoreError,
+    StoreLockedError,
+)
 from memflow.filters import FilterError
 
 __all__ = ["NotFound", "FieldError", "bad_field", "add_error_handlers"]
@@ -78,6 +86,8 @@ def _memflow(_: Request, exc: Exception) -> Any:
         return _error(422, str(exc))
     if isinstance(exc, StorageFullError):
         return _error(507, str(exc))
+    if isinstance(exc, ReadOnlyStoreError):  # as a read-only index block answers elsewhere: reads go on
+        return _error(403, str(exc))
     if isinstance(exc, StoreLockedError):
         return _error(503, str(exc), headers={"Retry-After": "1"})
     if isinstance(exc, StoreError):

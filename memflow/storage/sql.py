@@ -9,7 +9,9 @@ both smaller and a single read.
 from __future__ import annotations
 
 import os
+import sqlite3
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -28,6 +30,7 @@ from sqlalchemy import (
     make_url,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.pool import QueuePool
 
 from memflow.types import DEFAULT_COLLECTION
 
@@ -128,9 +131,32 @@ class SettingRow(Base):
     value: Mapped[Any] = mapped_column(JSON)
 
 
-def make_engine(url: str) -> Engine:
+def read_only_sqlite_uri(path: Path) -> str:
+    """A SQLite URI that opens ``path`` read-only. On a directory this process cannot write (a read-only
+    mount), ``immutable`` too when no write-ahead log lies beside the file: SQLite then needs no -shm file,
+    which such a directory cannot hold. A log that is there may hold committed pages, so it is read."""
+    immutable = not os.access(path.parent, os.W_OK) and not Path(f"{path}-wal").exists()
+    return f"{path.as_uri()}?mode=ro" + ("&immutable=1" if immutable else "")
+
+
+def connect_read_only(path: Path) -> sqlite3.Connection:
+    """A raw read-only sqlite3 connection to ``path`` (autocommit, usable from any thread)."""
+    return sqlite3.connect(
+        read_only_sqlite_uri(path), uri=True, timeout=30, isolation_level=None, check_same_thread=False
+    )
+
+
+def make_engine(url: str, *, read_only_file: Path | None = None) -> Engine:
     """An engine for ``url``. SQLite gets WAL (readers never block the writer), enforced foreign keys and a
-    busy timeout, so concurrent readers wait briefly instead of failing with "database is locked"."""
+    busy timeout, so concurrent readers wait briefly instead of failing with "database is locked".
+    ``read_only_file``: the SQLite file ``url`` names, opened read-only (its store cannot be written)."""
+    if read_only_file is not None:
+        uri = read_only_sqlite_uri(read_only_file)
+        return create_engine(
+            "sqlite://",
+            creator=lambda: sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False),
+            poolclass=QueuePool,
+        )
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30})
 

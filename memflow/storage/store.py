@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import delete, func, insert, inspect, or_, select, update
+from sqlalchemy import delete, func, insert, inspect, make_url, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, defer
 
 from memflow.defaults import DB_FILE, META_FILE
-from memflow.errors import MemflowError, ModelMismatchError, StoreError
+from memflow.errors import MemflowError, ModelMismatchError, ReadOnlyStoreError, StoreError
 from memflow.filters import Where
 from memflow.storage import codec, vector_rows
 from memflow.storage import lexical as lexical_index
@@ -43,6 +43,7 @@ from memflow.storage.sql import (
     SettingRow,
     SummaryStateRow,
     WrittenSummaryRow,
+    connect_read_only,
     make_engine,
 )
 from memflow.types import Chunk, Document, Section, Sentence, SummarySlot, SummaryState, WrittenSummary
@@ -154,20 +155,27 @@ class Store:
         self.url = url or f"sqlite:///{self.directory / DB_FILE}"
         # Settings that never change once recorded, read once per open: the query path reads them per query.
         self._fixed: dict[str, Any] = {}
-        self.engine = make_engine(self.url)
-        database = self.engine.url.database
+        parsed = make_url(self.url)
+        database = parsed.database
         self._sqlite_file = (
             Path(database).resolve()
-            if self.engine.dialect.name == "sqlite" and database and database != ":memory:"
+            if parsed.get_backend_name() == "sqlite" and database and database != ":memory:"
             else None
         )
+        #: Whether this process cannot write the store (a read-only mount, files of another user): it is then
+        #: opened for reading only, searched and read as usual, and every write is refused in one line.
+        self.read_only = self._sqlite_file is not None and _unwritable(self._sqlite_file)
+        self.engine = make_engine(self.url, read_only_file=self._sqlite_file if self.read_only else None)
         # The generation is read on every query: on SQLite through one raw connection of its own (3 us a read
         # against ~100 us through a pooled SQLAlchemy session), re-opened in a forked child.
         self._generation_connection: tuple[int, sqlite3.Connection] | None = None
         self._generation_mutex = threading.Lock()
         try:
-            Base.metadata.create_all(self.engine)
-            self._init_settings()
+            if self.read_only:
+                self._check_read_only_schema()
+            else:
+                Base.metadata.create_all(self.engine)
+                self._init_settings()
         except SQLAlchemyError as exc:
             self.engine.dispose()
             raise open_fault(exc, directory=self.directory, url=self.url) from exc
@@ -197,6 +205,26 @@ class Store:
             stored_version = int(version.value) if version is not None else SCHEMA_VERSION
         database = self.directory / DB_FILE if self.url.startswith("sqlite") else None
         self.migrations = migrate(self.engine, current=stored_version, target=SCHEMA_VERSION, database_file=database)
+
+    def _check_read_only_schema(self) -> None:
+        """A read-only store is read as it is: it must hold a store of this memflow's schema (creating or
+        migrating one would write)."""
+        self.migrations = []
+        if not inspect(self.engine).has_table(SettingRow.__tablename__):
+            raise StoreError(f"store {self.directory} is read-only and holds no memflow store to read")
+        with Session(self.engine) as session:
+            version = session.get(SettingRow, "schema_version")
+        stored = int(version.value) if version is not None else 0
+        if stored > SCHEMA_VERSION:
+            raise StoreError(
+                f"store {self.directory} has schema version {stored}, newer than this memflow ({SCHEMA_VERSION}); "
+                "upgrade memflow"
+            )
+        if stored < SCHEMA_VERSION:
+            raise StoreError(
+                f"store {self.directory} is read-only and has schema version {stored}, older than this memflow "
+                f"({SCHEMA_VERSION}) reads; open it once where it can be written, and it is upgraded"
+            )
 
     def setting(self, key: str, default: Any = None) -> Any:
         if key in self._fixed:
@@ -286,6 +314,11 @@ class Store:
     def writer(self, *, timeout: float = 60.0) -> Iterator[None]:
         """Hold the single-writer lock (waits up to ``timeout`` seconds for another writer): the store
         directory's lock file, and on PostgreSQL an advisory lock too (see :mod:`memflow.storage.locks`)."""
+        if self.read_only:
+            raise ReadOnlyStoreError(
+                f"store {self.directory} is read-only for this user (a read-only mount or another user's files): "
+                "it can be searched and read, not written; make it writable to change it"
+            )
         self._lock.acquire(timeout=timeout)
         try:
             yield
@@ -349,7 +382,11 @@ class Store:
         pid = os.getpid()
         if self._generation_connection is None or self._generation_connection[0] != pid:
             # autocommit: every read is its own short read transaction, never a snapshot held open
-            connection = sqlite3.connect(self._sqlite_file, timeout=30, isolation_level=None, check_same_thread=False)
+            connection = (
+                connect_read_only(self._sqlite_file)
+                if self.read_only
+                else sqlite3.connect(self._sqlite_file, timeout=30, isolation_level=None, check_same_thread=False)
+            )
             self._generation_connection = (pid, connection)
         return self._generation_connection[1]
 
@@ -975,6 +1012,14 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _unwritable(database: Path) -> bool:
+    """Whether this process can write neither the SQLite file's directory (its journal files live there) nor,
+    where it exists, the file itself. ``access`` answers for root too on a read-only mount."""
+    if not os.access(database.parent, os.W_OK):
+        return True
+    return database.exists() and not os.access(database, os.W_OK)
 
 
 def _like_escape(text: str) -> str:

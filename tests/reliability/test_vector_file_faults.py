@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from memflow.storage.vectors import INDEX_FILE, META_FILE
+from tests.conftest import ReadOnlyMounts
 from tests.reliability.support import MEMFLOW, sql_counts, squad_paragraphs, write_corpus
 
 
@@ -21,25 +19,9 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*MEMFLOW, *args], capture_output=True, text=True, timeout=600)
 
 
-@pytest.fixture()
-def read_only_file() -> Iterator[list[Path]]:
-    """Files listed here get a read-only bind mount over themselves; unmounted afterwards."""
-    mounted: list[Path] = []
-    yield mounted
-    for path in mounted:
-        subprocess.run(["umount", "-l", str(path)], check=False)
-
-
-def mount_read_only(path: Path, mounted: list[Path]) -> None:
-    done = subprocess.run(["mount", "--bind", str(path), str(path)], capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot bind-mount here: {done.stderr.strip()}")
-    mounted.append(path)
-    done = subprocess.run(["mount", "-o", "remount,ro,bind", str(path)], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-
-
-def test_a_vector_file_that_cannot_be_written(tmp_path: Path, shared_data: Path, read_only_file: list[Path]) -> None:
+def test_a_vector_file_that_cannot_be_written(
+    tmp_path: Path, shared_data: Path, mount_read_only: ReadOnlyMounts
+) -> None:
     paragraphs = squad_paragraphs(shared_data)
     corpus = tmp_path / "corpus"
     write_corpus(corpus / "first", paragraphs[:24])
@@ -48,7 +30,7 @@ def test_a_vector_file_that_cannot_be_written(tmp_path: Path, shared_data: Path,
     first = run("ingest", str(corpus / "first"), "--store", str(store), "-q")
     assert first.returncode == 0, first.stderr
     saved = (store / INDEX_FILE).read_bytes()
-    mount_read_only(store / INDEX_FILE, read_only_file)
+    mount_read_only(store / INDEX_FILE)
 
     failed = run("ingest", str(corpus), "--store", str(store), "-q", "--batch-files", "8")
     assert failed.returncode == 1, failed.stdout + failed.stderr
@@ -60,9 +42,12 @@ def test_a_vector_file_that_cannot_be_written(tmp_path: Path, shared_data: Path,
     assert not [p.name for p in store.iterdir() if p.name.endswith(".tmp")]  # nothing half-written left
     assert sql_counts(store)[0] == 48
 
+    # a record is stored once committed: add prints its id, says the file could not be saved, exits 1
     added = run("add", "The Eiffel Tower is in Paris.", "--id", "tower", "--store", str(store), "-q")
-    assert added.returncode == 1 and "saving the vector file failed" in added.stderr, added.stderr
+    assert added.returncode == 1 and added.stdout.split() == ["tower"], added.stdout + added.stderr
     assert len(added.stderr.strip().splitlines()) == 1, added.stderr
+    assert "the vector file could not be saved" in added.stderr and str(store / INDEX_FILE) in added.stderr
+    assert sql_counts(store)[0] == 49
     forgot = run("forget", "tower", "--store", str(store))
     assert forgot.returncode == 1 and "the 1 documents were removed from SQL" in forgot.stderr, forgot.stderr
     assert sql_counts(store)[0] == 48
@@ -75,8 +60,7 @@ def test_a_vector_file_that_cannot_be_written(tmp_path: Path, shared_data: Path,
     doctor = run("doctor", "--store", str(store))
     assert doctor.returncode == 0 and "caught up from SQL" in doctor.stdout, doctor.stdout + doctor.stderr
 
-    subprocess.run(["umount", str(store / INDEX_FILE)], check=True)
-    read_only_file.clear()
+    mount_read_only.unmount(store / INDEX_FILE)
     again = run("ingest", str(corpus), "--store", str(store), "-q")
     assert again.returncode == 0, again.stderr
     assert "skipped 48 unchanged" in again.stdout

@@ -1,6 +1,6 @@
 """Storage faults through a real server process: a store locked by another writer answers writes with a
 503 (and Retry-After) while reads keep being served; a full disk answers a 507, keeps what was stored before,
-and keeps serving it."""
+and keeps serving it; a store on a read-only mount is served for reads and answers writes with a 403."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
+from memflow import Client, Memory, ReadOnlyStoreError
 from memflow.storage.store import Store
 from memflow.testing import running_server
+from tests.conftest import ReadOnlyMounts
 
 
 def records(shared_data: Path, start: int, count: int) -> list[dict[str, Any]]:
@@ -67,3 +69,23 @@ def test_a_full_disk_is_507_and_what_was_stored_is_kept_and_served(small_disk: P
         hits = client.post("/search", json={"query": "Which team won Super Bowl 50?", "k": 3})
         assert hits.status_code == 200 and len(hits.json()["hits"]) == 3
         assert client.get("/documents/p0").status_code == 200
+
+
+def test_a_read_only_store_is_served_for_reads_and_writes_are_403(
+    tmp_path: Path, shared_data: Path, mount_read_only: ReadOnlyMounts
+) -> None:
+    store = tmp_path / "store"
+    with Memory(store) as memory:
+        memory.add([r["text"] for r in records(shared_data, 0, 10)], ids=[f"p{n}" for n in range(10)])
+    view = mount_read_only(store, tmp_path / "read-only")
+    with running_server(view) as url, httpx.Client(base_url=url, timeout=60) as client:
+        hits = client.post("/search", json={"query": "Which team won Super Bowl 50?", "k": 3})
+        assert hits.status_code == 200 and len(hits.json()["hits"]) == 3
+        assert client.get("/documents/p0").status_code == 200
+        assert client.get("/stats").json()["documents"] == 10
+        refused = client.post("/documents", json={"records": records(shared_data, 10, 2)})
+        assert refused.status_code == 403 and "is read-only" in refused.json()["error"], refused.text
+        assert client.delete("/documents/p0").status_code == 403
+        with Client(url) as remote, pytest.raises(ReadOnlyStoreError, match="can be searched and read"):
+            remote.delete(["p1"])
+        assert client.get("/stats").json()["documents"] == 10
