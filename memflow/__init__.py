@@ -10,7 +10,13 @@ load only what they touch.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import TYPE_CHECKING, Any
+
+# memflow runs offline and sends nothing anywhere: ONNX Runtime (the default encoder's backend) collects and
+# uploads telemetry on Linux and macOS unless told not to before it is first imported, and keeps a device id
+# under ~/.cache. A user who sets the variable themselves decides.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 if TYPE_CHECKING:
     from memflow.client import AsyncClient, Client, ServerError

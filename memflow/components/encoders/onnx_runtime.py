@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 import threading
 import warnings
 from pathlib import Path
@@ -61,6 +62,28 @@ def cache_dir() -> Path:
         return Path(explicit).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "memflow"
+
+
+def _writable_cache(name: str) -> Path:
+    """The folder for one model's ONNX files: under :func:`cache_dir`, or, where that cannot be written (a
+    service user without a home, a read-only home), a folder of this user's own in the temporary directory."""
+    preferred = cache_dir() / "onnx" / name
+    fallback = Path(tempfile.gettempdir()) / f"memflow-{os.getuid()}" / "onnx" / name
+    errors = []
+    for folder in (preferred, fallback):
+        try:
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            owner = folder.parents[1]
+            if folder is fallback and (owner.stat().st_uid != os.getuid() or owner.stat().st_mode & 0o022):
+                raise PermissionError(f"{owner} belongs to another user or is writable by others")
+            if os.access(folder, os.W_OK):
+                return folder
+            raise PermissionError(f"{folder} is not writable")
+        except OSError as exc:
+            errors.append(f"{folder}: {exc.strerror or exc}")
+    raise MemflowError(
+        f"cannot write the encoder's ONNX cache ({'; '.join(errors)}): set MEMFLOW_CACHE to a writable directory"
+    )
 
 
 def _require_onnx() -> None:
@@ -120,12 +143,12 @@ class OnnxTransformer:
 
     @classmethod
     def _ensure_exported(cls, model: SentenceTransformer, model_dir: Path, precision: OnnxPrecision) -> Path:
-        folder = cache_dir() / "onnx" / f"{model_dir.name}-{_fingerprint(model_dir)}"
-        target = folder / f"model.{precision}.onnx"
+        name = f"{model_dir.name}-{_fingerprint(model_dir)}"
         with _EXPORT_LOCK:
+            folder = _writable_cache(name)
+            target = folder / f"model.{precision}.onnx"
             if target.exists():
                 return target
-            folder.mkdir(parents=True, exist_ok=True)
             plain = folder / "model.float32.onnx"
             if not plain.exists():
                 cls._export(model, plain)

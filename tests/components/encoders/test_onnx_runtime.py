@@ -1,8 +1,12 @@
 """The ONNX Runtime encoder backend on the real packaged MiniLM: exported locally, float32 equal to PyTorch,
-int8 close enough to rank the same, cached between loads, and a clear error without the extra."""
+int8 close enough to rank the same, cached between loads (in a private temporary folder where the cache
+cannot be written), a clear error without the extra, and no telemetry sent or device id kept."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -135,3 +139,37 @@ def test_without_the_extra_onnx_is_a_clear_error_and_auto_falls_back(monkeypatch
 def test_int8_needs_the_onnx_backend() -> None:
     with pytest.raises(MemflowError, match="int8 needs the ONNX backend"):
         EncoderModel("default", device="cpu", backend="torch", precision="int8")
+
+
+def test_onnx_runtime_sends_nothing_and_keeps_no_device_id(tmp_path: Path) -> None:
+    """memflow turns ONNX Runtime's telemetry off before it is imported: no upload, no id under the home."""
+    home = tmp_path / "home"
+    home.mkdir()
+    script = (
+        "import os, memflow\n"
+        "from memflow.components.encoders.sentence_transformers import EncoderModel\n"
+        "EncoderModel('default', device='cpu', backend='onnx', precision='int8').encode_queries(['a sentence'])\n"
+        "print(os.environ['ORT_DISABLE_TELEMETRY'])\n"
+    )
+    environment = {k: v for k, v in os.environ.items() if k not in ("ORT_DISABLE_TELEMETRY", "XDG_CACHE_HOME")}
+    environment |= {"HOME": str(home), "MEMFLOW_CACHE": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=environment, timeout=300)
+    assert done.returncode == 0 and done.stdout.split() == ["1"], done.stderr
+    assert not list(home.rglob("*")), [str(p) for p in home.rglob("*")]  # no ~/.cache/Microsoft/.../deviceid
+    assert "telemetry" not in done.stderr.lower(), done.stderr
+
+
+def test_an_unwritable_cache_falls_back_to_a_private_temporary_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the cache directory would be")
+    monkeypatch.setenv("MEMFLOW_CACHE", str(blocked))
+    monkeypatch.setattr(onnx_runtime.tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    folder = onnx_runtime._writable_cache("model-abc")
+    assert folder == tmp_path / "tmp" / f"memflow-{os.getuid()}" / "onnx" / "model-abc" and folder.is_dir()
+    # a fallback folder another user could write is refused, and the error says what to set
+    (tmp_path / "tmp" / f"memflow-{os.getuid()}").chmod(0o777)
+    with pytest.raises(MemflowError, match="set MEMFLOW_CACHE to a writable directory"):
+        onnx_runtime._writable_cache("model-def")
