@@ -1,14 +1,19 @@
 """A store that cannot be opened says why in one line and what to do, exit status 1, and is left as it was:
-a database file that is not SQLite (random bytes, a truncated copy), a PostgreSQL server that is not there,
-a store on a read-only mount."""
+a database file that is not SQLite (random bytes, a truncated copy), a PostgreSQL server that is not there.
+A store this process cannot write (a read-only mount, another user's files) is read as it is and refuses
+writes in one line."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
+import tempfile
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import ReadOnlyMounts
 from tests.reliability.support import MEMFLOW
@@ -104,3 +109,35 @@ def test_a_read_only_store_of_an_older_schema(tmp_path: Path, mount_read_only: R
     view = mount_read_only(store, tmp_path / "read-only")
     line = one_line(run("list", "--store", str(view)))
     assert f"store {view} is read-only and has schema version 2" in line and "open it once where" in line
+
+
+def test_another_users_store() -> None:
+    """A store whose files belong to another user (root's, read by ``nobody`` through setpriv): read as it
+    is, writes refused in one line."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to run memflow as another user")
+    base = Path(tempfile.mkdtemp(prefix="memflow-other-user-"))
+    try:
+        base.chmod(0o755)
+        store = base / "store"
+        assert run("add", "The Eiffel Tower is in Paris.", "--id", "tower", "--store", str(store), "-q").returncode == 0
+        cache = base / "cache"
+        cache.mkdir()
+        os.chown(cache, 65534, 65534)
+        as_nobody = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", *MEMFLOW]
+        environment = os.environ | {"HOME": str(base / "no-home"), "MEMFLOW_CACHE": str(cache)}
+
+        def run_as_nobody(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [*as_nobody, *args, "--store", str(store)], capture_output=True, text=True, env=environment, timeout=300
+            )
+
+        listed = run_as_nobody("list")
+        assert listed.returncode == 0 and "tower" in listed.stdout, listed.stderr
+        search = run_as_nobody("search", "Where is the Eiffel Tower?", "-k", "1")
+        assert search.returncode == 0 and "tower" in search.stdout, search.stderr
+        line = one_line(run_as_nobody("add", "Another note.", "--id", "note"))
+        assert f"store {store} is read-only for this user" in line, line
+        assert sorted(p.name for p in store.iterdir()) == ["LOCK", "memflow.db", "vectors.faiss", "vectors.json"]
+    finally:
+        shutil.rmtree(base)
