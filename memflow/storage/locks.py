@@ -138,5 +138,5 @@ class WriterLock:
 
     def _locked(self, timeout: float, what: str) -> StoreLockedError:
         return StoreLockedError(
-            f"store {self.directory} is being written by another process (waited {timeout:.0f} s for {what})"
+            f"store {self.directory} is being written by another process (waited {timeout:g} s for {what})"
         )
