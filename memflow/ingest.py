@@ -303,6 +303,8 @@ def _finish(report: IngestReport, context: RunContext, started: float, stages: d
 def prune_missing(store: Store, roots: list[str], files: list[str], context: RunContext) -> list[str]:
     """Forget the stored documents under ``roots`` whose file is gone, and the records (``path#id``) no
     longer in a file that was loaded without failure; returns their URIs."""
+    from memflow.components.loaders.auto import is_within
+
     resolved = [Path(r).expanduser().resolve() for r in roots]
     loaded = {str(Path(f).resolve()) for f in files}
     # A file with any failure (a JSONL line that no longer parses, say) keeps all its stored records.
@@ -310,7 +312,7 @@ def prune_missing(store: Store, roots: list[str], files: list[str], context: Run
     gone: list[str] = []
     for document in store.documents(collection=context.collection):
         path = document.uri.split("#", 1)[0]
-        if not any(path == str(root) or path.startswith(str(root) + "/") for root in resolved):
+        if not any(is_within(path, str(root)) for root in resolved):
             continue
         if not Path(path).exists():
             gone.append(document.uri)

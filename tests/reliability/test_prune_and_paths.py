@@ -6,6 +6,8 @@ import shutil
 from pathlib import Path
 
 from memflow import Memory
+from memflow.components.base import RunContext
+from memflow.ingest import prune_missing
 
 RECORDS = [
     '{"id": "a", "text": "Apples grow on trees in orchards."}',
@@ -62,3 +64,16 @@ def test_links_to_files_outside_the_root_are_not_followed(tmp_path: Path) -> Non
         report = memory.ingest([str(corpus)])
         assert _uris(memory) == {"public.txt"}
         assert any("leak.txt" in p.source and "outside" in p.reason for p in report.problems)
+
+
+def test_prune_under_the_filesystem_root_reaches_every_file_and_no_record(tmp_path: Path) -> None:
+    """A root of "/" holds every path (a containment test by ``root + "/"`` would find none under "//")."""
+    note = tmp_path / "note.txt"
+    note.write_text("A note that is deleted after it was ingested.", encoding="utf-8")
+    with Memory(tmp_path / "store") as memory:
+        memory.ingest([str(note)])
+        memory.add(["A record, which has no file to lose."], ids=["record"])
+        note.unlink()
+        context = RunContext(store=memory.store, collection="default")
+        assert prune_missing(memory.store, ["/"], [], context) == [str(note)]
+        assert [d.uri for d in memory.documents()] == ["record"]
