@@ -45,6 +45,12 @@ from memflow.pipeline.shipped import looks_like_path, resolve_pipeline
     metavar="BYTES",
     help="The largest request body accepted (413 beyond).",
 )
+@click.option(
+    "--mcp",
+    "with_mcp",
+    is_flag=True,
+    help="Serve MCP (streamable HTTP) for LLM agents at /mcp too, behind the same token (pip install 'memflow[mcp]').",
+)
 @pipeline_option("ask")
 @click.option(
     "--offer",
@@ -63,6 +69,7 @@ def serve(
     token: str | None,
     ingest_roots: tuple[Path, ...],
     max_body: int,
+    with_mcp: bool,
     pipeline: Path | None,
     offered: tuple[str, ...],
     ingest_pipeline: Path | None,
@@ -83,6 +90,11 @@ def serve(
         from memflow.server.warm import warm
     except ImportError as exc:
         raise MissingDependencyError(exc.name or "fastapi", extra="server", purpose="memflow serve") from exc
+    if with_mcp:
+        try:
+            import memflow.server.mcp_server  # noqa: F401
+        except ImportError as exc:
+            raise MissingDependencyError(exc.name or "mcp", extra="mcp", purpose="memflow serve --mcp") from exc
     check_exposure(host, token)
     pipelines = {}
     for spec in offered:
@@ -95,11 +107,19 @@ def serve(
         store, url, trusted, collection=collection, ask_pipeline=pipeline, ingest_pipeline=ingest_pipeline
     )
     try:
-        settings = ServerSettings(token=token, max_body_bytes=max_body, ingest_roots=ingest_roots, pipelines=pipelines)
+        settings = ServerSettings(
+            token=token,
+            max_body_bytes=max_body,
+            ingest_roots=ingest_roots,
+            pipelines=pipelines,
+            mcp=with_mcp,
+            host=host,
+        )
         warm(memory, settings.pipelines.values())
         app = create_app(memory, settings)
         guard = "bearer token required" if token else "no token: this machine only"
-        click.echo(f"memflow: serving {store} on http://{host}:{port} ({guard}); API docs at /docs", err=True)
+        also = "; MCP at /mcp" if with_mcp else ""
+        click.echo(f"memflow: serving {store} on http://{host}:{port} ({guard}); API docs at /docs{also}", err=True)
         sys.stderr.flush()
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
     finally:

@@ -45,13 +45,17 @@ MAX_BODY_BYTES = 32 * 1024 * 1024
 
 @dataclass(frozen=True, kw_only=True)
 class ServerSettings:
-    """``token``: the bearer token every route but /healthz needs (None: none, loopback only).
+    """``token``: the bearer token every route but /healthz needs (None: none, loopback only), MCP's included.
     ``max_body_bytes``: the largest request body accepted. ``ingest_roots``: the server-side directories
     POST /ingest may read under. ``pipelines``: the other ask pipelines a request may choose by name
     (``"pipeline": "dense"``), each the YAML file it names; ``"default"`` is always the memory's own."""
 
     token: str | None = None
     max_body_bytes: int = MAX_BODY_BYTES
+    #: Serve MCP's streamable HTTP at /mcp too (the ``mcp`` extra), behind the same token and body limit;
+    #: ``host`` is the address served, which the MCP SDK's DNS-rebinding guard checks requests against.
+    mcp: bool = False
+    host: str = "127.0.0.1"
     ingest_roots: tuple[Path, ...] = field(default_factory=tuple)
     pipelines: dict[str, Path] = field(default_factory=dict)
 
@@ -270,6 +274,10 @@ def create_app(memory: Memory, settings: ServerSettings | None = None) -> ASGIAp
         return to_jsonable(memory.stats(collection=collection))
 
     app: ASGIApp = api
+    if settings.mcp:
+        from memflow.server.mcp_server import WithMcp
+
+        app = WithMcp(api, memory, host=settings.host)
     if settings.token is not None:
         app = TokenGuard(app, token=settings.token)
     return BodyLimit(app, max_bytes=settings.max_body_bytes)

@@ -1,6 +1,7 @@
 """``memflow mcp``: the memory as tools an LLM agent calls, on the official MCP Python SDK (the ``mcp`` extra),
 over stdio (desktop agents start it as a subprocess) or streamable HTTP (behind the same bearer token and
-body limit as ``memflow serve``).
+body limit as ``memflow serve``), on its own port (``memflow mcp --http``) or beside the HTTP API at /mcp
+(``memflow serve --mcp``).
 
 Tools: search, ask, add, forget, summary, list_documents, stats. Each takes JSON arguments checked against
 its schema (bounds included) and returns structured JSON; every passage carries its citation (document,
@@ -18,13 +19,14 @@ import anyio.to_thread
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from memflow.errors import MemflowError
 from memflow.memory import Memory
 from memflow.server.warm import has_vectors
 from memflow.types import Hit
 
-__all__ = ["build_mcp", "INSTRUCTIONS"]
+__all__ = ["build_mcp", "INSTRUCTIONS", "MCP_PATH", "WithMcp"]
 
 INSTRUCTIONS = (
     "memflow is a long-term memory over documents and records. Call search (or ask) before answering from "
@@ -183,3 +185,21 @@ def build_mcp(memory: Memory, *, name: str = "memflow") -> MCPServer:
         }
 
     return server
+
+
+MCP_PATH = "/mcp"
+
+
+class WithMcp:
+    """An ASGI app that serves MCP's streamable HTTP at :data:`MCP_PATH` and everything else from ``app``:
+    ``memflow serve --mcp``, one process and port for the HTTP API and for agents. The lifespan goes to the
+    MCP app, whose session manager lives as long as the server (the HTTP API needs none)."""
+
+    def __init__(self, app: ASGIApp, memory: Memory, *, host: str) -> None:
+        self.app = app
+        # host: what the SDK's DNS-rebinding guard allows (loopback names when serving on loopback)
+        self.mcp = build_mcp(memory).streamable_http_app(streamable_http_path=MCP_PATH, host=host)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        for_mcp = scope["type"] == "lifespan" or (scope["type"] == "http" and scope["path"].rstrip("/") == MCP_PATH)
+        await (self.mcp if for_mcp else self.app)(scope, receive, send)

@@ -135,3 +135,27 @@ def test_over_streamable_http_behind_the_token(http_server: str) -> None:
     assert refused.status_code == 401
     wrong = httpx2.post(http_server, json={}, headers={"Authorization": "Bearer wrong-token-0123456789"})
     assert wrong.status_code == 401
+
+
+def test_beside_the_http_api_in_memflow_serve(tmp_path: Path) -> None:
+    """``memflow serve --mcp``: the HTTP API and MCP on one port, one warm memory, one token."""
+    import httpx2
+
+    from memflow.testing import running_server
+
+    with running_server(tmp_path / "store", "--mcp", token=TOKEN) as url:
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+
+        async def run() -> None:
+            async with (
+                httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=300)) as http,
+                Client(streamable_http_client(f"{url}/mcp", http_client=http)) as client,
+            ):
+                await exercise(client)
+
+        anyio.run(run)
+        # what the agent stored is the HTTP API's memory too
+        found = httpx2.post(f"{url}/search", json={"query": "Eiffel Tower", "k": 1}, headers=headers).json()
+        assert found["hits"][0]["document"] == "tower"
+        assert httpx2.post(f"{url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).status_code == 401
+        assert httpx2.get(f"{url}/healthz").status_code == 200
