@@ -369,11 +369,20 @@ class Memory:
             raise MemflowError(f"document {found.uri} has no summary state (its ingest pipeline kept none)")
         return state
 
-    def documents(self, *, collection: str | None = None, where: WhereSpec = None) -> list[StoredDocument]:
-        """The collection's documents and records (oldest first), those ``where`` matches when given."""
-        documents = self.store.documents(collection=self._in(collection))
-        matching = parse_where(where)
-        return documents if matching is None else [d for d in documents if matching.matches(d.fields())]
+    def documents(
+        self, *, collection: str | None = None, where: WhereSpec = None, limit: int | None = None, offset: int = 0
+    ) -> list[StoredDocument]:
+        """The collection's documents and records (oldest first), those ``where`` matches when given; with
+        ``limit``, that many from ``offset`` (a page read from SQL)."""
+        page, _ = self.store.document_page(
+            collection=self._in(collection), where=parse_where(where), limit=limit, offset=offset
+        )
+        return page
+
+    def count(self, *, collection: str | None = None, where: WhereSpec = None) -> int:
+        """How many of the collection's documents and records ``where`` matches (None: all of them)."""
+        _, total = self.store.document_page(collection=self._in(collection), where=parse_where(where), limit=0)
+        return total
 
     def stats(self, *, collection: str | None = None) -> StoreStats:
         """Counts of the collection's documents, chunks and tokens, and of the store's vectors."""

@@ -102,3 +102,28 @@ def test_cli_where(store: Path) -> None:
     assert all(c["metadata"]["bucket"] == 37 for c in json.loads(result.stdout)["citations"])
     result = CliRunner().invoke(cli, ["search", QUESTION, "--store", str(store), "--where", "bucket~3"])
     assert result.exit_code == 2 and "expected FIELD=VALUE" in result.stderr
+
+
+def test_documents_are_paged_in_sql_with_and_without_a_filter(store: Path, sentences: list[dict[str, Any]]) -> None:
+    with Memory(store) as memory:
+        assert memory.count() == len(sentences)
+        assert [d.uri for d in memory.documents(limit=3, offset=10)] == ["s10", "s11", "s12"]
+        assert memory.documents(limit=5, offset=len(sentences)) == []
+        where = {"bucket": 7}
+        matching = [r["id"] for r in sentences if r["metadata"]["bucket"] == 7]
+        assert memory.count(where=where) == len(matching) >= 12
+        pages = [memory.documents(where=where, limit=5, offset=offset) for offset in range(0, len(matching), 5)]
+        assert [d.uri for page in pages for d in page] == matching  # oldest first, each once
+        assert all(d.metadata["bucket"] == 7 for page in pages for d in page)
+        assert [d.uri for d in memory.documents(where=where)] == matching
+        assert memory.count(where={"n": {"$lt": 0}}) == 0
+
+
+def test_cli_list_pages_and_counts_the_rest(store: Path) -> None:
+    listed = CliRunner().invoke(cli, ["list", "--store", str(store), "--where", "bucket=7", "--limit", "2", "--json"])
+    assert listed.exit_code == 0, listed.output
+    shown = json.loads(listed.stdout)
+    assert [d["metadata"]["bucket"] for d in shown] == [7, 7]
+    plain = CliRunner().invoke(cli, ["list", "--store", str(store), "--where", "bucket=7", "--limit", "2"])
+    assert plain.exit_code == 0 and len(plain.stdout.splitlines()) == 2, plain.output
+    assert re.fullmatch(r"\.\.\. \d+ more \(of \d+\)\n", plain.stderr), plain.stderr

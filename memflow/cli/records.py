@@ -166,10 +166,7 @@ def list_documents(
     from memflow.records import checked_collection
 
     with open_store(store, url) as opened:
-        documents = opened.documents(collection=checked_collection(collection))
-    if where is not None:
-        documents = [d for d in documents if where.matches(d.fields())]
-    shown = documents[:limit] if limit is not None else documents
+        shown, total = opened.document_page(collection=checked_collection(collection), where=where, limit=limit)
     if as_json:
         echo_json([{"id": d.uri, "title": d.title, "chunks": d.chunk_count, "metadata": d.metadata} for d in shown])
         return
@@ -178,8 +175,8 @@ def list_documents(
         metadata = f"  {json.dumps(document.metadata, ensure_ascii=False)}" if document.metadata else ""
         plural = "s" if document.chunk_count != 1 else ""
         click.echo(f"{display_path(document.uri)}  ({document.chunk_count} chunk{plural}){title}{metadata}")
-    if limit is not None and len(documents) > limit:
-        click.echo(f"... {len(documents) - limit} more (of {len(documents)})", err=True)
+    if total > len(shown):
+        click.echo(f"... {total - len(shown)} more (of {total})", err=True)
 
 
 @click.command()

@@ -159,8 +159,8 @@ def create_app(memory: Memory, settings: ServerSettings | None = None) -> ASGIAp
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> dict[str, Any]:
         """The collection's records and documents, oldest first, those ``where`` matches when given."""
-        documents = memory.documents(collection=collection, where=_where_param(where))
-        page = documents[offset : offset + limit]
+        matching = _where_param(where)
+        page = memory.documents(collection=collection, where=matching, limit=limit, offset=offset)
         return {
             "documents": [
                 {
@@ -174,7 +174,7 @@ def create_app(memory: Memory, settings: ServerSettings | None = None) -> ASGIAp
                 }
                 for d in page
             ],
-            "total": len(documents),
+            "total": memory.count(collection=collection, where=matching),
             "offset": offset,
             "limit": limit,
         }

@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from memflow.errors import MemflowError
 from memflow.memory import Memory
 from memflow.server.warm import has_vectors
+from memflow.storage.store import StoredDocument
 from memflow.types import Hit
 
 __all__ = ["build_mcp", "INSTRUCTIONS", "MCP_PATH", "WithMcp"]
@@ -162,13 +163,17 @@ def build_mcp(memory: Memory, *, name: str = "memflow") -> MCPServer:
     ) -> dict[str, Any]:
         """The stored documents and records (oldest first): id, title, metadata, chunk count; a page of
         ``limit`` from ``offset``, and the total."""
-        documents = await _in_thread(lambda: memory.documents(collection=collection, where=where))
+
+        def run() -> tuple[list[StoredDocument], int]:
+            page = memory.documents(collection=collection, where=where, limit=limit, offset=offset)
+            return page, memory.count(collection=collection, where=where)
+
+        page, total = await _in_thread(run)
         return {
             "documents": [
-                {"id": d.uri, "title": d.title, "metadata": d.metadata, "chunks": d.chunk_count}
-                for d in documents[offset : offset + limit]
+                {"id": d.uri, "title": d.title, "metadata": d.metadata, "chunks": d.chunk_count} for d in page
             ],
-            "total": len(documents),
+            "total": total,
         }
 
     @server.tool()

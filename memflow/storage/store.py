@@ -14,7 +14,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -770,23 +770,45 @@ class Store:
         """The ids (sorted) of the chunks of ``collection`` (None: of any) whose document ``where`` matches
         (its metadata, ``uri`` and ``collection``; None: every document). Kept per filter until the store
         next changes, so repeated queries pay once."""
+
+        def chunks_of(documents: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+            ids: list[int] = []
+            with Session(self.engine) as session:
+                for start in range(0, len(documents), 500):
+                    part = [int(d) for d in documents[start : start + 500]]
+                    ids.extend(session.scalars(select(ChunkRow.id).where(ChunkRow.document_id.in_(part))))
+            return np.unique(np.asarray(ids, dtype=np.int64))
+
+        return self._cached_matching(
+            "chunks", where, collection, lambda: chunks_of(self.matching_document_ids(where, collection=collection))
+        )
+
+    def matching_document_ids(self, where: Where | None, *, collection: str | None = None) -> npt.NDArray[np.int64]:
+        """The row ids (sorted: oldest first) of the documents of ``collection`` (None: of any) that ``where``
+        matches (None: every one); kept per filter until the store next changes."""
+
+        def select_documents() -> npt.NDArray[np.int64]:
+            with Session(self.engine) as session:
+                query = select(DocumentRow.id, DocumentRow.uri, DocumentRow.meta, DocumentRow.collection)
+                if collection is not None:
+                    query = query.where(DocumentRow.collection == collection)
+                rows = session.execute(query.order_by(DocumentRow.id)).all()
+            records = ((doc_id, {**(meta or {}), "uri": uri, "collection": name}) for doc_id, uri, meta, name in rows)
+            documents = where.select(records) if where is not None else [doc_id for doc_id, *_ in rows]
+            return np.asarray(documents, dtype=np.int64)
+
+        return self._cached_matching("documents", where, collection, select_documents)
+
+    def _cached_matching(
+        self, kind: str, where: Where | None, collection: str | None, compute: Callable[[], npt.NDArray[np.int64]]
+    ) -> npt.NDArray[np.int64]:
         generation = self.generation
-        key = json.dumps([collection, where.spec if where is not None else None], sort_keys=True, default=str)
+        spec = where.spec if where is not None else None
+        key = json.dumps([kind, collection, spec], sort_keys=True, default=str)
         cached = self._matching.get(key)
         if cached is not None and cached[0] == generation:
             return cached[1]
-        with Session(self.engine) as session:
-            query = select(DocumentRow.id, DocumentRow.uri, DocumentRow.meta, DocumentRow.collection)
-            if collection is not None:
-                query = query.where(DocumentRow.collection == collection)
-            rows = session.execute(query).all()
-            records = ((doc_id, {**(meta or {}), "uri": uri, "collection": name}) for doc_id, uri, meta, name in rows)
-            documents = where.select(records) if where is not None else [doc_id for doc_id, *_ in rows]
-            ids: list[int] = []
-            for start in range(0, len(documents), 500):
-                part = documents[start : start + 500]
-                ids.extend(session.scalars(select(ChunkRow.id).where(ChunkRow.document_id.in_(part))))
-        found = np.unique(np.asarray(ids, dtype=np.int64))
+        found = compute()
         with self._generation_mutex:  # request threads of a served store share this cache
             if len(self._matching) >= MATCHING_CACHE:
                 self._matching.pop(next(iter(self._matching)))
@@ -842,6 +864,30 @@ class Store:
             if collection is not None:
                 query = query.where(DocumentRow.collection == collection)
             return [self._stored_document(r) for r in session.scalars(query).all()]
+
+    def document_page(
+        self, *, collection: str | None = None, where: Where | None = None, limit: int | None = None, offset: int = 0
+    ) -> tuple[list[StoredDocument], int]:
+        """``limit`` documents (None: all) from ``offset`` of those of ``collection`` that ``where`` matches,
+        oldest first, and how many match: a page read from SQL, never the whole list."""
+        light = select(DocumentRow).options(defer(DocumentRow.text), defer(DocumentRow.sections))
+        with Session(self.engine) as session:
+            if where is None:
+                counted = select(func.count()).select_from(DocumentRow)
+                if collection is not None:
+                    light = light.where(DocumentRow.collection == collection)
+                    counted = counted.where(DocumentRow.collection == collection)
+                total = int(session.scalar(counted) or 0)
+                rows = session.scalars(light.order_by(DocumentRow.id).offset(offset).limit(limit)).all()
+            else:
+                matching = self.matching_document_ids(where, collection=collection)
+                total = len(matching)
+                page = [int(d) for d in matching[offset : None if limit is None else offset + limit]]
+                rows = []
+                for start in range(0, len(page), 500):
+                    part = page[start : start + 500]
+                    rows += session.scalars(light.where(DocumentRow.id.in_(part)).order_by(DocumentRow.id)).all()
+        return [self._stored_document(r) for r in rows], total
 
     def document(self, uri: str, *, collection: str = DEFAULT_COLLECTION) -> StoredDocument | None:
         """The document ``collection`` holds under exactly ``uri`` (a record's id), or None."""
