@@ -74,14 +74,18 @@ class Memory:
 
     def pipeline(self, name: Literal["ingest", "ask"]) -> Pipeline:
         """The ``ingest`` or ``ask`` pipeline, loaded (and checked) on first use."""
-        if name not in self._pipelines:
-            spec = self._specs[name]
-            if isinstance(spec, Pipeline):
-                self._pipelines[name] = spec
-            else:
-                path = resolve_pipeline(spec, role=name) if spec is not None else builtin_pipeline(name)
-                self._pipelines[name] = Pipeline.from_yaml(path, trusted_modules=self._trusted)
-        return self._pipelines[name]
+        spec = self._specs[name]
+        if isinstance(spec, Pipeline):
+            return self._pipelines.setdefault(name, spec)
+        return self._loaded(name, spec, role=name)
+
+    def _loaded(self, key: str, spec: str | Path | None, *, role: Literal["ingest", "ask"]) -> Pipeline:
+        """The pipeline ``spec`` names for ``role`` (None: the shipped one), loaded and checked once, kept
+        under ``key``."""
+        if key not in self._pipelines:
+            path = resolve_pipeline(spec, role=role) if spec is not None else builtin_pipeline(role)
+            self._pipelines[key] = Pipeline.from_yaml(path, trusted_modules=self._trusted)
+        return self._pipelines[key]
 
     # -- ingest -------------------------------------------------------------------------------------------
 
@@ -338,11 +342,7 @@ class Memory:
         return self._pipelines[key]
 
     def _named_pipeline(self, spec: str | Path) -> Pipeline:
-        key = f"ask pipeline {spec}"
-        if key not in self._pipelines:
-            path = resolve_pipeline(spec, role="ask")
-            self._pipelines[key] = Pipeline.from_yaml(path, trusted_modules=self._trusted)
-        return self._pipelines[key]
+        return self._loaded(f"ask pipeline {spec}", spec, role="ask")
 
     def _ask_pipeline_run(
         self,
