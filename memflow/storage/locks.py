@@ -65,6 +65,11 @@ class WriterLock:
                 self._file.acquire(timeout=timeout)
             except Timeout:
                 raise self._locked(timeout, str(self.path)) from None
+            except OSError as exc:  # the lock file cannot be created or opened here
+                raise StoreError(
+                    f"store {self.directory}: cannot take its writer lock {self.path} ({exc.strerror or exc}); "
+                    "it must be a file this user can create and write"
+                ) from exc
             try:
                 if self.engine.dialect.name == "postgresql":
                     self._acquire_advisory(deadline, timeout)

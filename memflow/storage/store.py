@@ -162,9 +162,12 @@ class Store:
             if parsed.get_backend_name() == "sqlite" and database and database != ":memory:"
             else None
         )
-        #: Whether this process cannot write the store (a read-only mount, files of another user): it is then
-        #: opened for reading only, searched and read as usual, and every write is refused in one line.
-        self.read_only = self._sqlite_file is not None and _unwritable(self._sqlite_file)
+        #: Whether this process cannot write the store (a read-only mount, files of another user): its directory
+        #: (the lock and vector files; on SQLite the database too) is then only read, the store searched and
+        #: read as usual, and every write refused in one line.
+        self.read_only = not os.access(self.directory, os.W_OK) or (
+            self._sqlite_file is not None and _unwritable(self._sqlite_file)
+        )
         self.engine = make_engine(self.url, read_only_file=self._sqlite_file if self.read_only else None)
         # The generation is read on every query: on SQLite through one raw connection of its own (3 us a read
         # against ~100 us through a pooled SQLAlchemy session), re-opened in a forked child.

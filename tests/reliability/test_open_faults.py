@@ -141,3 +141,29 @@ def test_another_users_store() -> None:
         assert sorted(p.name for p in store.iterdir()) == ["LOCK", "memflow.db", "vectors.faiss", "vectors.json"]
     finally:
         shutil.rmtree(base)
+
+
+@pytest.mark.postgres
+def test_a_postgresql_store_whose_directory_is_read_only(
+    tmp_path: Path, postgres_url: str, mount_read_only: ReadOnlyMounts
+) -> None:
+    """SQL on the server, the lock and vector files on a read-only mount: read as it is, writes refused."""
+    store = tmp_path / "store"
+    added = run("add", "The Eiffel Tower is in Paris.", "--id", "tower", "--store", str(store), "--db", postgres_url)
+    assert added.returncode == 0, added.stderr
+    view = mount_read_only(store, tmp_path / "read-only")
+    search = run("search", "Where is the Eiffel Tower?", "-k", "1", "--store", str(view), "--db", postgres_url)
+    assert search.returncode == 0 and "tower" in search.stdout, search.stderr
+    line = one_line(run("add", "Another note.", "--id", "note", "--store", str(view), "--db", postgres_url))
+    assert f"store {view} is read-only for this user" in line, line
+    assert "note" not in run("list", "--store", str(view), "--db", postgres_url).stdout
+
+
+def test_a_lock_file_that_cannot_be_opened(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    (store / "LOCK").mkdir(parents=True)  # something in the lock file's place
+    line = one_line(run("add", "A note.", "--id", "note", "--store", str(store)))
+    assert line == (
+        f"error: store {store}: cannot take its writer lock {store / 'LOCK'} (Is a directory); "
+        "it must be a file this user can create and write"
+    ), line
