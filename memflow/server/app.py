@@ -259,7 +259,7 @@ def create_app(memory: Memory, settings: ServerSettings | None = None) -> ASGIAp
 
     @api.get("/jobs")
     def list_jobs() -> dict[str, Any]:
-        """The server's ingest jobs since it started (the last ones), oldest first."""
+        """The last ingest jobs, oldest first (a restarted server remembers them: see memflow.server.jobs)."""
         return {"jobs": [j.to_json() for j in jobs.all()]}
 
     @api.get("/collections")

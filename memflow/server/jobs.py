@@ -6,12 +6,18 @@ progress (files listed and done, batch by batch) and, once finished, the ingest 
 What a request may name is confined to the ``--ingest-root`` directories the server was started with: paths
 are resolved (symlinks followed) and refused when they, or any file found under them, lie outside every root.
 Uploaded files are kept under the store directory (``uploads/<digest>/<name>``), so the same file uploaded
-again is unchanged and skipped. Jobs live in the server's memory: the last :data:`KEEP_JOBS` are kept.
+again is unchanged and skipped. The last :data:`KEEP_JOBS` jobs are kept, and journaled in the store directory
+(:data:`JOURNAL`) so that a restarted server still answers for them: a job that was queued or running when the
+server stopped is reported failed, its committed batches standing (submit it again to finish: unchanged files
+are skipped).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
+import logging
 import os
 import queue
 import threading
@@ -30,12 +36,23 @@ from memflow.memory import Memory
 from memflow.serialize import to_jsonable
 from memflow.server.errors import FieldError
 
-__all__ = ["Job", "Jobs", "confined_paths", "save_upload", "KEEP_JOBS", "UPLOADS"]
+__all__ = ["Job", "Jobs", "confined_paths", "save_upload", "KEEP_JOBS", "UPLOADS", "JOURNAL"]
+
+log = logging.getLogger("memflow.server")
 
 #: How many finished jobs the server remembers.
 KEEP_JOBS = 100
 #: Where uploaded files are kept, under the store directory.
 UPLOADS = "uploads"
+#: The jobs' journal, under the store directory: a JSON line per change of a job's state (the last one wins).
+JOURNAL = "jobs.jsonl"
+#: How many lines the journal takes before it is rewritten with one line per job kept.
+JOURNAL_LINES = 10 * KEEP_JOBS
+#: What a job that a stopped server never finished says after the restart.
+INTERRUPTED = (
+    "interrupted: the server stopped before this job finished; the batches it committed stand; "
+    "submit it again to finish (unchanged files are skipped)"
+)
 
 JobState = Literal["queued", "running", "done", "failed"]
 
@@ -58,6 +75,26 @@ class Job:
     finished: float | None = None
     report: dict[str, Any] | None = None
     error: str | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Job:
+        def seconds(text: str | None) -> float | None:
+            return None if text is None else datetime.fromisoformat(text).timestamp()
+
+        return cls(
+            id=str(data["id"]),
+            paths=[str(p) for p in data["paths"]],
+            collection=data.get("collection"),
+            prune=bool(data.get("prune")),
+            state=data["state"],
+            files=int(data.get("files") or 0),
+            files_done=int(data.get("files_done") or 0),
+            submitted=seconds(data.get("submitted")) or 0.0,
+            started=seconds(data.get("started")),
+            finished=seconds(data.get("finished")),
+            report=data.get("report"),
+            error=data.get("error"),
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -83,6 +120,10 @@ class Jobs:
         self.memory = memory
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
+        # no journal on a store this process cannot write: its jobs then live in memory only
+        self._journal = None if memory.store.read_only else memory.store.directory / JOURNAL
+        self._appended = 0
+        self._recover()
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._worker = threading.Thread(target=self._work, name="memflow-ingest-jobs", daemon=True)
         self._worker.start()
@@ -94,6 +135,7 @@ class Jobs:
             finished = [j.id for j in self._jobs.values() if j.state in ("done", "failed")]
             for old in finished[: max(0, len(self._jobs) - KEEP_JOBS)]:
                 del self._jobs[old]
+        self._record(job)
         self._queue.put(job)
         return job
 
@@ -115,6 +157,7 @@ class Jobs:
             if job is None:
                 return
             job.state, job.started = "running", time.time()
+            self._record(job)
 
             def progress(done: int, _: IngestReport, job: Job = job) -> None:
                 job.files_done = done
@@ -129,6 +172,64 @@ class Jobs:
                 job.files, job.files_done = report.files, report.files
                 job.state = "done"
             job.finished = time.time()
+            self._record(job)
+
+    # -- the journal ----------------------------------------------------------------------------------
+
+    def _record(self, job: Job) -> None:
+        """Append the job's state to the journal. A journal that cannot be written costs the restart its
+        memory of jobs, never the job."""
+        if self._journal is None:
+            return
+        line = json.dumps(job.to_json(), ensure_ascii=False) + "\n"
+        with self._lock:
+            self._appended += 1
+            if self._appended > JOURNAL_LINES:  # a long-running server's journal stays small
+                self._rewrite()
+                return
+            try:
+                with open(self._journal, "a", encoding="utf-8") as journal:
+                    journal.write(line)
+            except OSError as exc:
+                log.warning("cannot write the jobs journal %s: %s", self._journal, exc.strerror or exc)
+
+    def _rewrite(self) -> None:
+        """Replace the journal (atomically) with one line per job kept."""
+        assert self._journal is not None
+        self._appended = 0
+        compact = self._journal.with_name(f".{JOURNAL}.{os.getpid()}.tmp")
+        try:
+            lines = "".join(json.dumps(j.to_json(), ensure_ascii=False) + "\n" for j in self._jobs.values())
+            compact.write_text(lines, encoding="utf-8")
+            compact.replace(self._journal)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                compact.unlink()
+            log.warning("cannot rewrite the jobs journal %s: %s", self._journal, exc.strerror or exc)
+
+    def _recover(self) -> None:
+        """The jobs an earlier server journaled (the last :data:`KEEP_JOBS`); those it never finished are
+        failed as interrupted. The journal is rewritten with only them."""
+        if self._journal is None or not self._journal.exists():
+            return
+        found: OrderedDict[str, Job] = OrderedDict()
+        try:
+            lines = self._journal.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            log.warning("cannot read the jobs journal %s: %s", self._journal, exc.strerror or exc)
+            return
+        for line in lines:
+            try:
+                job = Job.from_json(json.loads(line))
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut short by a crash
+            found.pop(job.id, None)
+            found[job.id] = job
+        for job in list(found.values())[-KEEP_JOBS:]:
+            if job.state in ("queued", "running"):
+                job.state, job.error, job.finished = "failed", INTERRUPTED, job.finished or time.time()
+            self._jobs[job.id] = job
+        self._rewrite()
 
 
 def _inside(path: str, roots: tuple[Path, ...]) -> bool:

@@ -222,3 +222,57 @@ def test_client_ingest_runs_a_job_and_returns_its_report(server: tuple[httpx.Cli
         assert again.ingested == [] and len(again.unchanged) == FILES
         with pytest.raises(RecordError, match="outside the ingest roots"):
             remote.ingest("../outside")
+
+
+def test_jobs_outlive_a_restart_and_an_interrupted_one_says_so(tmp_path: Path, shared_data: Path) -> None:
+    """A finished job is still reported after the server restarts; one the server was killed in the middle
+    of is failed as interrupted, its committed batches kept, and submitting it again finishes it."""
+    import signal
+    import subprocess
+    import sys
+
+    from memflow.testing import free_port
+
+    data = json.loads((shared_data / "squad" / "dev-v1.1.json").read_text(encoding="utf-8"))["data"]
+    texts = [p["context"] for article in data for p in article["paragraphs"]][:400]
+    root, store = tmp_path / "root", tmp_path / "store"
+    for folder, part in (("small", texts[:8]), ("big", texts[8:])):
+        (root / folder).mkdir(parents=True)
+        for n, text in enumerate(part):
+            (root / folder / f"p{n:03d}.txt").write_text(text + "\n", encoding="utf-8")
+
+    port = free_port()
+    command = [sys.executable, "-m", "memflow.cli.main", "serve", "--store", str(store), "--port", str(port)]
+    process = subprocess.Popen([*command, "--ingest-root", str(root)], stderr=subprocess.DEVNULL)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            deadline = time.monotonic() + 180
+            while True:
+                assert process.poll() is None and time.monotonic() < deadline, "the server did not start"
+                try:
+                    if client.get("/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            small = client.post("/ingest", json={"paths": ["small"]}).json()["id"]
+            assert wait(client, small)["state"] == "done"
+            big = client.post("/ingest", json={"paths": ["big"]}).json()["id"]
+            while client.get(f"/jobs/{big}").json()["files_done"] == 0:  # killed once a batch is committed
+                time.sleep(0.05)
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+    with running_server(store, "--ingest-root", str(root)) as url, httpx.Client(base_url=url, timeout=60) as client:
+        finished = client.get(f"/jobs/{small}").json()
+        assert finished["state"] == "done" and len(finished["report"]["ingested"]) == 8
+        interrupted = client.get(f"/jobs/{big}").json()
+        assert interrupted["state"] == "failed" and interrupted["error"].startswith("interrupted:"), interrupted
+        stored = client.get("/stats").json()["documents"]
+        assert 8 < stored < len(texts)  # the committed batches stand
+        again = wait(client, client.post("/ingest", json={"paths": ["big"]}).json()["id"])
+        assert again["state"] == "done" and len(again["report"]["unchanged"]) == stored - 8, again
+        assert client.get("/stats").json()["documents"] == len(texts)
+        assert [job["id"] for job in client.get("/jobs").json()["jobs"]][:2] == [small, big]
