@@ -72,8 +72,8 @@ def main() -> None:
         selective = parse_where({"bucket": 7})
         middle = args.documents // 2
         cases: dict[str, Callable[[], Any]] = {
-            "page of 100 (offset n/2)": lambda: store.document_page(limit=100, offset=middle),
-            "page of 100, 1 % filter": lambda: store.document_page(where=selective, limit=100, offset=500),
+            "page of 100 (offset n/2)": lambda: store.documents(limit=100, offset=middle),
+            "page of 100, 1 % filter": lambda: store.documents(where=selective, limit=100, offset=500),
             "whole list": lambda: store.documents(collection="default"),
             "whole list, 1 % filter (Python)": lambda: [
                 d

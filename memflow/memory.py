@@ -190,7 +190,7 @@ class Memory:
         if ids is None and matching is None:
             raise RecordError("delete needs ids or where= (nothing was deleted)")
         if matching is not None:
-            wanted += [d.uri for d in self.store.documents(collection=name) if matching.matches(d.fields())]
+            wanted += [d.uri for d in self.store.documents(collection=name, where=matching)]
         if not wanted:
             return 0
         with self.store.writer(timeout=self.lock_timeout):
@@ -374,15 +374,12 @@ class Memory:
     ) -> list[StoredDocument]:
         """The collection's documents and records (oldest first), those ``where`` matches when given; with
         ``limit``, that many from ``offset`` (a page read from SQL)."""
-        page, _ = self.store.document_page(
-            collection=self._in(collection), where=parse_where(where), limit=limit, offset=offset
-        )
-        return page
+        name, matching = self._in(collection), parse_where(where)
+        return self.store.documents(collection=name, where=matching, limit=limit, offset=offset)
 
     def count(self, *, collection: str | None = None, where: WhereSpec = None) -> int:
         """How many of the collection's documents and records ``where`` matches (None: all of them)."""
-        _, total = self.store.document_page(collection=self._in(collection), where=parse_where(where), limit=0)
-        return total
+        return self.store.count_documents(collection=self._in(collection), where=parse_where(where))
 
     def stats(self, *, collection: str | None = None) -> StoreStats:
         """Counts of the collection's documents, chunks and tokens, and of the store's vectors."""

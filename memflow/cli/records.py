@@ -166,7 +166,9 @@ def list_documents(
     from memflow.records import checked_collection
 
     with open_store(store, url) as opened:
-        shown, total = opened.document_page(collection=checked_collection(collection), where=where, limit=limit)
+        name = checked_collection(collection)
+        shown = opened.documents(collection=name, where=where, limit=limit)
+        total = opened.count_documents(collection=name, where=where) if limit is not None else len(shown)
     if as_json:
         echo_json([{"id": d.uri, "title": d.title, "chunks": d.chunk_count, "metadata": d.metadata} for d in shown])
         return

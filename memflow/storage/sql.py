@@ -12,7 +12,7 @@ import os
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import (
     JSON,
@@ -139,10 +139,12 @@ def read_only_sqlite_uri(path: Path) -> str:
     return f"{path.as_uri()}?mode=ro" + ("&immutable=1" if immutable else "")
 
 
-def connect_read_only(path: Path) -> sqlite3.Connection:
-    """A raw read-only sqlite3 connection to ``path`` (autocommit, usable from any thread)."""
+def connect_read_only(path: Path, *, autocommit: bool = True) -> sqlite3.Connection:
+    """A raw read-only sqlite3 connection to ``path``, usable from any thread (``autocommit``: every read its
+    own transaction; else the driver's, which SQLAlchemy manages)."""
+    isolation: Literal["DEFERRED"] | None = None if autocommit else "DEFERRED"  # DEFERRED: sqlite3's default
     return sqlite3.connect(
-        read_only_sqlite_uri(path), uri=True, timeout=30, isolation_level=None, check_same_thread=False
+        read_only_sqlite_uri(path), uri=True, timeout=30, isolation_level=isolation, check_same_thread=False
     )
 
 
@@ -151,11 +153,8 @@ def make_engine(url: str, *, read_only_file: Path | None = None) -> Engine:
     busy timeout, so concurrent readers wait briefly instead of failing with "database is locked".
     ``read_only_file``: the SQLite file ``url`` names, opened read-only (its store cannot be written)."""
     if read_only_file is not None:
-        uri = read_only_sqlite_uri(read_only_file)
         return create_engine(
-            "sqlite://",
-            creator=lambda: sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False),
-            poolclass=QueuePool,
+            "sqlite://", creator=lambda: connect_read_only(read_only_file, autocommit=False), poolclass=QueuePool
         )
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30})

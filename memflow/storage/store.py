@@ -201,10 +201,7 @@ class Store:
                 session.add(SettingRow(key="schema_version", value=SCHEMA_VERSION))
                 session.add(SettingRow(key="generation", value=0))
             elif int(version.value) > SCHEMA_VERSION:
-                raise StoreError(
-                    f"store {self.directory} has schema version {version.value}, newer than this memflow "
-                    f"({SCHEMA_VERSION}); upgrade memflow"
-                )
+                raise self._newer_schema(int(version.value))
             stored_version = int(version.value) if version is not None else SCHEMA_VERSION
         database = self.directory / DB_FILE if self.url.startswith("sqlite") else None
         self.migrations = migrate(self.engine, current=stored_version, target=SCHEMA_VERSION, database_file=database)
@@ -219,15 +216,18 @@ class Store:
             version = session.get(SettingRow, "schema_version")
         stored = int(version.value) if version is not None else 0
         if stored > SCHEMA_VERSION:
-            raise StoreError(
-                f"store {self.directory} has schema version {stored}, newer than this memflow ({SCHEMA_VERSION}); "
-                "upgrade memflow"
-            )
+            raise self._newer_schema(stored)
         if stored < SCHEMA_VERSION:
             raise StoreError(
                 f"store {self.directory} is read-only and has schema version {stored}, older than this memflow "
                 f"({SCHEMA_VERSION}) reads; open it once where it can be written, and it is upgraded"
             )
+
+    def _newer_schema(self, version: int) -> StoreError:
+        return StoreError(
+            f"store {self.directory} has schema version {version}, newer than this memflow ({SCHEMA_VERSION}); "
+            "upgrade memflow"
+        )
 
     def setting(self, key: str, default: Any = None) -> Any:
         if key in self._fixed:
@@ -676,14 +676,13 @@ class Store:
         were stored."""
         with storage_faults(self.directory, "removing documents"):
             count = self._forget(uris, collection=collection)
-        if self.setting("dimension") is not None:
-            try:
-                self.save_vectors()
-            except StoreError as exc:
-                raise type(exc)(
-                    f"{exc} (the {count} documents were removed from SQL, and readers drop their vectors when "
-                    "they catch the file up from it)"
-                ) from exc.__cause__
+        try:
+            self.save_vectors()  # nothing to save when the store holds no vectors yet
+        except StoreError as exc:
+            raise type(exc)(
+                f"{exc} (the {count} documents were removed from SQL, and readers drop their vectors when "
+                "they catch the file up from it)"
+            ) from exc.__cause__
         return count
 
     def _forget(self, uris: Iterable[str], *, collection: str) -> int:
@@ -859,38 +858,36 @@ class Store:
                 count = session.scalar(select(func.count()).where(ChunkRow.document_id == doc_id))
                 session.execute(update(DocumentRow).where(DocumentRow.id == doc_id).values(chunk_count=count))
 
-    def documents(self, *, collection: str | None = None) -> list[StoredDocument]:
-        """The stored documents of ``collection`` (None: of every collection), in the order they were
-        written (their texts are not read)."""
-        with Session(self.engine) as session:
-            query = select(DocumentRow).options(defer(DocumentRow.text)).order_by(DocumentRow.id)
-            if collection is not None:
-                query = query.where(DocumentRow.collection == collection)
-            return [self._stored_document(r) for r in session.scalars(query).all()]
-
-    def document_page(
+    def documents(
         self, *, collection: str | None = None, where: Where | None = None, limit: int | None = None, offset: int = 0
-    ) -> tuple[list[StoredDocument], int]:
-        """``limit`` documents (None: all) from ``offset`` of those of ``collection`` that ``where`` matches,
-        oldest first, and how many match: a page read from SQL, never the whole list."""
+    ) -> list[StoredDocument]:
+        """The stored documents of ``collection`` (None: of every collection) that ``where`` matches (None:
+        all), in the order they were written; with ``limit``, that many from ``offset``: a page read from SQL
+        (their texts are not read)."""
         light = select(DocumentRow).options(defer(DocumentRow.text), defer(DocumentRow.sections))
         with Session(self.engine) as session:
             if where is None:
-                counted = select(func.count()).select_from(DocumentRow)
                 if collection is not None:
                     light = light.where(DocumentRow.collection == collection)
-                    counted = counted.where(DocumentRow.collection == collection)
-                total = int(session.scalar(counted) or 0)
-                rows = session.scalars(light.order_by(DocumentRow.id).offset(offset).limit(limit)).all()
+                rows = list(session.scalars(light.order_by(DocumentRow.id).offset(offset).limit(limit)))
             else:
                 matching = self.matching_document_ids(where, collection=collection)
-                total = len(matching)
                 page = [int(d) for d in matching[offset : None if limit is None else offset + limit]]
                 rows = []
                 for start in range(0, len(page), 500):
                     part = page[start : start + 500]
-                    rows += session.scalars(light.where(DocumentRow.id.in_(part)).order_by(DocumentRow.id)).all()
-        return [self._stored_document(r) for r in rows], total
+                    rows += session.scalars(light.where(DocumentRow.id.in_(part)).order_by(DocumentRow.id))
+        return [self._stored_document(r) for r in rows]
+
+    def count_documents(self, *, collection: str | None = None, where: Where | None = None) -> int:
+        """How many stored documents of ``collection`` (None: of every collection) ``where`` matches."""
+        if where is not None:
+            return len(self.matching_document_ids(where, collection=collection))
+        counted = select(func.count()).select_from(DocumentRow)
+        if collection is not None:
+            counted = counted.where(DocumentRow.collection == collection)
+        with Session(self.engine) as session:
+            return int(session.scalar(counted) or 0)
 
     def document(self, uri: str, *, collection: str = DEFAULT_COLLECTION) -> StoredDocument | None:
         """The document ``collection`` holds under exactly ``uri`` (a record's id), or None."""

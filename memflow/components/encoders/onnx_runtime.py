@@ -74,7 +74,7 @@ def _writable_cache(name: str) -> Path:
         try:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             owner = folder.parents[1]
-            if folder is fallback and (owner.stat().st_uid != os.getuid() or owner.stat().st_mode & 0o022):
+            if folder is fallback and ((held := owner.stat()).st_uid != os.getuid() or held.st_mode & 0o022):
                 raise PermissionError(f"{owner} belongs to another user or is writable by others")
             if os.access(folder, os.W_OK):
                 return folder
